@@ -1,0 +1,1 @@
+// Compiled once so its precompiled <torch/torch.h> can be reused.

@@ -1,0 +1,59 @@
+// EmbeddedBroker: a Kafka-protocol broker inside this process, built on
+// librdkafka's mock cluster (rdkafka_mock.h). Any Kafka client (kcat,
+// confluent-kafka, librdkafka) can produce to and consume from it; it keeps
+// everything in memory.
+//
+// The mock cluster listens on an ephemeral port of its own choosing. To give
+// users a fixed bootstrap address (127.0.0.1:9092 by default) a small TCP
+// relay listens there and forwards each connection to the mock broker; the
+// metadata the broker returns then points clients at its own port.
+//
+// Thread-safety: construct and destroy from one thread; bootstrap() is const.
+#ifndef STREAMLM_COMMON_BROKER_H_
+#define STREAMLM_COMMON_BROKER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
+
+namespace streamlm {
+
+class EmbeddedBroker {
+ public:
+  // Starts the broker. `port` 0 exposes the mock broker's own port.
+  // `topics` are created with `partitions` partitions each.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<EmbeddedBroker>> Start(
+      int port, const std::vector<std::string>& topics, int partitions);
+  ~EmbeddedBroker();
+
+  // "127.0.0.1:PORT": what clients use as bootstrap.servers.
+  const std::string& bootstrap() const { return bootstrap_; }
+
+  // Creates a topic (no-op if it exists).
+  [[nodiscard]] absl::Status CreateTopic(const std::string& topic,
+                                         int partitions);
+
+ private:
+  EmbeddedBroker() = default;
+  void AcceptLoop();
+  static void Relay(int client_fd, std::string target);
+
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+  std::string mock_address_;
+  std::string bootstrap_;
+  int listen_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread accept_thread_;
+};
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_COMMON_BROKER_H_

@@ -1,0 +1,267 @@
+#include "common/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "yaml-cpp/yaml.h"
+
+namespace streamlm {
+namespace {
+
+absl::Status BadValue(const std::string& key, const std::string& value,
+                      const std::string& expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "config key '", key, "': bad value '", value, "' (expected ", expected,
+      ")"));
+}
+
+ConfigKey StringKey(std::string name, std::string help,
+                    std::string Config::*field, bool allow_empty = true) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field, allow_empty](Config& c, const std::string& v) {
+    if (!allow_empty && v.empty()) return BadValue(name, v, "a non-empty string");
+    c.*field = v;
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) { return c.*field; };
+  return k;
+}
+
+template <typename T>
+ConfigKey IntKey(std::string name, std::string help, T Config::*field,
+                 int64_t min, int64_t max) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field, min, max](Config& c, const std::string& v) {
+    int64_t parsed;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &parsed) ||
+        parsed < min || parsed > max) {
+      return BadValue(name, v,
+                      absl::StrCat("an integer in [", min, ", ", max, "]"));
+    }
+    c.*field = static_cast<T>(parsed);
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) { return absl::StrCat(c.*field); };
+  return k;
+}
+
+ConfigKey DoubleKey(std::string name, std::string help, double Config::*field,
+                    double min, double max) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field, min, max](Config& c, const std::string& v) {
+    double parsed;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(v), &parsed) ||
+        !(parsed >= min && parsed <= max)) {
+      return BadValue(name, v, absl::StrCat("a number in [", min, ", ", max, "]"));
+    }
+    c.*field = parsed;
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) { return absl::StrCat(c.*field); };
+  return k;
+}
+
+ConfigKey ListKey(std::string name, std::string help,
+                  std::vector<std::string> Config::*field) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field](Config& c, const std::string& v) {
+    std::vector<std::string> parts = absl::StrSplit(v, ',', absl::SkipEmpty());
+    if (parts.empty()) return BadValue(name, v, "a comma-separated list");
+    c.*field = parts;
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) { return absl::StrJoin(c.*field, ","); };
+  return k;
+}
+
+absl::Status ValidHostPort(const std::string& key, const std::string& v) {
+  std::vector<std::string> parts = absl::StrSplit(v, ',', absl::SkipEmpty());
+  for (const std::string& p : parts) {
+    size_t colon = p.rfind(':');
+    int port;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(p.substr(colon + 1), &port) || port < 0 ||
+        port > 65535) {
+      return BadValue(key, v, "HOST:PORT");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<ConfigKey> BuildKeys() {
+  using C = Config;
+  std::vector<ConfigKey> keys;
+  keys.push_back(StringKey("data_dir", "directory of the RocksDB store", &C::data_dir, false));
+  {
+    ConfigKey k = StringKey("kafka", "Kafka bootstrap servers HOST:PORT; empty = embedded broker", &C::kafka);
+    auto base = k.set;
+    k.set = [base](Config& c, const std::string& v) {
+      if (!v.empty()) {
+        absl::Status s = ValidHostPort("kafka", v);
+        if (!s.ok()) return s;
+      }
+      return base(c, v);
+    };
+    keys.push_back(k);
+  }
+  {
+    ConfigKey k = StringKey("http", "serving address HOST:PORT", &C::http, false);
+    auto base = k.set;
+    k.set = [base](Config& c, const std::string& v) {
+      absl::Status s = ValidHostPort("http", v);
+      if (!s.ok()) return s;
+      return base(c, v);
+    };
+    keys.push_back(k);
+  }
+  keys.push_back(IntKey("threads", "libtorch threads; 0 = all cores", &C::threads, 0, 1024));
+  keys.push_back(IntKey("broker.port", "embedded broker port (0 = any)", &C::broker_port, 0, 65535));
+  keys.push_back(IntKey("broker.partitions", "partitions of topics the embedded broker creates", &C::broker_partitions, 1, 64));
+  keys.push_back(StringKey("topic.text", "topic of new text", &C::topic_text, false));
+  keys.push_back(StringKey("topic.feedback", "topic of human feedback", &C::topic_feedback, false));
+  keys.push_back(StringKey("topic.rejects", "topic of rejected records", &C::topic_rejects, false));
+  keys.push_back(StringKey("topic.decisions", "topic of promotion decisions", &C::topic_decisions, false));
+  keys.push_back(IntKey("model.vocab_size", "tokenizer vocabulary size", &C::model_vocab_size, 64, 1 << 20));
+  keys.push_back(IntKey("model.context_tokens", "context length in tokens", &C::model_context_tokens, 8, 1 << 16));
+  keys.push_back(IntKey("model.d_model", "model width", &C::model_d_model, 8, 1 << 16));
+  keys.push_back(IntKey("model.layers", "transformer layers", &C::model_layers, 1, 256));
+  keys.push_back(IntKey("model.heads", "attention heads (must divide d_model)", &C::model_heads, 1, 256));
+  keys.push_back(ListKey("bootstrap.corpus", "comma-separated text files for bootstrap", &C::bootstrap_corpus));
+  keys.push_back(IntKey("bootstrap.steps", "optimizer steps of bootstrap pretraining", &C::bootstrap_steps, 1, 100000000));
+  keys.push_back(IntKey("bootstrap.batch_size", "sequences per bootstrap step", &C::bootstrap_batch_size, 1, 65536));
+  keys.push_back(DoubleKey("bootstrap.lr", "peak learning rate of bootstrap", &C::bootstrap_lr, 0, 10));
+  keys.push_back(DoubleKey("bootstrap.heldout_fraction", "share of the corpus held out for evaluation", &C::bootstrap_heldout_fraction, 0.001, 0.5));
+  keys.push_back(IntKey("bootstrap.eval_sequences", "held-out sequences kept for the forgetting check", &C::bootstrap_eval_sequences, 1, 1000000));
+  keys.push_back(IntKey("bootstrap.max_corpus_bytes", "read at most this many corpus bytes; 0 = all", &C::bootstrap_max_corpus_bytes, 0, int64_t{1} << 50));
+  keys.push_back(IntKey("bootstrap.progress_every_steps", "progress line every N steps", &C::bootstrap_progress_every_steps, 1, 1000000));
+  keys.push_back(IntKey("seed", "random seed", &C::seed, 0, INT64_MAX));
+  keys.push_back(StringKey("learner.group", "Kafka consumer group of the learner", &C::learner_group, false));
+  keys.push_back(IntKey("learner.batch_size", "sequences per online step", &C::learner_batch_size, 1, 65536));
+  keys.push_back(DoubleKey("learner.lr", "online learning rate", &C::learner_lr, 0, 10));
+  keys.push_back(DoubleKey("learner.replay_fraction", "share of each batch replayed from earlier data", &C::learner_replay_fraction, 0, 0.95));
+  keys.push_back(IntKey("learner.replay_capacity_blocks", "blocks the replay buffer keeps", &C::learner_replay_capacity_blocks, 1, 100000000));
+  keys.push_back(IntKey("learner.snapshot_every_steps", "candidate snapshot every N steps", &C::learner_snapshot_every_steps, 1, 100000000));
+  keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
+  keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
+  keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
+  keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", &C::eval_stream_window_records, 1, 10000000));
+  keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));
+  keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", &C::gate_max_forgetting, 0, 100));
+  keys.push_back(DoubleKey("gate.min_adaptation", "min fall of stream held-out loss (nats/token)", &C::gate_min_adaptation, -100, 100));
+  keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", &C::serving_admin_token));
+  keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", &C::serving_max_tokens, 1, 1 << 20));
+  keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", &C::serving_poll_ms, 10, 3600000));
+  return keys;
+}
+
+absl::Status ApplyNode(Config& config, const YAML::Node& node,
+                       const std::string& prefix, const std::string& origin) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      std::string full = prefix.empty() ? key : prefix + "." + key;
+      absl::Status s = ApplyNode(config, kv.second, full, origin);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  if (node.IsSequence()) {
+    std::vector<std::string> items;
+    for (const auto& item : node) items.push_back(item.as<std::string>());
+    return SetConfigValue(config, prefix, absl::StrJoin(items, ","));
+  }
+  if (node.IsNull()) return SetConfigValue(config, prefix, "");
+  return SetConfigValue(config, prefix, node.as<std::string>());
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& ConfigKeys() {
+  static const std::vector<ConfigKey>* keys = new std::vector<ConfigKey>(BuildKeys());
+  return *keys;
+}
+
+absl::Status SetConfigValue(Config& config, const std::string& key,
+                            const std::string& value) {
+  for (const ConfigKey& k : ConfigKeys()) {
+    if (k.name == key) return k.set(config, value);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown config key '", key, "' (see --help for keys)"));
+}
+
+absl::Status ApplyYamlText(Config& config, const std::string& text,
+                           const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", origin, ": not valid YAML: ", e.what()));
+  }
+  if (root.IsNull()) return absl::OkStatus();
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", origin, ": top level must be a map of keys"));
+  }
+  absl::Status s = ApplyNode(config, root, "", origin);
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", origin, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyYamlFile(Config& config, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("config file '", path, "' cannot be read"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ApplyYamlText(config, ss.str(), "'" + path + "'");
+}
+
+std::string EnvNameForKey(const std::string& key) {
+  std::string env = "STREAMLM_";
+  for (char c : key) env += (c == '.') ? '_' : absl::ascii_toupper(c);
+  return env;
+}
+
+absl::Status ApplyEnvironment(Config& config) {
+  for (const ConfigKey& k : ConfigKeys()) {
+    const char* v = std::getenv(EnvNameForKey(k.name).c_str());
+    if (v == nullptr) continue;
+    absl::Status s = k.set(config, v);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "environment ", EnvNameForKey(k.name), ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string DumpConfig(const Config& config) {
+  std::string out;
+  for (const ConfigKey& k : ConfigKeys()) {
+    absl::StrAppend(&out, k.name, ": ", k.get(config), "\n");
+  }
+  return out;
+}
+
+}  // namespace streamlm

@@ -1,0 +1,118 @@
+// StreamLM configuration: one flat set of dotted keys ("learner.batch_size"),
+// each settable from a YAML file (nested maps), an environment variable
+// (STREAMLM_LEARNER_BATCH_SIZE) or a flag (--learner.batch_size), in that
+// order of increasing precedence. Unknown keys and bad values stop start-up
+// with an error that names the key.
+//
+// Thread-safety: a Config is a plain value; share it read-only after loading.
+#ifndef STREAMLM_COMMON_CONFIG_H_
+#define STREAMLM_COMMON_CONFIG_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace streamlm {
+
+struct Config {
+  // Where the RocksDB store lives.
+  std::string data_dir = "./streamlm-data";
+  // Bootstrap servers of an external Kafka cluster; empty = embedded broker.
+  std::string kafka;
+  // Serving endpoint address.
+  std::string http = "127.0.0.1:8080";
+  // Worker threads for libtorch; 0 = all cores.
+  int threads = 0;
+
+  // Embedded broker.
+  int broker_port = 9092;
+  int broker_partitions = 1;
+
+  // Topics.
+  std::string topic_text = "streamlm.text";
+  std::string topic_feedback = "streamlm.feedback";
+  std::string topic_rejects = "streamlm.rejects";
+  std::string topic_decisions = "streamlm.decisions";
+
+  // Model architecture used by bootstrap (a GPT-style decoder).
+  int model_vocab_size = 4096;
+  int model_context_tokens = 128;
+  int model_d_model = 192;
+  int model_layers = 4;
+  int model_heads = 4;
+
+  // Bootstrap pretraining.
+  std::vector<std::string> bootstrap_corpus = {"data/corpus/brown.txt"};
+  int bootstrap_steps = 1200;
+  int bootstrap_batch_size = 16;
+  double bootstrap_lr = 3e-3;
+  double bootstrap_heldout_fraction = 0.02;
+  int bootstrap_eval_sequences = 64;
+  int64_t bootstrap_max_corpus_bytes = 0;  // 0 = whole corpus
+  int bootstrap_progress_every_steps = 20;
+  int64_t seed = 1234;
+
+  // Online learner.
+  std::string learner_group = "streamlm-learner";
+  int learner_batch_size = 8;
+  double learner_lr = 3e-4;
+  double learner_replay_fraction = 0.5;
+  int learner_replay_capacity_blocks = 4096;
+  int learner_snapshot_every_steps = 50;
+  double learner_snapshot_every_s = 120;
+  int learner_heldout_every_records = 10;  // 1 in N records never trained on
+  int64_t learner_max_record_bytes = 1 << 20;
+
+  // Evaluator and gate.
+  int eval_stream_window_records = 512;
+  int eval_min_stream_tokens = 256;
+  double gate_max_forgetting = 0.05;   // nats/token the base loss may rise
+  double gate_min_adaptation = 0.0;    // nats/token the stream loss must fall
+
+  // Serving.
+  std::string serving_admin_token;  // empty = admin API open
+  int serving_max_tokens = 256;
+  int serving_poll_ms = 1000;
+};
+
+// Describes one key: its name, a help line, and how to read/write it.
+struct ConfigKey {
+  std::string name;
+  std::string help;
+  std::function<absl::Status(Config&, const std::string&)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+// All keys, in a stable order.
+const std::vector<ConfigKey>& ConfigKeys();
+
+// Sets one key from its textual value; the error names the key.
+[[nodiscard]] absl::Status SetConfigValue(Config& config,
+                                          const std::string& key,
+                                          const std::string& value);
+
+// Applies a YAML file (nested maps flatten to dotted keys).
+[[nodiscard]] absl::Status ApplyYamlFile(Config& config,
+                                         const std::string& path);
+// Applies a YAML document given as text.
+[[nodiscard]] absl::Status ApplyYamlText(Config& config,
+                                         const std::string& text,
+                                         const std::string& origin);
+
+// Applies STREAMLM_<KEY> environment variables (dots become underscores).
+[[nodiscard]] absl::Status ApplyEnvironment(Config& config);
+
+// Environment variable name for a key.
+std::string EnvNameForKey(const std::string& key);
+
+// Renders the effective configuration as "key: value" lines.
+std::string DumpConfig(const Config& config);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_COMMON_CONFIG_H_

@@ -1,0 +1,75 @@
+#include "common/config.h"
+
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+namespace streamlm {
+namespace {
+
+TEST(ConfigTest, YamlNestedKeysApply) {
+  Config c;
+  ASSERT_TRUE(ApplyYamlText(c,
+                            "learner:\n  batch_size: 3\n  lr: 0.5\n"
+                            "bootstrap:\n  corpus: [a.txt, b.txt]\n"
+                            "kafka: 10.0.0.1:9093\n",
+                            "test")
+                  .ok());
+  EXPECT_EQ(c.learner_batch_size, 3);
+  EXPECT_DOUBLE_EQ(c.learner_lr, 0.5);
+  ASSERT_EQ(c.bootstrap_corpus.size(), 2u);
+  EXPECT_EQ(c.bootstrap_corpus[1], "b.txt");
+  EXPECT_EQ(c.kafka, "10.0.0.1:9093");
+}
+
+TEST(ConfigTest, UnknownKeyIsNamed) {
+  Config c;
+  absl::Status s = ApplyYamlText(c, "learner:\n  batchsize: 3\n", "test");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("learner.batchsize"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, BadValueIsNamedWithExpectation) {
+  Config c;
+  absl::Status s = SetConfigValue(c, "learner.batch_size", "many");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("learner.batch_size"), std::string::npos);
+  EXPECT_NE(s.message().find("integer"), std::string::npos);
+  EXPECT_FALSE(SetConfigValue(c, "learner.batch_size", "0").ok());
+  EXPECT_FALSE(SetConfigValue(c, "kafka", "nohostport").ok());
+  EXPECT_FALSE(SetConfigValue(c, "learner.replay_fraction", "1.5").ok());
+  EXPECT_EQ(c.learner_batch_size, Config().learner_batch_size);
+}
+
+TEST(ConfigTest, MalformedYamlIsReported) {
+  Config c;
+  absl::Status s = ApplyYamlText(c, "learner: [unclosed\n", "x.yaml");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("x.yaml"), std::string::npos);
+}
+
+TEST(ConfigTest, EnvironmentOverrides) {
+  Config c;
+  setenv("STREAMLM_EVAL_MIN_STREAM_TOKENS", "77", 1);
+  ASSERT_TRUE(ApplyEnvironment(c).ok());
+  unsetenv("STREAMLM_EVAL_MIN_STREAM_TOKENS");
+  EXPECT_EQ(c.eval_min_stream_tokens, 77);
+  setenv("STREAMLM_THREADS", "-2", 1);
+  absl::Status s = ApplyEnvironment(c);
+  unsetenv("STREAMLM_THREADS");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("STREAMLM_THREADS"), std::string::npos);
+}
+
+TEST(ConfigTest, EveryKeyRoundTripsThroughItsOwnText) {
+  Config c;
+  for (const ConfigKey& k : ConfigKeys()) {
+    std::string v = k.get(c);
+    if (v.empty()) continue;
+    EXPECT_TRUE(k.set(c, v).ok()) << k.name << "=" << v;
+    EXPECT_EQ(k.get(c), v) << k.name;
+  }
+}
+
+}  // namespace
+}  // namespace streamlm

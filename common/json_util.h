@@ -1,0 +1,33 @@
+// Small helpers shared by modules that speak JSON or need clocks and ids.
+#ifndef STREAMLM_COMMON_JSON_UTIL_H_
+#define STREAMLM_COMMON_JSON_UTIL_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace streamlm {
+
+using Json = nlohmann::json;
+
+// Parses JSON; the error says where it broke.
+[[nodiscard]] absl::StatusOr<Json> ParseJson(std::string_view text);
+
+// Wall-clock milliseconds since the Unix epoch.
+int64_t NowMs();
+
+// ISO-8601 UTC time with milliseconds, e.g. "2026-11-28T19:30:00.123Z".
+std::string FormatTimeMs(int64_t ms);
+
+// True when `s` is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// Truncates to at most `max_bytes` without splitting a UTF-8 sequence.
+std::string Utf8Prefix(std::string_view s, size_t max_bytes);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_COMMON_JSON_UTIL_H_

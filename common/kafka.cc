@@ -1,0 +1,351 @@
+#include "common/kafka.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace streamlm {
+namespace {
+
+absl::StatusOr<rd_kafka_conf_t*> MakeConf(
+    const std::string& brokers,
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  std::vector<std::pair<std::string, std::string>> all = {
+      {"bootstrap.servers", brokers},
+      {"log_level", "3"},
+      {"socket.connection.setup.timeout.ms", "5000"}};
+  all.insert(all.end(), extra.begin(), extra.end());
+  for (const auto& [k, v] : all) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) !=
+        RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError(
+          absl::StrCat("kafka setting ", k, "=", v, ": ", err));
+    }
+  }
+  return conf;
+}
+
+absl::StatusOr<rd_kafka_t*> NewClient(
+    rd_kafka_type_t type, const std::string& brokers,
+    const std::vector<std::pair<std::string, std::string>>& extra,
+    void (*setup)(rd_kafka_conf_t*, void*) = nullptr, void* opaque = nullptr) {
+  auto conf = MakeConf(brokers, extra);
+  if (!conf.ok()) return conf.status();
+  if (setup) setup(*conf, opaque);
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, *conf, err, sizeof(err));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(*conf);
+    return absl::InternalError(
+        absl::StrCat("kafka client for ", brokers, ": ", err));
+  }
+  return rk;
+}
+
+absl::StatusOr<const rd_kafka_metadata_t*> FetchMetadata(
+    rd_kafka_t* rk, const std::string& brokers, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat(
+        "Kafka broker at ", brokers, " is unreachable (", rd_kafka_err2str(e),
+        " after ", timeout_ms, " ms); check --kafka / STREAMLM_KAFKA"));
+  }
+  return md;
+}
+
+}  // namespace
+
+absl::Status CheckBrokerReachable(const std::string& brokers, int timeout_ms) {
+  auto rk = NewClient(RD_KAFKA_PRODUCER, brokers, {});
+  if (!rk.ok()) return rk.status();
+  auto md = FetchMetadata(*rk, brokers, timeout_ms);
+  if (md.ok()) rd_kafka_metadata_destroy(*md);
+  rd_kafka_destroy(*rk);
+  return md.status();
+}
+
+absl::StatusOr<int> TopicPartitionCount(const std::string& brokers,
+                                        const std::string& topic,
+                                        int timeout_ms) {
+  auto rk = NewClient(RD_KAFKA_PRODUCER, brokers,
+                      {{"allow.auto.create.topics", "false"}});
+  if (!rk.ok()) return rk.status();
+  auto md = FetchMetadata(*rk, brokers, timeout_ms);
+  int count = -1;
+  if (md.ok()) {
+    for (int i = 0; i < (*md)->topic_cnt; ++i) {
+      if (topic == (*md)->topics[i].topic &&
+          (*md)->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        count = (*md)->topics[i].partition_cnt;
+      }
+    }
+    rd_kafka_metadata_destroy(*md);
+  }
+  rd_kafka_destroy(*rk);
+  if (!md.ok()) return md.status();
+  if (count < 0) {
+    return absl::NotFoundError(
+        absl::StrCat("topic '", topic, "' does not exist on ", brokers));
+  }
+  return count;
+}
+
+// ---------------------------------------------------------------- producer
+
+KafkaProducer::KafkaProducer(rd_kafka_t* rk, std::string brokers)
+    : rk_(rk), brokers_(std::move(brokers)) {}
+
+KafkaProducer::~KafkaProducer() {
+  rd_kafka_flush(rk_, 5000);
+  rd_kafka_destroy(rk_);
+}
+
+void KafkaProducer::OnDelivery(rd_kafka_t*, const void* msg, void*) {
+  const auto* m = static_cast<const rd_kafka_message_t*>(msg);
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Each record carries its producer as the per-message opaque.
+    static_cast<KafkaProducer*>(m->_private)->delivery_failures_++;
+    SLM_LOG(kWarning) << "kafka delivery failed: " << rd_kafka_err2str(m->err);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
+    const std::string& brokers) {
+  struct Setup {
+    static void Apply(rd_kafka_conf_t* conf, void*) {
+      rd_kafka_conf_set_dr_msg_cb(
+          conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* op) {
+            KafkaProducer::OnDelivery(rk, m, op);
+          });
+    }
+  };
+  auto rk = NewClient(RD_KAFKA_PRODUCER, brokers,
+                      {{"linger.ms", "5"}, {"message.timeout.ms", "30000"}},
+                      &Setup::Apply, nullptr);
+  if (!rk.ok()) return rk.status();
+  return std::unique_ptr<KafkaProducer>(new KafkaProducer(*rk, brokers));
+}
+
+absl::Status KafkaProducer::Produce(const std::string& topic,
+                                    std::string_view key,
+                                    std::string_view value) {
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()),
+                     key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_OPAQUE(this), RD_KAFKA_V_END);
+  if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    rd_kafka_poll(rk_, 100);
+    return Produce(topic, key, value);
+  }
+  rd_kafka_poll(rk_, 0);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat(
+        "produce to ", topic, " on ", brokers_, ": ", rd_kafka_err2str(e)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KafkaProducer::Flush(int timeout_ms) {
+  rd_kafka_resp_err_t e = rd_kafka_flush(rk_, timeout_ms);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "flush to ", brokers_, ": ", rd_kafka_err2str(e)));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- consumer
+
+KafkaConsumer::KafkaConsumer(rd_kafka_t* rk, std::string topic,
+                             std::map<int32_t, int64_t> start)
+    : rk_(rk), topic_(std::move(topic)), positions_(std::move(start)) {}
+
+KafkaConsumer::~KafkaConsumer() {
+  rd_kafka_consumer_close(rk_);
+  rd_kafka_destroy(rk_);
+}
+
+void KafkaConsumer::OnRebalance(rd_kafka_t* rk, int err, void* parts,
+                                void* opaque) {
+  auto* self = static_cast<KafkaConsumer*>(opaque);
+  auto* list = static_cast<rd_kafka_topic_partition_list_t*>(parts);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    for (int i = 0; i < list->cnt; ++i) {
+      auto it = self->positions_.find(list->elems[i].partition);
+      list->elems[i].offset = it == self->positions_.end()
+                                  ? RD_KAFKA_OFFSET_BEGINNING
+                                  : it->second;
+      SLM_LOG(kInfo) << "assigned " << list->elems[i].topic << "["
+                     << list->elems[i].partition << "] at offset "
+                     << (it == self->positions_.end() ? std::string("beginning")
+                                                      : std::to_string(it->second));
+    }
+    rd_kafka_assign(rk, list);
+  } else {
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
+    const std::string& brokers, const std::string& group,
+    const std::string& topic, std::map<int32_t, int64_t> start_offsets) {
+  // The rebalance callback needs the object, which needs the handle: build
+  // the object first and hand it over as the opaque.
+  std::unique_ptr<KafkaConsumer> self(
+      new KafkaConsumer(nullptr, topic, std::move(start_offsets)));
+  struct Setup {
+    static void Apply(rd_kafka_conf_t* conf, void* opaque) {
+      rd_kafka_conf_set_opaque(conf, opaque);
+      rd_kafka_conf_set_rebalance_cb(
+          conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                   rd_kafka_topic_partition_list_t* parts, void* op) {
+            KafkaConsumer::OnRebalance(rk, err, parts, op);
+          });
+    }
+  };
+  auto rk = NewClient(RD_KAFKA_CONSUMER, brokers,
+                      {{"group.id", group},
+                       {"enable.auto.commit", "false"},
+                       {"enable.auto.offset.store", "false"},
+                       {"auto.offset.reset", "earliest"},
+                       {"enable.partition.eof", "false"},
+                       {"session.timeout.ms", "10000"},
+                       {"heartbeat.interval.ms", "1000"},
+                       {"topic.metadata.refresh.interval.ms", "2000"}},
+                      &Setup::Apply, self.get());
+  if (!rk.ok()) return rk.status();
+  self->rk_ = *rk;
+  rd_kafka_poll_set_consumer(self->rk_);
+  rd_kafka_topic_partition_list_t* topics =
+      rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, topic.c_str(),
+                                    RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(self->rk_, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat(
+        "subscribe to ", topic, " on ", brokers, ": ", rd_kafka_err2str(e)));
+  }
+  return self;
+}
+
+absl::StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(
+    int timeout_ms) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout_ms);
+  if (m == nullptr) return std::optional<KafkaMessage>();
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    SLM_LOG(kWarning) << "kafka consume on " << topic_ << ": "
+                      << rd_kafka_message_errstr(m);
+    rd_kafka_message_destroy(m);
+    return std::optional<KafkaMessage>();
+  }
+  KafkaMessage out;
+  out.topic = rd_kafka_topic_name(m->rkt);
+  out.partition = m->partition;
+  out.offset = m->offset;
+  if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) {
+    out.value.assign(static_cast<const char*>(m->payload), m->len);
+  }
+  rd_kafka_timestamp_type_t tstype;
+  out.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+  rd_kafka_message_destroy(m);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    positions_[out.partition] = out.offset + 1;
+  }
+  return std::optional<KafkaMessage>(std::move(out));
+}
+
+absl::Status KafkaConsumer::Commit(const std::map<int32_t, int64_t>& next) {
+  if (next.empty()) return absl::OkStatus();
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(next.size()));
+  for (const auto& [p, off] : next) {
+    rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset = off;
+  }
+  rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, 0);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(
+        absl::StrCat("commit offsets of ", topic_, ": ", rd_kafka_err2str(e)));
+  }
+  return absl::OkStatus();
+}
+
+std::map<int32_t, int64_t> KafkaConsumer::positions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return positions_;
+}
+
+absl::StatusOr<std::vector<KafkaMessage>> ReadWholeTopic(
+    const std::string& brokers, const std::string& topic, int timeout_ms) {
+  auto partitions = TopicPartitionCount(brokers, topic, timeout_ms);
+  if (!partitions.ok()) return partitions.status();
+  auto rk = NewClient(RD_KAFKA_CONSUMER, brokers,
+                      {{"group.id", "streamlm-reader"},
+                       {"enable.auto.commit", "false"},
+                       {"enable.partition.eof", "false"}});
+  if (!rk.ok()) return rk.status();
+  std::vector<KafkaMessage> out;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(*partitions);
+  std::map<int32_t, int64_t> high;
+  for (int p = 0; p < *partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+        *rk, topic.c_str(), p, &lo, &hi, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_topic_partition_list_destroy(list);
+      rd_kafka_destroy(*rk);
+      return absl::UnavailableError(absl::StrCat(
+          "watermarks of ", topic, "[", p, "]: ", rd_kafka_err2str(e)));
+    }
+    if (hi > lo) {
+      high[p] = hi;
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = lo;
+    }
+  }
+  rd_kafka_assign(*rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(timeout_ms);
+  while (!high.empty() && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(*rk, 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      KafkaMessage msg;
+      msg.topic = topic;
+      msg.partition = m->partition;
+      msg.offset = m->offset;
+      if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload) {
+        msg.value.assign(static_cast<const char*>(m->payload), m->len);
+      }
+      out.push_back(std::move(msg));
+      auto it = high.find(m->partition);
+      if (it != high.end() && m->offset + 1 >= it->second) high.erase(it);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(*rk);
+  rd_kafka_destroy(*rk);
+  if (!high.empty()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("reading ", topic, " from ", brokers, " timed out"));
+  }
+  return out;
+}
+
+}  // namespace streamlm

@@ -1,0 +1,104 @@
+// Thin wrappers over librdkafka's C API that turn its error codes into
+// absl::Status values with the broker address and topic in the message.
+#ifndef STREAMLM_COMMON_KAFKA_H_
+#define STREAMLM_COMMON_KAFKA_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace streamlm {
+
+struct KafkaMessage {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+  int64_t timestamp_ms = 0;
+};
+
+// Returns OK when a broker at `brokers` answers a metadata request within
+// `timeout_ms`; otherwise an Unavailable error naming the address.
+[[nodiscard]] absl::Status CheckBrokerReachable(const std::string& brokers,
+                                                int timeout_ms);
+
+// Number of partitions of `topic`, or NotFound.
+[[nodiscard]] absl::StatusOr<int> TopicPartitionCount(
+    const std::string& brokers, const std::string& topic, int timeout_ms);
+
+// Asynchronous producer with delivery reports counted.
+// Thread-safe: Produce() may be called from any thread.
+class KafkaProducer {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaProducer>> Create(
+      const std::string& brokers);
+  ~KafkaProducer();
+
+  // Queues one record. An empty `key` produces a null key.
+  [[nodiscard]] absl::Status Produce(const std::string& topic,
+                                     std::string_view key,
+                                     std::string_view value);
+  // Waits until every queued record is delivered or `timeout_ms` passes.
+  [[nodiscard]] absl::Status Flush(int timeout_ms);
+  int64_t delivery_failures() const { return delivery_failures_.load(); }
+
+ private:
+  KafkaProducer(rd_kafka_t* rk, std::string brokers);
+  static void OnDelivery(rd_kafka_t* rk, const void* msg, void* opaque);
+  rd_kafka_t* rk_;
+  std::string brokers_;
+  std::atomic<int64_t> delivery_failures_{0};
+};
+
+// Consumer-group member on one topic with manual offsets: nothing is
+// auto-committed, and on every assignment each partition starts at the
+// position this object knows (from `start_offsets`, then advanced by Poll),
+// or at the beginning of the partition when it knows none.
+// Not thread-safe: use from one thread.
+class KafkaConsumer {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaConsumer>> Create(
+      const std::string& brokers, const std::string& group,
+      const std::string& topic, std::map<int32_t, int64_t> start_offsets);
+  ~KafkaConsumer();
+
+  // Next record, std::nullopt on timeout. Transient broker errors are
+  // logged and reported as a timeout.
+  [[nodiscard]] absl::StatusOr<std::optional<KafkaMessage>> Poll(
+      int timeout_ms);
+  // Commits next-offsets to the group (for lag monitoring only).
+  [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next);
+  // Next offset to read per partition, as far as this consumer knows.
+  std::map<int32_t, int64_t> positions() const;
+
+ private:
+  KafkaConsumer(rd_kafka_t* rk, std::string topic,
+                std::map<int32_t, int64_t> start);
+  static void OnRebalance(rd_kafka_t* rk, int err, void* partitions,
+                          void* opaque);
+  rd_kafka_t* rk_;
+  std::string topic_;
+  mutable std::mutex mu_;
+  std::map<int32_t, int64_t> positions_;  // GUARDED_BY(mu_)
+};
+
+// Reads every record of `topic` (all partitions) from the beginning up to
+// the high watermark seen at the call, without a consumer group.
+[[nodiscard]] absl::StatusOr<std::vector<KafkaMessage>> ReadWholeTopic(
+    const std::string& brokers, const std::string& topic, int timeout_ms);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_COMMON_KAFKA_H_
