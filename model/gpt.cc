@@ -1,0 +1,97 @@
+#include "model/gpt.h"
+
+#include <cmath>
+
+#include "absl/strings/match.h"
+
+namespace streamlm {
+
+namespace F = torch::nn::functional;
+
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(int d_model, int heads)
+    : heads_(heads) {
+  qkv_ = register_module("qkv", torch::nn::Linear(d_model, 3 * d_model));
+  proj_ = register_module("proj", torch::nn::Linear(d_model, d_model));
+}
+
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  const int64_t hd = C / heads_;
+  auto qkv = qkv_(x).view({B, T, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  auto q = qkv[0], k = qkv[1], v = qkv[2];  // [B, H, T, hd]
+  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
+  auto mask = torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device()))
+                  .triu(1);
+  att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  att = torch::softmax(att, -1);
+  auto y = torch::matmul(att, v).transpose(1, 2).reshape({B, T, C});
+  return proj_(y);
+}
+
+BlockImpl::BlockImpl(int d_model, int heads) {
+  ln1_ = register_module("ln1", torch::nn::LayerNorm(
+                                    torch::nn::LayerNormOptions({d_model})));
+  attn_ = register_module("attn", CausalSelfAttention(d_model, heads));
+  ln2_ = register_module("ln2", torch::nn::LayerNorm(
+                                    torch::nn::LayerNormOptions({d_model})));
+  fc_ = register_module("fc", torch::nn::Linear(d_model, 4 * d_model));
+  fc_proj_ = register_module("fc_proj", torch::nn::Linear(4 * d_model, d_model));
+}
+
+torch::Tensor BlockImpl::forward(torch::Tensor x) {
+  x = x + attn_(ln1_(x));
+  // GPT-2 uses the tanh approximation of GELU.
+  auto h = fc_(ln2_(x));
+  h = 0.5 * h * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) *
+                                   (h + 0.044715 * torch::pow(h, 3))));
+  return x + fc_proj_(h);
+}
+
+GptImpl::GptImpl(const ModelConfig& config) : config_(config) {
+  wte_ = register_module("wte", torch::nn::Embedding(config.vocab_size, config.d_model));
+  wpe_ = register_module("wpe", torch::nn::Embedding(config.context_tokens, config.d_model));
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < config.layers; ++i) {
+    blocks_->push_back(Block(config.d_model, config.heads));
+  }
+  ln_f_ = register_module("ln_f", torch::nn::LayerNorm(
+                                      torch::nn::LayerNormOptions({config.d_model})));
+}
+
+torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
+  const int64_t T = tokens.size(1);
+  TORCH_CHECK(T <= config_.context_tokens, "sequence of ", T,
+              " tokens exceeds the context of ", config_.context_tokens);
+  auto pos = torch::arange(T, torch::dtype(torch::kLong).device(tokens.device()));
+  auto x = wte_(tokens) + wpe_(pos);
+  for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
+  x = ln_f_(x);
+  return torch::matmul(x, wte_->weight.t());
+}
+
+torch::Tensor GptImpl::Loss(const torch::Tensor& tokens,
+                            const torch::Tensor& targets) {
+  auto logits = forward(tokens);
+  return F::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                          targets.reshape({-1}));
+}
+
+void GptImpl::InitWeights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const double residual_std = 0.02 / std::sqrt(2.0 * config_.layers);
+  for (auto& p : named_parameters()) {
+    const std::string& name = p.key();
+    torch::Tensor& t = p.value();
+    if (absl::StrContains(name, "ln")) {
+      if (absl::EndsWith(name, "weight")) t.fill_(1.0); else t.zero_();
+    } else if (absl::EndsWith(name, "bias")) {
+      t.zero_();
+    } else {
+      double std = (absl::EndsWith(name, "proj.weight")) ? residual_std : 0.02;
+      t.normal_(0.0, std, gen);
+    }
+  }
+}
+
+}  // namespace streamlm

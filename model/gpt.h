@@ -1,0 +1,61 @@
+// GPT-style decoder-only transformer (libtorch): token + learned position
+// embeddings, pre-LayerNorm blocks of causal self-attention and a GELU MLP,
+// a final LayerNorm, and an output projection tied to the token embedding.
+//
+// Parameter names follow the module tree, e.g. "blocks.0.attn.qkv.weight";
+// tests/data/gpt_reference.json uses the same names.
+#ifndef STREAMLM_MODEL_GPT_H_
+#define STREAMLM_MODEL_GPT_H_
+
+#include <torch/torch.h>
+
+#include "model/model_config.h"
+
+namespace streamlm {
+
+class CausalSelfAttentionImpl : public torch::nn::Module {
+ public:
+  CausalSelfAttentionImpl(int d_model, int heads);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int heads_;
+  torch::nn::Linear qkv_{nullptr}, proj_{nullptr};
+};
+TORCH_MODULE(CausalSelfAttention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(int d_model, int heads);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
+  CausalSelfAttention attn_{nullptr};
+  torch::nn::Linear fc_{nullptr}, fc_proj_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class GptImpl : public torch::nn::Module {
+ public:
+  explicit GptImpl(const ModelConfig& config);
+  // tokens: [B, T] int64 with T <= context_tokens. Returns logits [B, T, V].
+  torch::Tensor forward(const torch::Tensor& tokens);
+  // Mean next-token cross-entropy (nats) of `targets` [B, T].
+  torch::Tensor Loss(const torch::Tensor& tokens, const torch::Tensor& targets);
+  // GPT-2 initialization: N(0, 0.02), residual projections scaled by
+  // 1/sqrt(2 * layers), zero biases, unit LayerNorm weights.
+  void InitWeights(uint64_t seed);
+  const ModelConfig& config() const { return config_; }
+
+ private:
+  ModelConfig config_;
+  torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm ln_f_{nullptr};
+};
+TORCH_MODULE(Gpt);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_MODEL_GPT_H_

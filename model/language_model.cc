@@ -1,0 +1,285 @@
+#include "model/language_model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace streamlm {
+
+namespace {
+
+// The text the generated ids add after the prompt. Decoding them together
+// with the prompt keeps word boundaries (SentencePiece drops the leading
+// space of a sequence's first piece).
+std::string DecodeContinuation(const Tokenizer& tok,
+                               const std::vector<int32_t>& prompt,
+                               const std::vector<int32_t>& generated) {
+  if (prompt.empty()) return tok.Decode(generated);
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), generated.begin(), generated.end());
+  std::string full = tok.Decode(all);
+  std::string head = tok.Decode(prompt);
+  if (full.compare(0, head.size(), head) == 0) return full.substr(head.size());
+  return tok.Decode(generated);
+}
+
+}  // namespace
+
+void ConfigureTorchThreads(int threads) {
+  static std::once_flag once;
+  std::call_once(once, [threads] {
+    int n = threads > 0 ? threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    torch::set_num_threads(n);
+    SLM_LOG(kDebug) << "libtorch threads: " << n;
+  });
+}
+
+LanguageModel::LanguageModel(ModelConfig config,
+                             std::unique_ptr<Tokenizer> tokenizer)
+    : config_(config), tokenizer_(std::move(tokenizer)), net_(config) {}
+
+absl::StatusOr<std::shared_ptr<LanguageModel>> LanguageModel::Create(
+    const ModelConfig& config, std::unique_ptr<Tokenizer> tokenizer,
+    uint64_t seed) {
+  absl::Status s = ValidateModelConfig(config);
+  if (!s.ok()) return s;
+  if (tokenizer->vocab_size() > config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tokenizer has ", tokenizer->vocab_size(),
+        " pieces but model.vocab_size is ", config.vocab_size));
+  }
+  std::shared_ptr<LanguageModel> m(new LanguageModel(config, std::move(tokenizer)));
+  m->net_->InitWeights(seed);
+  m->net_->eval();
+  return m;
+}
+
+absl::StatusOr<std::shared_ptr<LanguageModel>> LanguageModel::Load(
+    const Json& model_config, const std::string& weights,
+    const std::string& tokenizer) {
+  auto config = ModelConfigFromJson(model_config);
+  if (!config.ok()) return config.status();
+  auto tok = LoadTokenizer(tokenizer);
+  if (!tok.ok()) return tok.status();
+  std::shared_ptr<LanguageModel> m(new LanguageModel(*config, std::move(*tok)));
+  absl::Status s = m->LoadWeights(weights);
+  if (!s.ok()) return s;
+  m->net_->eval();
+  return m;
+}
+
+std::string LanguageModel::SerializeWeights() const {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : net_->named_parameters()) {
+    tensors.emplace_back(p.key(), p.value());
+  }
+  return EncodeSafetensors(tensors);
+}
+
+absl::Status LanguageModel::LoadWeights(const std::string& safetensors) {
+  auto tensors = DecodeSafetensors(safetensors);
+  if (!tensors.ok()) return tensors.status();
+  std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
+  torch::NoGradGuard no_grad;
+  for (auto& p : net_->named_parameters()) {
+    auto it = by_name.find(p.key());
+    if (it == by_name.end()) {
+      return absl::InvalidArgumentError("weights lack tensor '" + p.key() + "'");
+    }
+    if (!it->second.sizes().equals(p.value().sizes())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor '", p.key(), "' has shape ", c10::str(it->second.sizes()),
+          ", model expects ", c10::str(p.value().sizes())));
+    }
+    p.value().copy_(it->second);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<SequenceLoss> LanguageModel::SequenceLosses(
+    const std::vector<std::vector<int32_t>>& sequences, int batch_size) const {
+  torch::NoGradGuard no_grad;
+  const int64_t window = config_.context_tokens + 1;
+  struct Piece { size_t seq; std::vector<int64_t> ids; };
+  std::vector<Piece> pieces;
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    const auto& seq = sequences[s];
+    // Windows overlap by one token so every token after the first is scored.
+    for (size_t start = 0; start + 1 < seq.size(); start += window - 1) {
+      size_t end = std::min(seq.size(), start + window);
+      pieces.push_back({s, std::vector<int64_t>(seq.begin() + start, seq.begin() + end)});
+    }
+  }
+  std::vector<SequenceLoss> out(sequences.size());
+  for (size_t b = 0; b < pieces.size(); b += batch_size) {
+    size_t n = std::min(pieces.size() - b, static_cast<size_t>(batch_size));
+    int64_t len = 0;
+    for (size_t i = 0; i < n; ++i) len = std::max<int64_t>(len, pieces[b + i].ids.size());
+    auto inputs = torch::zeros({static_cast<int64_t>(n), len - 1}, torch::kLong);
+    auto targets = torch::full({static_cast<int64_t>(n), len - 1}, -100, torch::kLong);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& ids = pieces[b + i].ids;
+      int64_t m = static_cast<int64_t>(ids.size()) - 1;
+      auto t = torch::tensor(ids, torch::kLong);
+      inputs[i].slice(0, 0, m).copy_(t.slice(0, 0, m));
+      targets[i].slice(0, 0, m).copy_(t.slice(0, 1, m + 1));
+    }
+    auto logits = net_->forward(inputs);
+    auto nll = torch::nn::functional::cross_entropy(
+        logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+        torch::nn::functional::CrossEntropyFuncOptions()
+            .ignore_index(-100)
+            .reduction(torch::kNone))
+                   .view({static_cast<int64_t>(n), len - 1});
+    auto sums = nll.sum(1);
+    for (size_t i = 0; i < n; ++i) {
+      SequenceLoss& l = out[pieces[b + i].seq];
+      l.sum_nats += sums[i].item<double>();
+      l.tokens += static_cast<int64_t>(pieces[b + i].ids.size()) - 1;
+    }
+  }
+  return out;
+}
+
+Completion LanguageModel::Generate(const std::string& prompt,
+                                   const SamplingParams& params) const {
+  torch::NoGradGuard no_grad;
+  Completion c;
+  const std::vector<int32_t> prompt_ids = tokenizer_->Encode(prompt);
+  std::vector<int32_t> context = prompt_ids;
+  c.prompt_tokens = static_cast<int>(context.size());
+  if (context.empty()) context.push_back(tokenizer_->eos_id());
+  auto gen = at::detail::createCPUGenerator(
+      params.has_seed ? params.seed : static_cast<uint64_t>(std::random_device{}()));
+  c.finish_reason = "length";
+  for (int step = 0; step < params.max_tokens; ++step) {
+    size_t start = context.size() > static_cast<size_t>(config_.context_tokens)
+                       ? context.size() - config_.context_tokens
+                       : 0;
+    std::vector<int64_t> window(context.begin() + start, context.end());
+    auto input = torch::tensor(window, torch::kLong).unsqueeze(0);
+    auto logits = net_->forward(input)[0][-1].to(torch::kFloat);
+    // Only real pieces may be sampled (the model may be wider than the vocab).
+    logits = logits.slice(0, 0, tokenizer_->vocab_size());
+    int64_t next;
+    if (params.temperature <= 0) {
+      next = logits.argmax().item<int64_t>();
+    } else {
+      logits = logits / params.temperature;
+      if (params.top_k > 0 && params.top_k < logits.size(0)) {
+        auto kth = std::get<0>(logits.topk(params.top_k))[-1];
+        logits = logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
+      }
+      auto probs = torch::softmax(logits, -1);
+      if (params.top_p < 1.0) {
+        auto sorted = probs.sort(-1, /*descending=*/true);
+        auto sp = std::get<0>(sorted), si = std::get<1>(sorted);
+        auto cum = sp.cumsum(-1);
+        // Drop tokens once the mass before them already reaches top_p.
+        auto drop = (cum - sp) >= params.top_p;
+        sp = sp.masked_fill(drop, 0.0);
+        probs = torch::zeros_like(probs).scatter(0, si, sp);
+        probs = probs / probs.sum();
+      }
+      next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
+    }
+    if (next == tokenizer_->eos_id()) {
+      c.finish_reason = "stop";
+      break;
+    }
+    c.ids.push_back(static_cast<int32_t>(next));
+    context.push_back(static_cast<int32_t>(next));
+    c.text = DecodeContinuation(*tokenizer_, prompt_ids, c.ids);
+    bool stopped = false;
+    for (const std::string& s : params.stop) {
+      size_t pos = s.empty() ? std::string::npos : c.text.find(s);
+      if (pos != std::string::npos) {
+        c.text.resize(pos);
+        stopped = true;
+      }
+    }
+    if (stopped) {
+      c.finish_reason = "stop";
+      break;
+    }
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------- safetensors
+
+std::string EncodeSafetensors(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  Json header = Json::object();
+  std::string data;
+  for (const auto& [name, t] : tensors) {
+    auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    size_t begin = data.size();
+    data.append(reinterpret_cast<const char*>(c.data_ptr<float>()),
+                c.numel() * sizeof(float));
+    header[name] = {{"dtype", "F32"},
+                    {"shape", c.sizes().vec()},
+                    {"data_offsets", {begin, data.size()}}};
+  }
+  std::string h = header.dump();
+  while ((h.size() + 8) % 8 != 0) h.push_back(' ');
+  uint64_t n = h.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &n, 8);
+  return out + h + data;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>>
+DecodeSafetensors(const std::string& bytes) {
+  if (bytes.size() < 8) return absl::InvalidArgumentError("safetensors: shorter than its header length");
+  uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  if (n > bytes.size() - 8 || n > (100u << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "safetensors: header length ", n, " exceeds the ", bytes.size(), "-byte file"));
+  }
+  auto header = ParseJson(std::string_view(bytes).substr(8, n));
+  if (!header.ok() || !header->is_object()) {
+    return absl::InvalidArgumentError("safetensors: header is not a JSON object");
+  }
+  const size_t data_begin = 8 + n;
+  const size_t data_size = bytes.size() - data_begin;
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, info] : header->items()) {
+    if (name == "__metadata__") continue;
+    try {
+      if (info.at("dtype").get<std::string>() != "F32") {
+        return absl::InvalidArgumentError("safetensors: tensor '" + name + "' is not F32");
+      }
+      std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
+      auto offs = info.at("data_offsets").get<std::vector<uint64_t>>();
+      uint64_t numel = 1;
+      for (int64_t d : shape) {
+        if (d < 0 || (d > 0 && numel > (uint64_t{1} << 40) / static_cast<uint64_t>(d))) {
+          return absl::InvalidArgumentError("safetensors: bad shape of '" + name + "'");
+        }
+        numel *= static_cast<uint64_t>(d);
+      }
+      if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size ||
+          offs[1] - offs[0] != numel * sizeof(float)) {
+        return absl::InvalidArgumentError("safetensors: bad data_offsets of '" + name + "'");
+      }
+      auto t = torch::empty(shape, torch::kFloat);
+      std::memcpy(t.data_ptr<float>(), bytes.data() + data_begin + offs[0],
+                  offs[1] - offs[0]);
+      out.emplace_back(name, t);
+    } catch (const Json::exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("safetensors: entry '", name, "': ", e.what()));
+    }
+  }
+  return out;
+}
+
+}  // namespace streamlm

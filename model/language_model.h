@@ -1,0 +1,89 @@
+// LanguageModel: a GPT plus its tokenizer and config, as loaded from a
+// snapshot. Weights travel as a safetensors byte string (F32).
+//
+// Thread-safety: after construction, Generate() and SequenceLosses() may run
+// concurrently (no-grad, eval mode). mutable_net() is for the single owner
+// that trains it.
+#ifndef STREAMLM_MODEL_LANGUAGE_MODEL_H_
+#define STREAMLM_MODEL_LANGUAGE_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/gpt.h"
+#include "model/model_config.h"
+#include "model/tokenizer.h"
+
+namespace streamlm {
+
+struct SamplingParams {
+  int max_tokens = 16;
+  double temperature = 1.0;  // 0 = greedy
+  int top_k = 0;             // 0 = off
+  double top_p = 1.0;        // 1 = off
+  std::vector<std::string> stop;
+  uint64_t seed = 0;
+  bool has_seed = false;
+};
+
+struct Completion {
+  std::string text;
+  std::vector<int32_t> ids;
+  std::string finish_reason;  // "stop" or "length"
+  int prompt_tokens = 0;
+};
+
+struct SequenceLoss {
+  double sum_nats = 0;
+  int64_t tokens = 0;
+};
+
+// Sets libtorch's intra-op threads (0 = all cores) once per process.
+void ConfigureTorchThreads(int threads);
+
+class LanguageModel {
+ public:
+  // A freshly initialized model.
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<LanguageModel>> Create(
+      const ModelConfig& config, std::unique_ptr<Tokenizer> tokenizer,
+      uint64_t seed);
+  // A model from snapshot parts: config JSON, safetensors weights, tokenizer.
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<LanguageModel>> Load(
+      const Json& model_config, const std::string& weights,
+      const std::string& tokenizer);
+
+  const ModelConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  Gpt& mutable_net() { return net_; }
+
+  // Weights as safetensors bytes (F32, names from the module tree).
+  std::string SerializeWeights() const;
+  // Replaces the weights; every parameter must be present with its shape.
+  [[nodiscard]] absl::Status LoadWeights(const std::string& safetensors);
+
+  // Next-token loss of each sequence (split into context-sized windows).
+  std::vector<SequenceLoss> SequenceLosses(
+      const std::vector<std::vector<int32_t>>& sequences,
+      int batch_size = 16) const;
+
+  Completion Generate(const std::string& prompt,
+                      const SamplingParams& params) const;
+
+ private:
+  LanguageModel(ModelConfig config, std::unique_ptr<Tokenizer> tokenizer);
+  ModelConfig config_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  mutable Gpt net_;
+};
+
+// safetensors (F32 only here): name -> tensor. Hostile input gives an error.
+std::string EncodeSafetensors(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+[[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>>
+DecodeSafetensors(const std::string& bytes);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_MODEL_LANGUAGE_MODEL_H_

@@ -1,0 +1,37 @@
+// ModelConfig: the architecture of a StreamLM transformer. No tensors here.
+#ifndef STREAMLM_MODEL_MODEL_CONFIG_H_
+#define STREAMLM_MODEL_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "common/json_util.h"
+
+namespace streamlm {
+
+struct ModelConfig {
+  std::string family = "gpt";
+  int vocab_size = 4096;
+  int context_tokens = 128;
+  int d_model = 192;
+  int layers = 4;
+  int heads = 4;
+
+  // Parameters of the model (embeddings counted once: they are tied).
+  int64_t ParameterCount() const;
+  // Forward+backward FLOPs per trained token (6N plus attention).
+  double TrainFlopsPerToken() const;
+};
+
+// The model.* keys of a Config; the error names the bad key.
+[[nodiscard]] absl::StatusOr<ModelConfig> ModelConfigFromConfig(const Config& c);
+[[nodiscard]] absl::Status ValidateModelConfig(const ModelConfig& m);
+Json ModelConfigToJson(const ModelConfig& m);
+[[nodiscard]] absl::StatusOr<ModelConfig> ModelConfigFromJson(const Json& j);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_MODEL_MODEL_CONFIG_H_
