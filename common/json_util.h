@@ -25,6 +25,10 @@ std::string FormatTimeMs(int64_t ms);
 // True when `s` is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF).
 bool IsValidUtf8(std::string_view s);
 
+// `s` with each byte of an invalid UTF-8 sequence shown as "\xHH", so the
+// result is always valid UTF-8 (and safe to put in JSON).
+std::string EscapeInvalidUtf8(std::string_view s);
+
 // Truncates to at most `max_bytes` without splitting a UTF-8 sequence.
 std::string Utf8Prefix(std::string_view s, size_t max_bytes);
 

@@ -1,0 +1,58 @@
+#include "ingest/text_source.h"
+
+#include <chrono>
+
+#include "common/log.h"
+
+namespace streamlm {
+
+TextSource::TextSource(TextSourceOptions options,
+                       std::unique_ptr<KafkaConsumer> consumer,
+                       std::unique_ptr<KafkaProducer> rejects,
+                       Counters* counters)
+    : options_(std::move(options)),
+      consumer_(std::move(consumer)),
+      rejects_(std::move(rejects)),
+      counters_(counters) {}
+
+absl::StatusOr<std::unique_ptr<TextSource>> TextSource::Create(
+    const TextSourceOptions& options, Counters* counters) {
+  auto consumer = KafkaConsumer::Create(options.brokers, options.group,
+                                        options.topic, options.start_offsets);
+  if (!consumer.ok()) return consumer.status();
+  auto rejects = KafkaProducer::Create(options.brokers);
+  if (!rejects.ok()) return rejects.status();
+  return std::unique_ptr<TextSource>(new TextSource(
+      options, std::move(*consumer), std::move(*rejects), counters));
+}
+
+std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
+  std::vector<SourceRecord> out;
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(timeout_ms);
+  int wait_ms = timeout_ms;
+  while (out.size() < max_records) {
+    auto msg = consumer_->Poll(wait_ms);
+    if (!msg.ok() || !msg->has_value()) break;
+    wait_ms = 0;  // after the first record, drain what is already here
+    KafkaMessage& m = **msg;
+    counters_->Add("streamlm_records_consumed_total", 1);
+    ParsedRecord parsed = ParseTextRecord(m.value, options_.max_record_bytes);
+    if (parsed.ok()) {
+      out.push_back({m.partition, m.offset, std::move(parsed.record)});
+      continue;
+    }
+    ++rejected_;
+    counters_->Add("streamlm_records_rejected_total", 1,
+                   RejectReasonName(parsed.reason));
+    Json reject = MakeRejectRecord(m.topic, m.partition, m.offset,
+                                   parsed.reason, parsed.detail, m.value);
+    SLM_LOG(kDebug) << "rejected " << reject.dump();
+    absl::Status s = rejects_->Produce(options_.rejects_topic, m.key, reject.dump());
+    if (!s.ok()) SLM_LOG(kWarning) << "cannot write reject: " << s;
+    if (std::chrono::steady_clock::now() > deadline) break;
+  }
+  return out;
+}
+
+}  // namespace streamlm

@@ -1,0 +1,68 @@
+// TextSource: the learner's view of `streamlm.text`. Reads through a
+// consumer group with manual offsets, parses and cleans each record, and
+// routes every unusable one to `streamlm.rejects` with its reason (counted in
+// `streamlm_records_rejected_total{reason=...}`).
+//
+// Not thread-safe: one thread polls.
+#ifndef STREAMLM_INGEST_TEXT_SOURCE_H_
+#define STREAMLM_INGEST_TEXT_SOURCE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/kafka.h"
+#include "common/metrics.h"
+#include "ingest/record.h"
+
+namespace streamlm {
+
+struct SourceRecord {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  TextRecord record;
+};
+
+struct TextSourceOptions {
+  std::string brokers;
+  std::string group;
+  std::string topic;
+  std::string rejects_topic;
+  size_t max_record_bytes = 1 << 20;
+  std::map<int32_t, int64_t> start_offsets;  // partition -> next offset
+};
+
+class TextSource {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<TextSource>> Create(
+      const TextSourceOptions& options, Counters* counters);
+
+  // Up to `max_records` usable records, waiting at most `timeout_ms` for the
+  // first. Rejected records are handled here and not returned.
+  std::vector<SourceRecord> Poll(size_t max_records, int timeout_ms);
+
+  // Next offset per partition covering every record seen, used or rejected.
+  std::map<int32_t, int64_t> positions() const { return consumer_->positions(); }
+  // Rejected records seen so far.
+  int64_t rejected() const { return rejected_; }
+  [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next) {
+    return consumer_->Commit(next);
+  }
+  const std::string& topic() const { return options_.topic; }
+
+ private:
+  TextSource(TextSourceOptions options, std::unique_ptr<KafkaConsumer> consumer,
+             std::unique_ptr<KafkaProducer> rejects, Counters* counters);
+  TextSourceOptions options_;
+  std::unique_ptr<KafkaConsumer> consumer_;
+  std::unique_ptr<KafkaProducer> rejects_;
+  Counters* counters_;
+  int64_t rejected_ = 0;
+};
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_INGEST_TEXT_SOURCE_H_
