@@ -36,6 +36,7 @@ std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
     if (!msg.ok() || !msg->has_value()) break;
     wait_ms = 0;  // after the first record, drain what is already here
     KafkaMessage& m = **msg;
+    first_seen_.emplace(m.partition, m.offset);
     counters_->Add("streamlm_records_consumed_total", 1);
     ParsedRecord parsed = ParseTextRecord(m.value, options_.max_record_bytes);
     if (parsed.ok()) {

@@ -46,6 +46,8 @@ class TextSource {
 
   // Next offset per partition covering every record seen, used or rejected.
   std::map<int32_t, int64_t> positions() const { return consumer_->positions(); }
+  // Offset of the first record seen per partition since Create().
+  const std::map<int32_t, int64_t>& first_seen() const { return first_seen_; }
   // Rejected records seen so far.
   int64_t rejected() const { return rejected_; }
   [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next) {
@@ -61,6 +63,7 @@ class TextSource {
   std::unique_ptr<KafkaProducer> rejects_;
   Counters* counters_;
   int64_t rejected_ = 0;
+  std::map<int32_t, int64_t> first_seen_;
 };
 
 }  // namespace streamlm

@@ -26,6 +26,11 @@ inline constexpr char kChampion[] = "champion";
 inline constexpr char kCandidate[] = "candidate";
 inline constexpr char kPrevious[] = "previous";
 
+// Data sets bootstrap writes: held-out blocks of the bootstrap corpus (the
+// forgetting check) and training blocks that seed the replay buffer.
+inline constexpr char kBaseEvalSet[] = "base";
+inline constexpr char kReplaySeedSet[] = "replay_seed";
+
 // Records [begin, end) of one partition of `topic`.
 struct OffsetRange {
   std::string topic;

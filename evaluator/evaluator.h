@@ -1,0 +1,58 @@
+// Evaluator: judges candidate snapshots against the champion (README.md).
+//
+// Lifecycle: Start() launches the worker; Submit() queues a candidate from
+// any thread (a newer candidate replaces queued older ones); Stop() finishes
+// the decision in progress and joins. Evaluate() runs one synchronously.
+#ifndef STREAMLM_EVALUATOR_EVALUATOR_H_
+#define STREAMLM_EVALUATOR_EVALUATOR_H_
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "common/json_util.h"
+#include "common/kafka.h"
+#include "evaluator/gate.h"
+#include "store/store.h"
+
+namespace streamlm {
+
+class Evaluator {
+ public:
+  using DecisionCallback = std::function<void(const Json& decision)>;
+
+  // `decisions` may be null (no topic to publish to).
+  Evaluator(const Config& config, Store* store, KafkaProducer* decisions,
+            DecisionCallback on_decision);
+  ~Evaluator();
+
+  void Start();
+  void Stop();
+  void Submit(const std::string& candidate_id);
+
+  // Scores, decides, stores, publishes and notifies. Returns the decision.
+  [[nodiscard]] absl::StatusOr<Json> Evaluate(const std::string& candidate_id);
+
+ private:
+  void Loop();
+
+  Config config_;
+  GateConfig gate_;
+  Store* store_;
+  KafkaProducer* decisions_;
+  DecisionCallback on_decision_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;  // GUARDED_BY(mu_)
+  bool stop_ = false;              // GUARDED_BY(mu_)
+  std::thread worker_;
+};
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_EVALUATOR_EVALUATOR_H_

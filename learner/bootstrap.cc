@@ -1,0 +1,240 @@
+#include "learner/bootstrap.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "learner/trainer.h"
+#include "model/language_model.h"
+#include "model/token_blocks.h"
+
+namespace streamlm {
+namespace {
+
+using Document = std::vector<std::string>;  // paragraphs
+
+absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
+  std::vector<Document> docs;
+  int64_t budget = config.bootstrap_max_corpus_bytes > 0
+                       ? config.bootstrap_max_corpus_bytes
+                       : INT64_MAX;
+  for (const std::string& path : config.bootstrap_corpus) {
+    std::ifstream in(path);
+    if (!in) {
+      return absl::NotFoundError(absl::StrCat(
+          "bootstrap corpus file '", path,
+          "' cannot be read (config key bootstrap.corpus)"));
+    }
+    Document doc;
+    std::string line;
+    while (budget > 0 && std::getline(in, line)) {
+      budget -= static_cast<int64_t>(line.size()) + 1;
+      if (line.empty()) {
+        if (!doc.empty()) docs.push_back(std::move(doc));
+        doc.clear();
+      } else {
+        doc.push_back(line);
+      }
+    }
+    if (!doc.empty()) docs.push_back(std::move(doc));
+  }
+  if (docs.empty()) return absl::InvalidArgumentError("bootstrap corpus is empty");
+  // Too few documents to hold some out: treat paragraphs as documents.
+  if (docs.size() < 20) {
+    std::vector<Document> paras;
+    for (const Document& d : docs)
+      for (const std::string& p : d) paras.push_back({p});
+    docs = std::move(paras);
+  }
+  return docs;
+}
+
+// Tokens of `docs`, documents separated by EOS, encoded on all cores.
+std::vector<int32_t> Encode(const Tokenizer& tok, const std::vector<const Document*>& docs) {
+  size_t workers = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::future<std::vector<int32_t>>> parts;
+  for (size_t w = 0; w < workers; ++w) {
+    parts.push_back(std::async(std::launch::async, [&, w] {
+      std::vector<int32_t> out;
+      for (size_t i = w * docs.size() / workers; i < (w + 1) * docs.size() / workers; ++i) {
+        for (const std::string& p : *docs[i]) {
+          std::vector<int32_t> ids = tok.Encode(p);
+          out.insert(out.end(), ids.begin(), ids.end());
+        }
+        out.push_back(tok.eos_id());
+      }
+      return out;
+    }));
+  }
+  std::vector<int32_t> all;
+  for (auto& f : parts) {
+    auto part = f.get();
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  return all;
+}
+
+std::string FormatDuration(double s) {
+  int total = static_cast<int>(s + 0.5);
+  return total >= 60 ? absl::StrFormat("%dm%02ds", total / 60, total % 60)
+                     : absl::StrFormat("%ds", total);
+}
+
+}  // namespace
+
+absl::StatusOr<BootstrapResult> RunBootstrap(
+    const Config& config, Store* store,
+    const std::function<void(const std::string&)>& progress) {
+  auto start = std::chrono::steady_clock::now();
+  auto model_config = ModelConfigFromConfig(config);
+  if (!model_config.ok()) return model_config.status();
+  auto docs = ReadCorpus(config);
+  if (!docs.ok()) return docs.status();
+
+  // Every k-th document is held out for evaluation, spread over the corpus.
+  size_t k = std::max<size_t>(2, static_cast<size_t>(std::lround(1.0 / config.bootstrap_heldout_fraction)));
+  std::vector<const Document*> train_docs, heldout_docs;
+  std::vector<std::string> sentences;
+  for (size_t i = 0; i < docs->size(); ++i) {
+    if (i % k == k / 2) {
+      heldout_docs.push_back(&(*docs)[i]);
+    } else {
+      train_docs.push_back(&(*docs)[i]);
+      for (const std::string& p : (*docs)[i]) sentences.push_back(p);
+    }
+  }
+  progress(absl::StrCat("bootstrap: ", docs->size(), " documents (", heldout_docs.size(),
+                        " held out); training a ", model_config->vocab_size,
+                        "-piece tokenizer"));
+  SentencePieceTrainOptions sp;
+  sp.vocab_size = model_config->vocab_size;
+  sp.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto sp_model = TrainSentencePiece(sentences, sp);
+  if (!sp_model.ok()) return sp_model.status();
+  auto tokenizer = LoadTokenizer(*sp_model);
+  if (!tokenizer.ok()) return tokenizer.status();
+
+  std::vector<int32_t> train_tokens = Encode(**tokenizer, train_docs);
+  std::vector<int32_t> heldout_tokens = Encode(**tokenizer, heldout_docs);
+  const int64_t T = model_config->context_tokens;
+  if (static_cast<int64_t>(train_tokens.size()) < 4 * (T + 1) ||
+      static_cast<int64_t>(heldout_tokens.size()) < T + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bootstrap corpus is too small for model.context_tokens=", T, ": ",
+        train_tokens.size(), " training and ", heldout_tokens.size(),
+        " held-out tokens"));
+  }
+
+  // Held-out evaluation blocks: consecutive context+1 windows.
+  std::vector<TokenBlock> eval_blocks;
+  for (size_t s = 0; s + T + 1 <= heldout_tokens.size() &&
+                     static_cast<int>(eval_blocks.size()) < config.bootstrap_eval_sequences;
+       s += T) {
+    eval_blocks.emplace_back(heldout_tokens.begin() + s, heldout_tokens.begin() + s + T + 1);
+  }
+
+  // Unigram baseline with add-one smoothing, scored on the same targets.
+  std::vector<double> counts((*tokenizer)->vocab_size(), 1.0);
+  for (int32_t id : train_tokens) counts[id] += 1.0;
+  double total = 0;
+  for (double c : counts) total += c;
+  double unigram_sum = 0;
+  int64_t unigram_n = 0;
+  for (const TokenBlock& b : eval_blocks) {
+    for (size_t t = 1; t < b.size(); ++t, ++unigram_n) unigram_sum -= std::log(counts[b[t]] / total);
+  }
+
+  model_config->vocab_size = std::max(model_config->vocab_size, (*tokenizer)->vocab_size());
+  auto model = LanguageModel::Create(*model_config, std::move(*tokenizer), config.seed);
+  if (!model.ok()) return model.status();
+  Trainer trainer(*model, config.bootstrap_lr);
+  std::mt19937_64 rng(config.seed);
+  const int steps = config.bootstrap_steps;
+  const int warmup = std::max(1, std::min(100, steps / 10));
+  progress(absl::StrCat("bootstrap: ", train_tokens.size(), " training tokens; model ",
+                        (*model)->config().ParameterCount(), " parameters; ", steps,
+                        " steps of ", config.bootstrap_batch_size, "x", T, " tokens"));
+  auto train_start = std::chrono::steady_clock::now();
+  double loss_avg = 0;
+  for (int step = 1; step <= steps; ++step) {
+    std::vector<TokenBlock> batch;
+    for (int b = 0; b < config.bootstrap_batch_size; ++b) {
+      size_t s = rng() % (train_tokens.size() - T - 1);
+      batch.emplace_back(train_tokens.begin() + s, train_tokens.begin() + s + T + 1);
+    }
+    double progress_frac = static_cast<double>(step - warmup) / std::max(1, steps - warmup);
+    double lr = step <= warmup
+                    ? config.bootstrap_lr * step / warmup
+                    : config.bootstrap_lr * (0.1 + 0.45 * (1 + std::cos(M_PI * progress_frac)));
+    double loss = trainer.Step(batch, lr);
+    loss_avg = step == 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
+    if (step % config.bootstrap_progress_every_steps == 0 || step == steps) {
+      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
+      double tps = static_cast<double>(step) * config.bootstrap_batch_size * T / elapsed;
+      progress(absl::StrFormat("bootstrap: step %d/%d loss %.3f tokens/s %.0f ETA %s",
+                               step, steps, loss_avg, tps,
+                               FormatDuration(elapsed / step * (steps - step))));
+    }
+  }
+  double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
+
+  auto losses = (*model)->SequenceLosses(eval_blocks);
+  double sum = 0;
+  int64_t n = 0;
+  for (const SequenceLoss& l : losses) {
+    sum += l.sum_nats;
+    n += l.tokens;
+  }
+  BootstrapResult result;
+  result.heldout_loss = sum / n;
+  result.unigram_loss = unigram_sum / unigram_n;
+  result.tokens_trained = static_cast<int64_t>(steps) * config.bootstrap_batch_size * T;
+  result.tokens_per_s = result.tokens_trained / train_s;
+
+  // Replay seed: a uniform sample of training windows.
+  std::vector<TokenBlock> replay;
+  size_t replay_n = std::min<size_t>(config.learner_replay_capacity_blocks, 4096);
+  for (size_t i = 0; i < replay_n; ++i) {
+    size_t s = rng() % (train_tokens.size() - T - 1);
+    replay.emplace_back(train_tokens.begin() + s, train_tokens.begin() + s + T + 1);
+  }
+  absl::Status st = store->PutEvalSet(kBaseEvalSet, SerializeBlocks(eval_blocks));
+  if (!st.ok()) return st;
+  st = store->PutEvalSet(kReplaySeedSet, SerializeBlocks(replay));
+  if (!st.ok()) return st;
+
+  auto id = store->NewSnapshotId();
+  if (!id.ok()) return id.status();
+  Snapshot snap;
+  snap.meta.id = *id;
+  snap.meta.created_ms = NowMs();
+  snap.meta.origin = "bootstrap";
+  snap.meta.model_config = ModelConfigToJson((*model)->config());
+  snap.meta.lineage.tokens_trained = result.tokens_trained;
+  snap.meta.lineage.step = steps;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  snap.meta.metrics = {{"heldout_loss", result.heldout_loss},
+                       {"unigram_loss", result.unigram_loss},
+                       {"tokens_per_s", result.tokens_per_s},
+                       {"seconds", result.seconds},
+                       {"corpus", config.bootstrap_corpus},
+                       {"corpus_documents", docs->size()}};
+  snap.weights = (*model)->SerializeWeights();
+  snap.tokenizer = (*model)->tokenizer().serialized();
+  st = store->PutSnapshot(snap, {kChampion});
+  if (!st.ok()) return st;
+  result.snapshot_id = *id;
+  progress(absl::StrFormat(
+      "bootstrap: wrote %s as champion: held-out loss %.3f vs unigram %.3f nats/token "
+      "(%.0f tokens/s, %s)",
+      *id, result.heldout_loss, result.unigram_loss, result.tokens_per_s,
+      FormatDuration(result.seconds)));
+  return result;
+}
+
+}  // namespace streamlm

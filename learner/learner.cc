@@ -1,0 +1,234 @@
+#include "learner/learner.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "learner/bootstrap.h"
+
+namespace streamlm {
+
+bool IsHeldOut(const std::string& text, int every) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h % static_cast<uint64_t>(every) == 0;
+}
+
+Learner::Learner(const Config& config, Store* store, Counters* counters,
+                 CandidateCallback on_candidate)
+    : config_(config),
+      store_(store),
+      counters_(counters),
+      on_candidate_(std::move(on_candidate)),
+      replay_(std::make_unique<ReplayBuffer>(config.learner_replay_capacity_blocks,
+                                             static_cast<uint64_t>(config.seed))) {}
+
+absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
+    const Config& config, const std::string& brokers, Store* store,
+    Counters* counters, CandidateCallback on_candidate) {
+  std::unique_ptr<Learner> l(new Learner(config, store, counters, std::move(on_candidate)));
+  auto checkpoint = store->GetCheckpoint();
+  if (!checkpoint.ok() && !absl::IsNotFound(checkpoint.status())) return checkpoint.status();
+  std::string base_id;
+  if (checkpoint.ok()) {
+    base_id = checkpoint->state.value("snapshot", "");
+  } else {
+    auto champion = store->GetAlias(kChampion);
+    if (!champion.ok()) {
+      return absl::FailedPreconditionError(
+          "the store has no champion to learn from: run `streamlm bootstrap` first");
+    }
+    base_id = *champion;
+  }
+  auto snap = store->GetSnapshot(base_id);
+  if (!snap.ok()) return snap.status();
+  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
+  if (!model.ok()) return model.status();
+  l->trainer_ = std::make_unique<Trainer>(*model, config.learner_lr);
+  l->last_snapshot_ = base_id;
+
+  if (checkpoint.ok()) {
+    absl::Status s = (*model)->LoadWeights(checkpoint->weights);
+    if (s.ok()) s = l->trainer_->RestoreOptimizer(checkpoint->optimizer);
+    if (s.ok()) s = l->replay_->Restore(checkpoint->replay);
+    if (!s.ok()) return s;
+    l->step_ = checkpoint->step;
+    l->start_offsets_ = checkpoint->next_offsets;
+    const Json& st = checkpoint->state;
+    l->pending_tokens_ = st.value("pending_tokens", std::vector<int32_t>());
+    for (const auto& [p, off] : st.value("range_begin", Json::object()).items()) {
+      l->range_begin_[std::stoi(p)] = off.get<int64_t>();
+    }
+    l->since_snapshot_ = LineageFromJson(st.value("since_snapshot", Json::object()));
+    l->steps_since_snapshot_ = st.value("steps_since_snapshot", int64_t{0});
+    SLM_LOG(kInfo) << "learner resumes at step " << l->step_ << " from its checkpoint ("
+                   << l->pending_tokens_.size() << " pending tokens)";
+  } else {
+    auto seed = store->GetEvalSet(kReplaySeedSet);
+    if (seed.ok()) {
+      auto blocks = DeserializeBlocks(*seed);
+      if (!blocks.ok()) return blocks.status();
+      for (const TokenBlock& b : *blocks) l->replay_->Add(b);
+    }
+    SLM_LOG(kInfo) << "learner starts from champion " << base_id << " with "
+                   << l->replay_->size() << " replay blocks";
+  }
+
+  TextSourceOptions so;
+  so.brokers = brokers;
+  so.group = config.learner_group;
+  so.topic = config.topic_text;
+  so.rejects_topic = config.topic_rejects;
+  so.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
+  so.start_offsets = l->start_offsets_;
+  auto source = TextSource::Create(so, counters);
+  if (!source.ok()) return source.status();
+  l->source_ = std::move(*source);
+  l->last_snapshot_time_ = std::chrono::steady_clock::now();
+  return l;
+}
+
+void Learner::Ingest(std::vector<SourceRecord> records) {
+  const Tokenizer& tok = trainer_->model().tokenizer();
+  for (SourceRecord& r : records) {
+    if (IsHeldOut(r.record.text, config_.learner_heldout_every_records)) {
+      pending_heldout_.push_back(std::move(r.record.text));
+      ++since_snapshot_.records_heldout;
+      counters_->Add("streamlm_records_heldout_total", 1);
+      continue;
+    }
+    std::vector<int32_t> ids = tok.Encode(r.record.text);
+    pending_tokens_.insert(pending_tokens_.end(), ids.begin(), ids.end());
+    pending_tokens_.push_back(tok.eos_id());
+    ++since_snapshot_.records_trained;
+    counters_->Add("streamlm_records_trained_total", 1);
+  }
+}
+
+void Learner::MaybeTrain() {
+  const size_t T = static_cast<size_t>(trainer_->model().config().context_tokens);
+  const int B = config_.learner_batch_size;
+  const int n_replay = static_cast<int>(std::lround(B * config_.learner_replay_fraction));
+  const int n_fresh = std::max(1, B - n_replay);
+  // Fresh blocks overlap by one token, so every consumed token is a training
+  // target exactly once.
+  while (pending_tokens_.size() >= n_fresh * T + 1 && !stop_) {
+    std::vector<TokenBlock> batch;
+    for (int i = 0; i < n_fresh; ++i) {
+      batch.emplace_back(pending_tokens_.begin() + i * T, pending_tokens_.begin() + (i + 1) * T + 1);
+    }
+    std::vector<TokenBlock> fresh = batch;
+    for (TokenBlock& b : replay_->Sample(B - n_fresh)) batch.push_back(std::move(b));
+    double loss = trainer_->Step(batch, config_.learner_lr);
+    pending_tokens_.erase(pending_tokens_.begin(), pending_tokens_.begin() + n_fresh * T);
+    for (const TokenBlock& b : fresh) replay_->Add(b);
+    loss_avg_ = steps_since_snapshot_ == 0 ? loss : 0.9 * loss_avg_ + 0.1 * loss;
+    ++step_;
+    ++steps_since_snapshot_;
+    since_snapshot_.tokens_trained += static_cast<int64_t>(n_fresh * T);
+    counters_->Add("streamlm_learner_steps_total", 1);
+    counters_->Add("streamlm_tokens_trained_total", static_cast<int64_t>(n_fresh * T));
+    counters_->Set("streamlm_learner_loss", loss_avg_);
+    SLM_LOG(kDebug) << "learner step " << step_ << " loss " << loss;
+  }
+}
+
+std::map<int32_t, int64_t> Learner::NextOffsets() const {
+  std::map<int32_t, int64_t> next = start_offsets_;
+  for (const auto& [p, off] : source_->positions()) next[p] = off;
+  return next;
+}
+
+absl::Status Learner::Checkpoint(bool with_snapshot) {
+  LearnerCheckpoint c;
+  c.step = step_;
+  c.topic = config_.topic_text;
+  c.next_offsets = NextOffsets();
+  c.weights = trainer_->model().SerializeWeights();
+  c.optimizer = trainer_->SerializeOptimizer();
+  c.replay = replay_->Serialize();
+  c.new_heldout = pending_heldout_;
+  since_snapshot_.records_rejected += source_->rejected() - rejected_counted_;
+  rejected_counted_ = source_->rejected();
+
+  Snapshot snap;
+  std::map<int32_t, int64_t> range_begin = range_begin_;
+  if (with_snapshot) {
+    auto id = store_->NewSnapshotId();
+    if (!id.ok()) return id.status();
+    snap.meta.id = *id;
+    snap.meta.created_ms = NowMs();
+    snap.meta.origin = "learner";
+    snap.meta.model_config = ModelConfigToJson(trainer_->model().config());
+    snap.meta.lineage = since_snapshot_;
+    snap.meta.lineage.parent = last_snapshot_;
+    snap.meta.lineage.step = step_;
+    for (const auto& [p, end] : c.next_offsets) {
+      int64_t begin;
+      if (range_begin.count(p)) {
+        begin = range_begin[p];
+      } else if (source_->first_seen().count(p)) {
+        begin = source_->first_seen().at(p);
+      } else {
+        begin = end;
+      }
+      if (end > begin) snap.meta.lineage.ranges.push_back({config_.topic_text, p, begin, end});
+    }
+    snap.meta.metrics = {{"train_loss", loss_avg_}};
+    snap.weights = c.weights;
+    snap.tokenizer = trainer_->model().tokenizer().serialized();
+    range_begin = c.next_offsets;
+  }
+  Json range_json = Json::object();
+  for (const auto& [p, off] : range_begin) range_json[std::to_string(p)] = off;
+  Lineage carried = with_snapshot ? Lineage() : since_snapshot_;
+  c.state = {{"pending_tokens", pending_tokens_},
+             {"range_begin", range_json},
+             {"snapshot", with_snapshot ? snap.meta.id : last_snapshot_},
+             {"since_snapshot", LineageToJson(carried)},
+             {"steps_since_snapshot", with_snapshot ? 0 : steps_since_snapshot_}};
+  absl::Status s = with_snapshot ? store_->PutCheckpoint(c, &snap, {kCandidate})
+                                 : store_->PutCheckpoint(c);
+  if (!s.ok()) return s;
+  pending_heldout_.clear();
+  if (with_snapshot) {
+    range_begin_ = std::move(range_begin);
+    last_snapshot_ = snap.meta.id;
+    since_snapshot_ = Lineage();
+    steps_since_snapshot_ = 0;
+    last_snapshot_time_ = std::chrono::steady_clock::now();
+    SLM_LOG(kInfo) << absl::StrFormat(
+        "learner: step %d, candidate %s (%d records trained, %d held out, %d rejected, "
+        "train loss %.3f)",
+        step_.load(), snap.meta.id, snap.meta.lineage.records_trained,
+        snap.meta.lineage.records_heldout, snap.meta.lineage.records_rejected, loss_avg_);
+    if (on_candidate_) on_candidate_(snap.meta.id);
+  }
+  // Offsets go to Kafka only after the checkpoint holds them (lag monitoring).
+  absl::Status commit = source_->Commit(c.next_offsets);
+  if (!commit.ok()) SLM_LOG(kDebug) << commit;
+  return absl::OkStatus();
+}
+
+absl::Status Learner::Run() {
+  SLM_LOG(kInfo) << "learner consuming " << config_.topic_text << " as group "
+                 << config_.learner_group;
+  while (!stop_) {
+    Ingest(source_->Poll(256, 200));
+    MaybeTrain();
+    double since_s = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - last_snapshot_time_).count();
+    if (steps_since_snapshot_ >= config_.learner_snapshot_every_steps ||
+        (steps_since_snapshot_ > 0 && since_s >= config_.learner_snapshot_every_s)) {
+      absl::Status s = Checkpoint(/*with_snapshot=*/true);
+      if (!s.ok()) return s;
+    }
+  }
+  return Checkpoint(/*with_snapshot=*/false);
+}
+
+}  // namespace streamlm

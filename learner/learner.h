@@ -1,0 +1,81 @@
+// Learner: keeps training the model on `streamlm.text` (see README.md).
+//
+// Lifecycle: Create() restores the last checkpoint (or starts from the
+// champion), Run() loops on the calling thread until Stop() is called from
+// any thread, then writes a final checkpoint and returns.
+#ifndef STREAMLM_LEARNER_LEARNER_H_
+#define STREAMLM_LEARNER_LEARNER_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "ingest/text_source.h"
+#include "learner/replay_buffer.h"
+#include "learner/trainer.h"
+#include "store/store.h"
+
+namespace streamlm {
+
+// True for the 1-in-`every` records held out from training, by a stable
+// hash (FNV-1a) of the cleaned text, so a repeated text lands on the same side.
+bool IsHeldOut(const std::string& text, int every);
+
+class Learner {
+ public:
+  using CandidateCallback = std::function<void(const std::string& snapshot_id)>;
+
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Learner>> Create(
+      const Config& config, const std::string& brokers, Store* store,
+      Counters* counters, CandidateCallback on_candidate);
+
+  // Consumes, trains and snapshots until Stop(); then checkpoints.
+  [[nodiscard]] absl::Status Run();
+  void Stop() { stop_ = true; }
+
+  int64_t step() const { return step_.load(); }
+  // Where the learner resumed: partition -> next offset.
+  const std::map<int32_t, int64_t>& resumed_offsets() const { return start_offsets_; }
+
+ private:
+  Learner(const Config& config, Store* store, Counters* counters,
+          CandidateCallback on_candidate);
+  void Ingest(std::vector<SourceRecord> records);
+  void MaybeTrain();
+  [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
+  std::map<int32_t, int64_t> NextOffsets() const;
+
+  Config config_;
+  Store* store_;
+  Counters* counters_;
+  CandidateCallback on_candidate_;
+  std::unique_ptr<TextSource> source_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<ReplayBuffer> replay_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> step_{0};
+
+  // Resumable state (all of it goes into each checkpoint).
+  std::map<int32_t, int64_t> start_offsets_;
+  std::vector<int32_t> pending_tokens_;  // consumed, not yet trained
+  std::vector<std::string> pending_heldout_;
+  std::map<int32_t, int64_t> range_begin_;  // since the last snapshot
+  std::string last_snapshot_;
+  Lineage since_snapshot_;  // counters since the last snapshot
+
+  int64_t steps_since_snapshot_ = 0;
+  int64_t rejected_counted_ = 0;  // source rejects already in since_snapshot_
+  std::chrono::steady_clock::time_point last_snapshot_time_;
+  double loss_avg_ = 0;
+};
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_LEARNER_LEARNER_H_

@@ -1,0 +1,60 @@
+#include "learner/trainer.h"
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace streamlm {
+
+Trainer::Trainer(std::shared_ptr<LanguageModel> model, double lr,
+                 double weight_decay)
+    : model_(std::move(model)) {
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      model_->mutable_net()->parameters(),
+      torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).weight_decay(weight_decay));
+}
+
+double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
+  Gpt& net = model_->mutable_net();
+  net->train();
+  const int64_t B = static_cast<int64_t>(blocks.size());
+  const int64_t L = static_cast<int64_t>(blocks[0].size());
+  auto data = torch::empty({B, L}, torch::kLong);
+  auto acc = data.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < L; ++t) acc[b][t] = blocks[b][t];
+  }
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+  optimizer_->zero_grad();
+  auto loss = net->Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
+  loss.backward();
+  torch::nn::utils::clip_grad_norm_(net->parameters(), 1.0);
+  optimizer_->step();
+  net->eval();
+  return loss.item<double>();
+}
+
+std::string Trainer::SerializeOptimizer() {
+  std::ostringstream out;
+  torch::serialize::OutputArchive archive;
+  optimizer_->save(archive);
+  archive.save_to(out);
+  return out.str();
+}
+
+absl::Status Trainer::RestoreOptimizer(const std::string& bytes) {
+  try {
+    std::istringstream in(bytes);
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    optimizer_->load(archive);
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(
+        absl::StrCat("optimizer state cannot be restored: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace streamlm

@@ -1,0 +1,38 @@
+// Trainer: AdamW steps on a LanguageModel it shares with nobody while
+// training. Not thread-safe.
+#ifndef STREAMLM_LEARNER_TRAINER_H_
+#define STREAMLM_LEARNER_TRAINER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "model/language_model.h"
+#include "model/token_blocks.h"
+
+namespace streamlm {
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<LanguageModel> model, double lr,
+          double weight_decay = 0.01);
+
+  // One optimizer step on `blocks` (each context+1 tokens: input and shifted
+  // target). Returns the mean loss before the step (nats/token).
+  double Step(const std::vector<TokenBlock>& blocks, double lr);
+
+  std::string SerializeOptimizer();
+  [[nodiscard]] absl::Status RestoreOptimizer(const std::string& bytes);
+
+  LanguageModel& model() { return *model_; }
+  const std::shared_ptr<LanguageModel>& shared_model() { return model_; }
+
+ private:
+  std::shared_ptr<LanguageModel> model_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+};
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_LEARNER_TRAINER_H_
