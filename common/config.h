@@ -42,13 +42,13 @@ struct Config {
   // Model architecture used by bootstrap (a GPT-style decoder).
   int model_vocab_size = 4096;
   int model_context_tokens = 128;
-  int model_d_model = 192;
+  int model_d_model = 128;
   int model_layers = 4;
   int model_heads = 4;
 
   // Bootstrap pretraining.
   std::vector<std::string> bootstrap_corpus = {"data/corpus/brown.txt"};
-  int bootstrap_steps = 1200;
+  int bootstrap_steps = 900;
   int bootstrap_batch_size = 16;
   double bootstrap_lr = 3e-3;
   double bootstrap_heldout_fraction = 0.02;

@@ -16,7 +16,7 @@ struct ModelConfig {
   std::string family = "gpt";
   int vocab_size = 4096;
   int context_tokens = 128;
-  int d_model = 192;
+  int d_model = 128;
   int layers = 4;
   int heads = 4;
 

@@ -1,0 +1,322 @@
+// The `streamlm` binary: one subcommand per user task (DESIGN.md).
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "common/broker.h"
+#include "common/config.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "evaluator/evaluator.h"
+#include "learner/bootstrap.h"
+#include "learner/learner.h"
+#include "model/language_model.h"
+#include "serving/server.h"
+#include "store/store.h"
+
+namespace streamlm {
+namespace {
+
+// Flags given on the command line, by config key.
+struct CommandLine {
+  std::string config_file;
+  std::map<std::string, std::string> overrides;
+};
+
+std::string FlagForKey(const std::string& key) {
+  return "--" + absl::StrReplaceAll(key, {{"_", "-"}});
+}
+
+void AddConfigFlags(CLI::App* app, CommandLine* cl) {
+  app->add_option("--config", cl->config_file, "YAML config file");
+  auto* group = app->add_option_group(
+      "Config keys", "each also settable in --config YAML or as STREAMLM_<KEY>");
+  for (const ConfigKey& k : ConfigKeys()) {
+    std::string key = k.name;
+    group->add_option_function<std::string>(
+        FlagForKey(key), [cl, key](const std::string& v) { cl->overrides[key] = v; },
+        absl::StrCat(k.help, " (", key, ", default '", k.get(Config()), "')"));
+  }
+}
+
+// defaults < YAML file < environment < flags.
+absl::StatusOr<Config> LoadConfig(const CommandLine& cl) {
+  Config c;
+  if (!cl.config_file.empty()) {
+    absl::Status s = ApplyYamlFile(c, cl.config_file);
+    if (!s.ok()) return s;
+  }
+  absl::Status s = ApplyEnvironment(c);
+  if (!s.ok()) return s;
+  for (const auto& [key, value] : cl.overrides) {
+    s = SetConfigValue(c, key, value);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("flag ", FlagForKey(key), ": ", s.message()));
+    }
+  }
+  // Relative corpus paths also resolve against the source tree, so the
+  // shipped corpus is found from any working directory.
+  for (std::string& path : c.bootstrap_corpus) {
+    std::string in_tree = std::string(STREAMLM_SOURCE_DIR) + "/" + path;
+    if (!std::filesystem::exists(path) && std::filesystem::exists(in_tree)) path = in_tree;
+  }
+  return c;
+}
+
+int Fail(const absl::Status& s) {
+  std::fprintf(stderr, "streamlm: error: %s\n", std::string(s.message()).c_str());
+  return absl::IsInvalidArgument(s) ? 2 : 1;
+}
+
+// Blocks SIGINT/SIGTERM in every thread started afterwards; WaitForSignal()
+// returns when one arrives.
+void BlockSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int WaitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+std::vector<std::string> DefaultTopics(const Config& c) {
+  return {c.topic_text, c.topic_feedback, c.topic_rejects, c.topic_decisions};
+}
+
+int RunBroker(const Config& c) {
+  BlockSignals();
+  auto broker = EmbeddedBroker::Start(c.broker_port, DefaultTopics(c), c.broker_partitions);
+  if (!broker.ok()) return Fail(broker.status());
+  std::printf("%s\n", (*broker)->bootstrap().c_str());
+  std::fflush(stdout);
+  SLM_LOG(kInfo) << "embedded Kafka broker at " << (*broker)->bootstrap()
+                 << "; Ctrl-C stops it (data is kept in memory only)";
+  WaitForSignal();
+  return 0;
+}
+
+absl::StatusOr<std::string> Bootstrap(const Config& c, Store* store) {
+  auto result = RunBootstrap(c, store, [](const std::string& line) {
+    SLM_LOG(kInfo) << line;
+  });
+  if (!result.ok()) return result.status();
+  return result->snapshot_id;
+}
+
+int RunBootstrapCommand(const Config& c) {
+  ConfigureTorchThreads(c.threads);
+  auto store = Store::Open(c.data_dir);
+  if (!store.ok()) return Fail(store.status());
+  auto id = Bootstrap(c, store->get());
+  if (!id.ok()) return Fail(id.status());
+  std::printf("%s\n", id->c_str());
+  return 0;
+}
+
+int RunAll(const Config& c) {
+  BlockSignals();
+  ConfigureTorchThreads(c.threads);
+  std::unique_ptr<EmbeddedBroker> broker;
+  std::string brokers = c.kafka;
+  if (brokers.empty()) {
+    auto b = EmbeddedBroker::Start(c.broker_port, DefaultTopics(c), c.broker_partitions);
+    if (!b.ok()) return Fail(b.status());
+    broker = std::move(*b);
+    brokers = broker->bootstrap();
+  } else {
+    absl::Status s = CheckBrokerReachable(brokers, 10000);
+    if (!s.ok()) return Fail(s);
+  }
+  auto store = Store::Open(c.data_dir);
+  if (!store.ok()) return Fail(store.status());
+  (*store)->set_heldout_window(static_cast<size_t>(c.eval_stream_window_records));
+  if (!(*store)->GetAlias(kChampion).ok()) {
+    SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
+                   << absl::StrJoin(c.bootstrap_corpus, ", ");
+    auto id = Bootstrap(c, store->get());
+    if (!id.ok()) return Fail(id.status());
+  }
+  Counters counters;
+  auto producer = KafkaProducer::Create(brokers);
+  if (!producer.ok()) return Fail(producer.status());
+  Server server(c, store->get(), &counters);
+  absl::Status s = server.Start();
+  if (!s.ok()) return Fail(s);
+  Evaluator evaluator(c, store->get(), producer->get(),
+                      [&server](const Json& d) { server.OnDecision(d); });
+  evaluator.Start();
+  auto learner = Learner::Create(c, brokers, store->get(), &counters,
+                                 [&evaluator](const std::string& id) { evaluator.Submit(id); });
+  if (!learner.ok()) return Fail(learner.status());
+
+  std::string host = c.http.substr(0, c.http.rfind(':'));
+  std::printf(
+      "StreamLM is running (Ctrl-C stops it)\n"
+      "  kafka  %s%s\n"
+      "         produce text: kcat -P -b %s -t %s   (one JSON {\"text\": ...} per line)\n"
+      "  http   http://%s:%d  (POST /v1/completions, GET /v1/models, GET /v1/admin/decisions)\n"
+      "  store  %s   (streamlm decisions --data-dir %s)\n",
+      brokers.c_str(), broker ? " (embedded)" : "", brokers.c_str(), c.topic_text.c_str(),
+      host.c_str(), server.port(), c.data_dir.c_str(), c.data_dir.c_str());
+  std::fflush(stdout);
+
+  std::thread signals([&learner] {
+    int sig = WaitForSignal();
+    SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
+    (*learner)->Stop();
+  });
+  s = (*learner)->Run();
+  if (!s.ok()) {
+    SLM_LOG(kError) << "learner stopped: " << s;
+    kill(getpid(), SIGTERM);  // wake the signal thread
+  }
+  signals.join();
+  evaluator.Stop();
+  server.Stop();
+  return s.ok() ? 0 : Fail(s);
+}
+
+std::string Cut(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(0, n - 3) + "...";
+}
+
+int RunDecisions(const Config& c, bool json, size_t limit) {
+  auto store = Store::Open(c.data_dir, /*read_only=*/true);
+  if (!store.ok()) return Fail(store.status());
+  auto decisions = (*store)->ListDecisions(limit);
+  if (!decisions.ok()) return Fail(decisions.status());
+  if (json) {
+    std::printf("%s\n", Json(*decisions).dump(2).c_str());
+    return 0;
+  }
+  if (decisions->empty()) {
+    std::printf("no decisions yet\n");
+    return 0;
+  }
+  std::printf("%-24s %-12s %-12s %-9s %-10s %-10s %s\n", "TIME", "CANDIDATE", "CHAMPION",
+              "VERDICT", "STREAM Δ", "BASE Δ", "REASON");
+  for (const Json& d : *decisions) {
+    auto delta = [&d](const char* m) {
+      const Json& metrics = d.value("metrics", Json::object());
+      if (!metrics.contains(m)) return std::string("-");
+      return absl::StrFormat("%+.4f", metrics[m]["delta"].value("mean", 0.0));
+    };
+    std::printf("%-24s %-12s %-12s %-9s %-10s %-10s %s\n", d.value("time", "").c_str(),
+                d.value("candidate", "").c_str(), d.value("champion", "").c_str(),
+                d.value("verdict", "").c_str(), delta("stream_loss").c_str(),
+                delta("base_loss").c_str(), Cut(d.value("reason", ""), 100).c_str());
+  }
+  return 0;
+}
+
+int RunSnapshots(const Config& c, bool json) {
+  auto store = Store::Open(c.data_dir, /*read_only=*/true);
+  if (!store.ok()) return Fail(store.status());
+  auto snaps = (*store)->ListSnapshots();
+  if (!snaps.ok()) return Fail(snaps.status());
+  std::map<std::string, std::string> aliases;
+  for (const char* a : {kChampion, kCandidate, kPrevious}) {
+    auto id = (*store)->GetAlias(a);
+    if (id.ok()) aliases[*id] += aliases[*id].empty() ? a : std::string(",") + a;
+  }
+  if (json) {
+    Json out = Json::array();
+    for (const SnapshotMeta& m : *snaps) {
+      Json j = SnapshotMetaToJson(m);
+      j["aliases"] = aliases[m.id];
+      out.push_back(j);
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-12s %-24s %-10s %-12s %-8s %-10s %s\n", "ID", "CREATED", "ORIGIN", "PARENT",
+              "STEP", "RECORDS", "ALIASES");
+  for (const SnapshotMeta& m : *snaps) {
+    std::printf("%-12s %-24s %-10s %-12s %-8lld %-10lld %s\n", m.id.c_str(),
+                FormatTimeMs(m.created_ms).c_str(), m.origin.c_str(),
+                m.lineage.parent.empty() ? "-" : m.lineage.parent.c_str(),
+                static_cast<long long>(m.lineage.step),
+                static_cast<long long>(m.lineage.records_trained), aliases[m.id].c_str());
+  }
+  return 0;
+}
+
+int RunAliasChange(const Config& c, const std::string& promote_id) {
+  auto store = Store::Open(c.data_dir);
+  if (!store.ok()) return Fail(store.status());
+  absl::Status s = promote_id.empty() ? (*store)->Rollback() : (*store)->Promote(promote_id);
+  if (!s.ok()) return Fail(s);
+  std::printf("champion: %s\n", (*(*store)->GetAlias(kChampion)).c_str());
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"StreamLM: keeps a language model learning from live data"};
+  app.require_subcommand(1);
+  CommandLine cl;
+
+  auto* run = app.add_subcommand(
+      "run", "everything in one process: broker (unless --kafka), store, learner, evaluator, "
+             "serving; bootstraps a champion from the shipped corpus when the store has none");
+  auto* broker = app.add_subcommand("broker", "a standalone Kafka-protocol broker (in memory)");
+  auto* bootstrap = app.add_subcommand("bootstrap", "batch pretraining from text files; prints "
+                                                    "the new champion's snapshot id last");
+  std::vector<std::string> corpus;
+  bootstrap->add_option("--corpus", corpus, "text files (blank lines separate documents)");
+  auto* decisions = app.add_subcommand("decisions", "promotion decisions, newest first");
+  bool json = false;
+  size_t limit = 20;
+  decisions->add_flag("--json", json, "print JSON for machines");
+  decisions->add_option("--limit", limit, "at most this many (0 = all)");
+  auto* snapshots = app.add_subcommand("snapshots", "stored snapshots and their aliases");
+  snapshots->add_flag("--json", json, "print JSON for machines");
+  auto* promote = app.add_subcommand("promote", "make a snapshot the champion");
+  std::string promote_id;
+  promote->add_option("SNAPSHOT", promote_id, "snapshot id")->required();
+  auto* rollback = app.add_subcommand("rollback", "swap champion and previous champion");
+  for (CLI::App* sub : {run, broker, bootstrap, decisions, snapshots, promote, rollback}) {
+    AddConfigFlags(sub, &cl);
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  if (!corpus.empty()) {
+    std::string joined = absl::StrJoin(corpus, ",");
+    cl.overrides["bootstrap.corpus"] = joined;
+  }
+  auto config = LoadConfig(cl);
+  if (!config.ok()) return Fail(config.status());
+  if (run->parsed()) return RunAll(*config);
+  if (broker->parsed()) return RunBroker(*config);
+  if (bootstrap->parsed()) return RunBootstrapCommand(*config);
+  if (decisions->parsed()) return RunDecisions(*config, json, limit);
+  if (snapshots->parsed()) return RunSnapshots(*config, json);
+  if (promote->parsed()) return RunAliasChange(*config, promote_id);
+  if (rollback->parsed()) return RunAliasChange(*config, "");
+  return 1;
+}
+
+}  // namespace
+}  // namespace streamlm
+
+int main(int argc, char** argv) { return streamlm::Main(argc, argv); }
