@@ -166,82 +166,74 @@ absl::Status KafkaProducer::Flush(int timeout_ms) {
 
 // ---------------------------------------------------------------- consumer
 
-KafkaConsumer::KafkaConsumer(rd_kafka_t* rk, std::string topic,
-                             std::map<int32_t, int64_t> start)
-    : rk_(rk), topic_(std::move(topic)), positions_(std::move(start)) {}
+KafkaConsumer::KafkaConsumer(rd_kafka_t* rk, std::string brokers,
+                             std::string topic, std::map<int32_t, int64_t> start)
+    : rk_(rk), brokers_(std::move(brokers)), topic_(std::move(topic)),
+      positions_(std::move(start)) {}
 
 KafkaConsumer::~KafkaConsumer() {
   rd_kafka_consumer_close(rk_);
   rd_kafka_destroy(rk_);
 }
 
-void KafkaConsumer::OnRebalance(rd_kafka_t* rk, int err, void* parts,
-                                void* opaque) {
-  auto* self = static_cast<KafkaConsumer*>(opaque);
-  auto* list = static_cast<rd_kafka_topic_partition_list_t*>(parts);
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    std::lock_guard<std::mutex> lock(self->mu_);
-    for (int i = 0; i < list->cnt; ++i) {
-      auto it = self->positions_.find(list->elems[i].partition);
-      list->elems[i].offset = it == self->positions_.end()
-                                  ? RD_KAFKA_OFFSET_BEGINNING
-                                  : it->second;
-      SLM_LOG(kInfo) << "assigned " << list->elems[i].topic << "["
-                     << list->elems[i].partition << "] at offset "
-                     << (it == self->positions_.end() ? std::string("beginning")
-                                                      : std::to_string(it->second));
+void KafkaConsumer::MaybeAssign() {
+  if (assigned_partitions_ > 0) return;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (now < next_assign_attempt_ms_) return;
+  next_assign_attempt_ms_ = now + 2000;
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
+  rd_kafka_resp_err_t e = rd_kafka_metadata(rk_, 0, rkt, &md, 5000);
+  rd_kafka_topic_destroy(rkt);
+  int partitions = 0;
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        partitions = md->topics[i].partition_cnt;
+      }
     }
-    rd_kafka_assign(rk, list);
-  } else {
-    rd_kafka_assign(rk, nullptr);
+    rd_kafka_metadata_destroy(md);
   }
+  if (partitions == 0) {
+    SLM_LOG(kDebug) << "topic " << topic_ << " not available yet on " << brokers_;
+    return;
+  }
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int p = 0; p < partitions; ++p) {
+    auto it = positions_.find(p);
+    rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset =
+        it == positions_.end() ? RD_KAFKA_OFFSET_BEGINNING : it->second;
+    SLM_LOG(kInfo) << "reading " << topic_ << "[" << p << "] from "
+                   << (it == positions_.end() ? std::string("the beginning")
+                                              : "offset " + std::to_string(it->second));
+  }
+  e = rd_kafka_assign(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) assigned_partitions_ = partitions;
 }
 
 absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
     const std::string& brokers, const std::string& group,
     const std::string& topic, std::map<int32_t, int64_t> start_offsets) {
-  // The rebalance callback needs the object, which needs the handle: build
-  // the object first and hand it over as the opaque.
-  std::unique_ptr<KafkaConsumer> self(
-      new KafkaConsumer(nullptr, topic, std::move(start_offsets)));
-  struct Setup {
-    static void Apply(rd_kafka_conf_t* conf, void* opaque) {
-      rd_kafka_conf_set_opaque(conf, opaque);
-      rd_kafka_conf_set_rebalance_cb(
-          conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                   rd_kafka_topic_partition_list_t* parts, void* op) {
-            KafkaConsumer::OnRebalance(rk, err, parts, op);
-          });
-    }
-  };
   auto rk = NewClient(RD_KAFKA_CONSUMER, brokers,
                       {{"group.id", group},
                        {"enable.auto.commit", "false"},
                        {"enable.auto.offset.store", "false"},
                        {"auto.offset.reset", "earliest"},
-                       {"enable.partition.eof", "false"},
-                       {"session.timeout.ms", "10000"},
-                       {"heartbeat.interval.ms", "1000"},
-                       {"topic.metadata.refresh.interval.ms", "2000"}},
-                      &Setup::Apply, self.get());
+                       {"enable.partition.eof", "false"}});
   if (!rk.ok()) return rk.status();
-  self->rk_ = *rk;
-  rd_kafka_poll_set_consumer(self->rk_);
-  rd_kafka_topic_partition_list_t* topics =
-      rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, topic.c_str(),
-                                    RD_KAFKA_PARTITION_UA);
-  rd_kafka_resp_err_t e = rd_kafka_subscribe(self->rk_, topics);
-  rd_kafka_topic_partition_list_destroy(topics);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat(
-        "subscribe to ", topic, " on ", brokers, ": ", rd_kafka_err2str(e)));
-  }
+  rd_kafka_poll_set_consumer(*rk);
+  std::unique_ptr<KafkaConsumer> self(
+      new KafkaConsumer(*rk, brokers, topic, std::move(start_offsets)));
+  self->MaybeAssign();
   return self;
 }
 
 absl::StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(
     int timeout_ms) {
+  MaybeAssign();
   rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout_ms);
   if (m == nullptr) return std::optional<KafkaMessage>();
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -275,7 +267,8 @@ absl::Status KafkaConsumer::Commit(const std::map<int32_t, int64_t>& next) {
   for (const auto& [p, off] : next) {
     rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset = off;
   }
-  rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, 0);
+  // Asynchronous: these commits only feed lag monitoring.
+  rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, 1);
   rd_kafka_topic_partition_list_destroy(list);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::UnavailableError(

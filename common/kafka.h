@@ -62,11 +62,13 @@ class KafkaProducer {
   std::atomic<int64_t> delivery_failures_{0};
 };
 
-// Consumer-group member on one topic with manual offsets: nothing is
-// auto-committed, and on every assignment each partition starts at the
-// position this object knows (from `start_offsets`, then advanced by Poll),
-// or at the beginning of the partition when it knows none.
-// Not thread-safe: use from one thread.
+// Consumer of every partition of one topic with manual offsets: it assigns
+// the partitions itself (no group rebalancing, so a restarted learner starts
+// reading at once), each at the position this object knows (from
+// `start_offsets`, then advanced by Poll) or at the beginning when it knows
+// none. `group` is used only to commit offsets for lag monitoring; nothing
+// is auto-committed. A topic that does not exist yet is assigned once it
+// appears. Not thread-safe: use from one thread.
 class KafkaConsumer {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaConsumer>> Create(
@@ -84,12 +86,15 @@ class KafkaConsumer {
   std::map<int32_t, int64_t> positions() const;
 
  private:
-  KafkaConsumer(rd_kafka_t* rk, std::string topic,
+  KafkaConsumer(rd_kafka_t* rk, std::string brokers, std::string topic,
                 std::map<int32_t, int64_t> start);
-  static void OnRebalance(rd_kafka_t* rk, int err, void* partitions,
-                          void* opaque);
+  // Assigns all partitions if not done yet and the topic exists.
+  void MaybeAssign();
   rd_kafka_t* rk_;
+  std::string brokers_;
   std::string topic_;
+  int assigned_partitions_ = 0;
+  int64_t next_assign_attempt_ms_ = 0;
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> positions_;  // GUARDED_BY(mu_)
 };

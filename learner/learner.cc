@@ -60,7 +60,8 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     l->start_offsets_ = checkpoint->next_offsets;
     const Json& st = checkpoint->state;
     l->pending_tokens_ = st.value("pending_tokens", std::vector<int32_t>());
-    for (const auto& [p, off] : st.value("range_begin", Json::object()).items()) {
+    const Json range_begin = st.value("range_begin", Json::object());
+    for (const auto& [p, off] : range_begin.items()) {
       l->range_begin_[std::stoi(p)] = off.get<int64_t>();
     }
     l->since_snapshot_ = LineageFromJson(st.value("since_snapshot", Json::object()));
@@ -109,7 +110,7 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
   }
 }
 
-void Learner::MaybeTrain() {
+absl::Status Learner::MaybeTrain() {
   const size_t T = static_cast<size_t>(trainer_->model().config().context_tokens);
   const int B = config_.learner_batch_size;
   const int n_replay = static_cast<int>(std::lround(B * config_.learner_replay_fraction));
@@ -134,7 +135,12 @@ void Learner::MaybeTrain() {
     counters_->Add("streamlm_tokens_trained_total", static_cast<int64_t>(n_fresh * T));
     counters_->Set("streamlm_learner_loss", loss_avg_);
     SLM_LOG(kDebug) << "learner step " << step_ << " loss " << loss;
+    if (steps_since_snapshot_ >= config_.learner_snapshot_every_steps) {
+      absl::Status s = Checkpoint(/*with_snapshot=*/true);
+      if (!s.ok()) return s;
+    }
   }
+  return absl::OkStatus();
 }
 
 std::map<int32_t, int64_t> Learner::NextOffsets() const {
@@ -219,12 +225,12 @@ absl::Status Learner::Run() {
                  << config_.learner_group;
   while (!stop_) {
     Ingest(source_->Poll(256, 200));
-    MaybeTrain();
+    absl::Status s = MaybeTrain();
+    if (!s.ok()) return s;
     double since_s = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - last_snapshot_time_).count();
-    if (steps_since_snapshot_ >= config_.learner_snapshot_every_steps ||
-        (steps_since_snapshot_ > 0 && since_s >= config_.learner_snapshot_every_s)) {
-      absl::Status s = Checkpoint(/*with_snapshot=*/true);
+    if (steps_since_snapshot_ > 0 && since_s >= config_.learner_snapshot_every_s) {
+      s = Checkpoint(/*with_snapshot=*/true);
       if (!s.ok()) return s;
     }
   }

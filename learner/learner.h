@@ -48,7 +48,8 @@ class Learner {
   Learner(const Config& config, Store* store, Counters* counters,
           CandidateCallback on_candidate);
   void Ingest(std::vector<SourceRecord> records);
-  void MaybeTrain();
+  // Trains while enough fresh tokens are pending; snapshots every N steps.
+  [[nodiscard]] absl::Status MaybeTrain();
   [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
   std::map<int32_t, int64_t> NextOffsets() const;
 

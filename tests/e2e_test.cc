@@ -1,0 +1,224 @@
+// End to end through the real binary: `streamlm run` with its embedded
+// broker and a tiny bootstrapped model; text produced with a Kafka client;
+// a decision awaited and checked in the store, on `streamlm.decisions` and in
+// /v1/admin/decisions; after a promotion, /v1/models names the new champion
+// and /v1/completions answers from it. Bad records land on streamlm.rejects.
+#include <httplib.h>
+
+#include <regex>
+#include <thread>
+
+#include "common/json_util.h"
+#include "common/kafka.h"
+#include "gtest/gtest.h"
+#include "store/store.h"
+#include "tests/util/stream_text.h"
+#include "tests/util/subprocess.h"
+#include "tests/util/temp_dir.h"
+
+namespace streamlm {
+namespace {
+
+using testing::Subprocess;
+using testing::TempDir;
+
+struct Endpoints {
+  std::string kafka;
+  std::string http_host;
+  int http_port = 0;
+};
+
+// Reads `streamlm run`'s banner for the addresses it chose.
+bool ReadBanner(Subprocess& proc, Endpoints* e) {
+  std::regex kafka_re(R"(^\s+kafka\s+(\S+))"), http_re(R"(^\s+http\s+http://([^:]+):(\d+))");
+  std::string line;
+  // Bootstrapping the tiny model comes first.
+  while (proc.ReadLine(&line, 300000)) {
+    std::smatch m;
+    if (std::regex_search(line, m, kafka_re)) e->kafka = m[1];
+    if (std::regex_search(line, m, http_re)) {
+      e->http_host = m[1];
+      e->http_port = std::stoi(m[2]);
+      return !e->kafka.empty();
+    }
+  }
+  return false;
+}
+
+TEST(EndToEndTest, StreamToDecisionToServing) {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("store");
+  Subprocess proc({testing::StreamlmBinary(), "run", "--config",
+                   testing::SourceDir() + "/tests/data/tiny.yaml", "--data-dir", data_dir,
+                   "--learner.snapshot-every-steps", "15"},
+                  dir.Sub("stderr.log"));
+  Endpoints ep;
+  ASSERT_TRUE(ReadBanner(proc, &ep)) << proc.StderrTail();
+  httplib::Client http(ep.http_host, ep.http_port);
+  http.set_read_timeout(60, 0);
+
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health && health->status == 200);
+  auto models = http.Get("/v1/models");
+  ASSERT_TRUE(models && models->status == 200);
+  std::string bootstrap_id = (*ParseJson(models->body))["data"][0]["id"];
+
+  // Bad input is answered with a reason, and the server keeps serving.
+  auto bad = http.Post("/v1/completions", "{\"prompt\": 5}", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("prompt"), std::string::npos);
+  bad = http.Post("/v1/completions", "not json", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  bad = http.Post("/v1/completions", R"({"prompt": "a", "max_tokens": -3})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("max_tokens"), std::string::npos);
+
+  // Produce with a real Kafka client: good text and four kinds of bad record.
+  auto producer = KafkaProducer::Create(ep.kafka);
+  ASSERT_TRUE(producer.ok());
+  std::vector<std::string> bad_records = {"{not json", R"({"body": "no text"})",
+                                          "{\"text\": \"\xff\xfe\"}", R"({"text": "   "})"};
+  for (const std::string& b : bad_records) {
+    ASSERT_TRUE((*producer)->Produce("streamlm.text", "", b).ok());
+  }
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE((*producer)->Produce("streamlm.text", "", testing::StreamRecord(i)).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+
+  // Await a promotion (earlier candidates may be held or rejected).
+  Json promoted;
+  Json first;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
+  while (promoted.is_null() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto res = http.Get("/v1/admin/decisions");
+    ASSERT_TRUE(res && res->status == 200);
+    auto list = ParseJson(res->body);
+    ASSERT_TRUE(list.ok() && list->is_array());
+    for (const Json& d : *list) {
+      if (first.is_null()) first = d;
+      if (d["verdict"] == "promoted") {
+        promoted = d;
+        break;
+      }
+    }
+  }
+  ASSERT_FALSE(first.is_null()) << "no decision at all\n" << proc.StderrTail();
+  for (const char* field : {"id", "time", "candidate", "champion", "verdict", "rules",
+                            "metrics", "reason", "duration_s"}) {
+    EXPECT_TRUE(first.contains(field)) << field;
+  }
+  EXPECT_EQ(first["rules"].size(), 3u);
+  EXPECT_TRUE(first["metrics"]["stream_loss"]["delta"].contains("ci95"));
+  ASSERT_FALSE(promoted.is_null()) << "no promotion; last decision: " << first.dump()
+                                   << "\n" << proc.StderrTail();
+  const std::string candidate = promoted["candidate"];
+  EXPECT_NE(candidate, bootstrap_id);
+  EXPECT_LT(promoted["metrics"]["stream_loss"]["delta"]["mean"].get<double>(), 0.0);
+
+  // Serving switched to the promoted snapshot without a restart.
+  std::string served;
+  for (int i = 0; i < 50 && served != candidate; ++i) {
+    auto m = http.Get("/v1/models");
+    ASSERT_TRUE(m && m->status == 200);
+    served = (*ParseJson(m->body))["data"][0]["id"];
+    if (served != candidate) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // A later promotion may already have replaced it; it must be a promoted one.
+  auto all = ParseJson(http.Get("/v1/admin/decisions?limit=0")->body);
+  bool served_was_promoted = false;
+  for (const Json& d : *all) {
+    served_was_promoted |= d["verdict"] == "promoted" && d["candidate"] == served;
+  }
+  EXPECT_TRUE(served_was_promoted) << served;
+
+  auto completion = http.Post(
+      "/v1/completions",
+      R"({"prompt": "the learner", "max_tokens": 8, "temperature": 0})", "application/json");
+  ASSERT_TRUE(completion);
+  ASSERT_EQ(completion->status, 200) << completion->body;
+  Json c = *ParseJson(completion->body);
+  EXPECT_EQ(c["object"], "text_completion");
+  EXPECT_EQ(c["model"], served);
+  ASSERT_EQ(c["choices"].size(), 1u);
+  EXPECT_TRUE(c["choices"][0]["text"].is_string());
+  EXPECT_GT(c["usage"]["completion_tokens"].get<int>(), 0);
+
+  // The same decision is on the decisions topic, keyed by candidate.
+  auto published = ReadWholeTopic(ep.kafka, "streamlm.decisions", 15000);
+  ASSERT_TRUE(published.ok()) << published.status();
+  bool on_topic = false;
+  for (const KafkaMessage& m : *published) {
+    auto d = ParseJson(m.value);
+    ASSERT_TRUE(d.ok());
+    if ((*d)["id"] == promoted["id"]) {
+      on_topic = true;
+      EXPECT_EQ(m.key, candidate);
+      EXPECT_EQ(*d, promoted);
+    }
+  }
+  EXPECT_TRUE(on_topic);
+
+  // Every bad record is on the rejects topic with its reason.
+  auto rejects = ReadWholeTopic(ep.kafka, "streamlm.rejects", 15000);
+  ASSERT_TRUE(rejects.ok()) << rejects.status();
+  std::multiset<std::string> reasons;
+  for (const KafkaMessage& m : *rejects) {
+    auto r = ParseJson(m.value);
+    ASSERT_TRUE(r.ok()) << m.value;
+    EXPECT_EQ((*r)["topic"], "streamlm.text");
+    reasons.insert((*r)["reason"].get<std::string>());
+  }
+  EXPECT_EQ(reasons, (std::multiset<std::string>{"malformed_json", "missing_text",
+                                                 "invalid_utf8", "empty"}));
+
+  // Graceful stop, then the decision log on disk agrees.
+  ASSERT_EQ(proc.Stop(SIGTERM, 60000), 0) << proc.StderrTail();
+  auto store = Store::Open(data_dir, /*read_only=*/true);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto stored = (*store)->ListDecisions();
+  ASSERT_TRUE(stored.ok());
+  bool in_store = false;
+  std::string newest_promoted;
+  for (const Json& d : *stored) {
+    in_store |= d == promoted;
+    if (newest_promoted.empty() && d["verdict"] == "promoted") newest_promoted = d["candidate"];
+  }
+  EXPECT_TRUE(in_store);
+  // The champion alias moved with each promotion, in the decision's commit.
+  EXPECT_EQ(*(*store)->GetAlias(kChampion), newest_promoted);
+}
+
+TEST(EndToEndTest, BadConfigAndUnreachableBrokerStopStartupWithAClearMessage) {
+  TempDir dir;
+  {
+    Subprocess proc({testing::StreamlmBinary(), "run", "--data-dir", dir.Sub("s"),
+                     "--learner.batch-size", "zero"},
+                    dir.Sub("err1.log"));
+    EXPECT_EQ(proc.Wait(30000), 2);
+    EXPECT_NE(proc.StderrTail().find("learner.batch_size"), std::string::npos)
+        << proc.StderrTail();
+  }
+  {
+    std::ofstream(dir.Sub("bad.yaml")) << "learner:\n  replay_fraktion: 0.3\n";
+    Subprocess proc({testing::StreamlmBinary(), "run", "--config", dir.Sub("bad.yaml")},
+                    dir.Sub("err2.log"));
+    EXPECT_EQ(proc.Wait(30000), 2);
+    EXPECT_NE(proc.StderrTail().find("learner.replay_fraktion"), std::string::npos)
+        << proc.StderrTail();
+  }
+  {
+    Subprocess proc({testing::StreamlmBinary(), "run", "--data-dir", dir.Sub("s"),
+                     "--kafka", "127.0.0.1:1"},
+                    dir.Sub("err3.log"));
+    EXPECT_EQ(proc.Wait(60000), 1);
+    EXPECT_NE(proc.StderrTail().find("127.0.0.1:1"), std::string::npos) << proc.StderrTail();
+  }
+}
+
+}  // namespace
+}  // namespace streamlm
