@@ -40,7 +40,7 @@ struct Config {
   std::string topic_decisions = "streamlm.decisions";
 
   // Model architecture used by bootstrap (a GPT-style decoder).
-  int model_vocab_size = 4096;
+  int model_vocab_size = 2048;
   int model_context_tokens = 128;
   int model_d_model = 128;
   int model_layers = 4;
@@ -48,7 +48,7 @@ struct Config {
 
   // Bootstrap pretraining.
   std::vector<std::string> bootstrap_corpus = {"data/corpus/brown.txt"};
-  int bootstrap_steps = 900;
+  int bootstrap_steps = 600;
   int bootstrap_batch_size = 16;
   double bootstrap_lr = 3e-3;
   double bootstrap_heldout_fraction = 0.02;
@@ -64,7 +64,7 @@ struct Config {
   double learner_replay_fraction = 0.5;
   int learner_replay_capacity_blocks = 4096;
   int learner_snapshot_every_steps = 50;
-  double learner_snapshot_every_s = 120;
+  double learner_snapshot_every_s = 60;
   int learner_heldout_every_records = 10;  // 1 in N records never trained on
   int64_t learner_max_record_bytes = 1 << 20;
 

@@ -14,7 +14,7 @@ namespace streamlm {
 
 struct ModelConfig {
   std::string family = "gpt";
-  int vocab_size = 4096;
+  int vocab_size = 2048;
   int context_tokens = 128;
   int d_model = 128;
   int layers = 4;

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, build, and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cd build
+ctest --output-on-failure -j 2 --timeout 900 "$@"
