@@ -280,6 +280,9 @@ int Main(int argc, char** argv) {
       "run", "everything in one process: broker (unless --kafka), store, learner, evaluator, "
              "serving; bootstraps a champion from the shipped corpus when the store has none");
   auto* broker = app.add_subcommand("broker", "a standalone Kafka-protocol broker (in memory)");
+  broker->add_option_function<std::string>(
+      "--port", [&cl](const std::string& v) { cl.overrides["broker.port"] = v; },
+      "port to listen on (same as --broker.port; default 9092)");
   auto* bootstrap = app.add_subcommand("bootstrap", "batch pretraining from text files; prints "
                                                     "the new champion's snapshot id last");
   std::vector<std::string> corpus;

@@ -218,7 +218,13 @@ absl::Status ApplyYamlText(Config& config, const std::string& text,
     return absl::InvalidArgumentError(
         absl::StrCat("config ", origin, ": top level must be a map of keys"));
   }
-  absl::Status s = ApplyNode(config, root, "", origin);
+  absl::Status s;
+  try {
+    s = ApplyNode(config, root, "", origin);
+  } catch (const YAML::Exception& e) {
+    // e.g. a map or sequence used as a key, or a nested list as a value.
+    s = absl::InvalidArgumentError(absl::StrCat("unsupported YAML structure: ", e.what()));
+  }
   if (!s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("config ", origin, ": ", s.message()));

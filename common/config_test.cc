@@ -48,6 +48,15 @@ TEST(ConfigTest, MalformedYamlIsReported) {
   EXPECT_NE(s.message().find("x.yaml"), std::string::npos);
 }
 
+// Found by tests/fuzz/config_fuzz.cc: a sequence used as a map key threw
+// from yaml-cpp instead of returning an error.
+TEST(ConfigTest, OddYamlStructuresAreErrorsNotCrashes) {
+  Config c;
+  EXPECT_FALSE(ApplyYamlText(c, "? [a, b]\n: 1\n", "t").ok());
+  EXPECT_FALSE(ApplyYamlText(c, "bootstrap:\n  corpus: [[a], b]\n", "t").ok());
+  EXPECT_FALSE(ApplyYamlText(c, "learner: [unclosed, learner:\n  x\n", "t").ok());
+}
+
 TEST(ConfigTest, EnvironmentOverrides) {
   Config c;
   setenv("STREAMLM_EVAL_MIN_STREAM_TOKENS", "77", 1);

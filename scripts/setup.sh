@@ -10,7 +10,7 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev libabsl-dev libgtest-dev libgmock-dev
   libsentencepiece-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcpp-httplib-dev zlib1g-dev
-  kcat python3-confluent-kafka curl
+  kcat python3-confluent-kafka curl clang-14 libclang-rt-14-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds one libFuzzer target with clang (ASan + UBSan) and runs it for a
+# bounded time on its seed corpus. Usage: run.sh NAME SECONDS BUILD_DIR
+# Skips (exit 0 with a message) when clang's libFuzzer runtime is missing.
+set -euo pipefail
+name=$1 seconds=$2 out=$3/fuzz
+src=$(cd "$(dirname "$0")/../.." && pwd)
+CXX=$(command -v clang++-14 || command -v clang++ || true)
+if [ -z "$CXX" ] || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  echo "SKIPPED: clang with libFuzzer (clang-14, libclang-rt-14-dev) is not installed"
+  exit 0
+fi
+mkdir -p "$out"
+case $name in
+  record) srcs=("$src/tests/fuzz/record_fuzz.cc" "$src/ingest/record.cc" "$src/common/json_util.cc"); libs=() ;;
+  config) srcs=("$src/tests/fuzz/config_fuzz.cc" "$src/common/config.cc"); libs=(-lyaml-cpp) ;;
+  *) echo "unknown fuzz target $name"; exit 2 ;;
+esac
+absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labsl_strings -labsl_strings_internal -labsl_int128
+      -labsl_throw_delegate -labsl_raw_logging_internal)
+"$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -I"$src" "${srcs[@]}" -o "$out/${name}_fuzz" "${libs[@]}" "${absl[@]}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$src/tests/fuzz/corpus/$name/"* "$work/"
+"$out/${name}_fuzz" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 \
+  -print_final_stats=1 -artifact_prefix="$out/${name}-" "$work" 2>&1 | tail -n 25
