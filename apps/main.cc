@@ -2,7 +2,10 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -10,6 +13,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "bench/tokenize_bench.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -197,6 +201,46 @@ int RunAll(const Config& c) {
   return s.ok() ? 0 : Fail(s);
 }
 
+absl::StatusOr<std::string> ReadInput(const std::string& path) {
+  std::stringstream ss;
+  if (path.empty() || path == "-") {
+    ss << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError("cannot read input file '" + path + "'");
+    ss << in.rdbuf();
+  }
+  return ss.str();
+}
+
+int RunTokenize(const std::string& tokenizer_path, const std::string& input, bool decode) {
+  auto tok = LoadTokenizerFromPath(tokenizer_path);
+  if (!tok.ok()) return Fail(tok.status());
+  auto text = ReadInput(input);
+  if (!text.ok()) return Fail(text.status());
+  if (!decode) {
+    std::printf("%s\n", Json((*tok)->Encode(*text)).dump().c_str());
+    return 0;
+  }
+  auto ids = ParseJson(*text);
+  if (!ids.ok() || !ids->is_array() ||
+      !std::all_of(ids->begin(), ids->end(), [](const Json& v) { return v.is_number_integer(); })) {
+    return Fail(absl::InvalidArgumentError("--decode expects a JSON array of integer token ids"));
+  }
+  std::string out = (*tok)->Decode(ids->get<std::vector<int32_t>>());
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+int RunBenchTokenize(const std::string& tokenizer_path, const std::string& input) {
+  auto tok = LoadTokenizerFromPath(tokenizer_path);
+  if (!tok.ok()) return Fail(tok.status());
+  auto text = ReadInput(input);
+  if (!text.ok()) return Fail(text.status());
+  std::printf("%s\n", RunTokenizeBench(**tok, *text).dump().c_str());
+  return 0;
+}
+
 std::string Cut(const std::string& s, size_t n) {
   return s.size() <= n ? s : s.substr(0, n - 3) + "...";
 }
@@ -298,6 +342,21 @@ int Main(int argc, char** argv) {
   std::string promote_id;
   promote->add_option("SNAPSHOT", promote_id, "snapshot id")->required();
   auto* rollback = app.add_subcommand("rollback", "swap champion and previous champion");
+  std::string tokenizer_path, input;
+  bool decode = false;
+  auto* tokenize = app.add_subcommand(
+      "tokenize", "print the token ids of the whole input as one JSON array (--decode: ids to text)");
+  tokenize->add_option("--tokenizer", tokenizer_path,
+                       "tokenizer.json, a SentencePiece .model, or a directory with "
+                       "vocab.json + merges.txt")->required();
+  tokenize->add_option("--input", input, "input file (default: stdin)");
+  tokenize->add_flag("--decode", decode, "read a JSON array of ids, print the text");
+  auto* bench = app.add_subcommand("bench", "benchmarks that print one JSON object");
+  bench->require_subcommand(1);
+  auto* bench_tokenize = bench->add_subcommand(
+      "tokenize", "tokenizer MB/s on one thread and on all (bytes, tokens, mb_per_s_1t, mb_per_s_all)");
+  bench_tokenize->add_option("--tokenizer", tokenizer_path, "as for `streamlm tokenize`")->required();
+  bench_tokenize->add_option("--input", input, "text file")->required();
   for (CLI::App* sub : {run, broker, bootstrap, decisions, snapshots, promote, rollback}) {
     AddConfigFlags(sub, &cl);
   }
@@ -316,6 +375,8 @@ int Main(int argc, char** argv) {
   if (snapshots->parsed()) return RunSnapshots(*config, json);
   if (promote->parsed()) return RunAliasChange(*config, promote_id);
   if (rollback->parsed()) return RunAliasChange(*config, "");
+  if (tokenize->parsed()) return RunTokenize(tokenizer_path, input, decode);
+  if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
   return 1;
 }
 

@@ -60,7 +60,7 @@ struct Config {
   // Online learner.
   std::string learner_group = "streamlm-learner";
   int learner_batch_size = 8;
-  double learner_lr = 3e-4;
+  double learner_lr = 1e-4;
   double learner_replay_fraction = 0.5;
   int learner_replay_capacity_blocks = 4096;
   int learner_snapshot_every_steps = 50;

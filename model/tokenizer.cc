@@ -1,8 +1,12 @@
 #include "model/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "model/bpe_tokenizer.h"
 #include "model/internal/sentencepiece_wrapper.h"
 namespace streamlm {
 namespace {
@@ -45,10 +49,49 @@ class SentencePieceTokenizer : public Tokenizer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& bytes) {
+  // Byte-level BPE is stored as tokenizer.json; SentencePiece as its proto.
+  if (!bytes.empty() && bytes[0] == '{') return LoadTokenizerJson(bytes);
   auto t = std::make_unique<SentencePieceTokenizer>(bytes);
   absl::Status s = t->Init();
   if (!s.ok()) return s;
   return std::unique_ptr<Tokenizer>(std::move(t));
+}
+
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFromPath(const std::string& path) {
+  namespace fs = std::filesystem;
+  auto exists = [&](const std::string& name) { return fs::exists(fs::path(path) / name); };
+  if (fs::is_directory(path)) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+      if (exists(name)) return LoadTokenizerFromPath((fs::path(path) / name).string());
+    }
+    for (auto [vocab, merges] : {std::pair{"vocab.json", "merges.txt"},
+                                 std::pair{"encoder.json", "vocab.bpe"}}) {
+      if (exists(vocab) && exists(merges)) {
+        auto v = ReadFile((fs::path(path) / vocab).string());
+        if (!v.ok()) return v.status();
+        auto m = ReadFile((fs::path(path) / merges).string());
+        if (!m.ok()) return m.status();
+        return LoadGpt2Bpe(*v, *m);
+      }
+    }
+    return absl::NotFoundError(absl::StrCat(
+        "'", path, "' holds no tokenizer.json, tokenizer.model or vocab.json + merges.txt"));
+  }
+  auto bytes = ReadFile(path);
+  if (!bytes.ok()) return bytes.status();
+  return LoadTokenizer(*bytes);
 }
 
 absl::StatusOr<std::string> TrainSentencePiece(

@@ -27,9 +27,16 @@ class Tokenizer {
   virtual const std::string& serialized() const = 0;
 };
 
-// Loads a tokenizer from the bytes of a snapshot (a SentencePiece model).
+// Loads a tokenizer from the bytes of a snapshot: a SentencePiece model
+// proto, or a byte-level BPE tokenizer.json (see bpe_tokenizer.h).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     const std::string& bytes);
+
+// Loads a tokenizer from disk: a SentencePiece `.model` file, a
+// `tokenizer.json`, or a directory holding one of those or GPT-2's
+// `vocab.json` + `merges.txt` (also named `encoder.json` + `vocab.bpe`).
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFromPath(
+    const std::string& path);
 
 struct SentencePieceTrainOptions {
   int vocab_size = 4096;

@@ -9,13 +9,16 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   librdkafka-dev librocksdb-dev libabsl-dev libgtest-dev libgmock-dev
   libsentencepiece-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libcpp-httplib-dev zlib1g-dev
+  libcpp-httplib-dev zlib1g-dev libpcre2-dev libutf8proc-dev
   kcat python3-confluent-kafka curl clang-14 libclang-rt-14-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js runs the reference tokenizer (tiktoken) in tests and benchmarks; a
+# machine may already have it from elsewhere, so look for the commands.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "streamlm setup: installing ${missing[*]}"
   SUDO=""
