@@ -14,6 +14,7 @@
 
 #include "CLI/CLI.hpp"
 #include "bench/tokenize_bench.h"
+#include "bench/train_bench.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -232,6 +233,26 @@ int RunTokenize(const std::string& tokenizer_path, const std::string& input, boo
   return 0;
 }
 
+int RunGenerate(const Config& c, const std::string& snapshot, const std::string& prompt,
+                int max_tokens, double temperature) {
+  ConfigureTorchThreads(c.threads);
+  auto store = Store::Open(c.data_dir, /*read_only=*/true);
+  if (!store.ok()) return Fail(store.status());
+  std::string id = snapshot;
+  auto alias = (*store)->GetAlias(snapshot);  // "champion" etc. also work
+  if (alias.ok()) id = *alias;
+  auto snap = (*store)->GetSnapshot(id);
+  if (!snap.ok()) return Fail(snap.status());
+  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
+  if (!model.ok()) return Fail(model.status());
+  SamplingParams p;
+  p.max_tokens = max_tokens;
+  p.temperature = temperature;
+  Completion out = (*model)->Generate(prompt, p);
+  std::printf("%s\n", out.text.c_str());
+  return 0;
+}
+
 int RunBenchTokenize(const std::string& tokenizer_path, const std::string& input) {
   auto tok = LoadTokenizerFromPath(tokenizer_path);
   if (!tok.ok()) return Fail(tok.status());
@@ -351,12 +372,28 @@ int Main(int argc, char** argv) {
                        "vocab.json + merges.txt")->required();
   tokenize->add_option("--input", input, "input file (default: stdin)");
   tokenize->add_flag("--decode", decode, "read a JSON array of ids, print the text");
+  std::string snapshot = kChampion, prompt;
+  int max_tokens = 32;
+  double temperature = 1.0;
+  auto* generate = app.add_subcommand("generate", "print a completion from a stored snapshot");
+  generate->add_option("--snapshot", snapshot, "snapshot id or alias (default: champion)");
+  generate->add_option("--prompt", prompt, "prompt text")->required();
+  generate->add_option("--max-tokens", max_tokens, "most tokens to generate")
+      ->check(CLI::Range(0, 1 << 20));
+  generate->add_option("--temperature", temperature, "0 = greedy")->check(CLI::Range(0.0, 10.0));
+  AddConfigFlags(generate, &cl);
   auto* bench = app.add_subcommand("bench", "benchmarks that print one JSON object");
   bench->require_subcommand(1);
   auto* bench_tokenize = bench->add_subcommand(
       "tokenize", "tokenizer MB/s on one thread and on all (bytes, tokens, mb_per_s_1t, mb_per_s_all)");
   bench_tokenize->add_option("--tokenizer", tokenizer_path, "as for `streamlm tokenize`")->required();
   bench_tokenize->add_option("--input", input, "text file")->required();
+  std::string bench_config = "small";
+  int bench_steps = 0;
+  auto* bench_train = bench->add_subcommand(
+      "train", "training tokens/s and MFU against this machine's measured matmul rate");
+  bench_train->add_option("--config", bench_config, "model preset: small, default, tiny");
+  bench_train->add_option("--steps", bench_steps, "timed steps (default: the preset's)");
   for (CLI::App* sub : {run, broker, bootstrap, decisions, snapshots, promote, rollback}) {
     AddConfigFlags(sub, &cl);
   }
@@ -376,7 +413,16 @@ int Main(int argc, char** argv) {
   if (promote->parsed()) return RunAliasChange(*config, promote_id);
   if (rollback->parsed()) return RunAliasChange(*config, "");
   if (tokenize->parsed()) return RunTokenize(tokenizer_path, input, decode);
+  if (generate->parsed()) return RunGenerate(*config, snapshot, prompt, max_tokens, temperature);
   if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
+  if (bench_train->parsed()) {
+    ConfigureTorchThreads(config->threads);
+    auto preset = TrainBenchPreset(bench_config);
+    if (!preset.ok()) return Fail(preset.status());
+    if (bench_steps > 0) preset->steps = bench_steps;
+    std::printf("%s\n", RunTrainBench(*preset).dump().c_str());
+    return 0;
+  }
   return 1;
 }
 

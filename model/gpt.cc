@@ -14,14 +14,29 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(int d_model, int heads)
   proj_ = register_module("proj", torch::nn::Linear(d_model, d_model));
 }
 
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KvCache* cache,
+                                               int layer) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t hd = C / heads_;
   auto qkv = qkv_(x).view({B, T, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];  // [B, H, T, hd]
+  int64_t past = 0;
+  if (cache != nullptr) {
+    past = cache->length;
+    if (static_cast<int>(cache->keys.size()) <= layer) {
+      cache->keys.push_back(k);
+      cache->values.push_back(v);
+    } else {
+      cache->keys[layer] = torch::cat({cache->keys[layer], k}, 2);
+      cache->values[layer] = torch::cat({cache->values[layer], v}, 2);
+    }
+    k = cache->keys[layer];
+    v = cache->values[layer];
+  }
   auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
-  auto mask = torch::ones({T, T}, torch::dtype(torch::kBool).device(x.device()))
-                  .triu(1);
+  // New token i sits at position past + i and sees keys 0..past + i.
+  auto mask = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device()))
+                  .triu(past + 1);
   att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
   att = torch::softmax(att, -1);
   auto y = torch::matmul(att, v).transpose(1, 2).reshape({B, T, C});
@@ -38,8 +53,8 @@ BlockImpl::BlockImpl(int d_model, int heads) {
   fc_proj_ = register_module("fc_proj", torch::nn::Linear(4 * d_model, d_model));
 }
 
-torch::Tensor BlockImpl::forward(torch::Tensor x) {
-  x = x + attn_(ln1_(x));
+torch::Tensor BlockImpl::forward(torch::Tensor x, KvCache* cache, int layer) {
+  x = x + attn_(ln1_(x), cache, layer);
   // GPT-2 uses the tanh approximation of GELU.
   auto h = fc_(ln2_(x));
   h = 0.5 * h * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) *
@@ -65,6 +80,20 @@ torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
   auto pos = torch::arange(T, torch::dtype(torch::kLong).device(tokens.device()));
   auto x = wte_(tokens) + wpe_(pos);
   for (const auto& block : *blocks_) x = block->as<Block>()->forward(x);
+  x = ln_f_(x);
+  return torch::matmul(x, wte_->weight.t());
+}
+
+torch::Tensor GptImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache) {
+  const int64_t T = tokens.size(1);
+  TORCH_CHECK(cache->length + T <= config_.context_tokens, "cached decoding past the context of ",
+              config_.context_tokens, " tokens");
+  auto pos = torch::arange(cache->length, cache->length + T,
+                           torch::dtype(torch::kLong).device(tokens.device()));
+  auto x = wte_(tokens) + wpe_(pos);
+  int layer = 0;
+  for (const auto& block : *blocks_) x = block->as<Block>()->forward(x, cache, layer++);
+  cache->length += T;
   x = ln_f_(x);
   return torch::matmul(x, wte_->weight.t());
 }

@@ -13,10 +13,19 @@
 
 namespace streamlm {
 
+// Keys and values of the tokens seen so far, per layer, for incremental
+// decoding. `length` tokens are cached; positions continue from there.
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;  // [B, H, length, head_dim]
+  int64_t length = 0;
+};
+
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(int d_model, int heads);
-  torch::Tensor forward(const torch::Tensor& x);
+  // x: [B, T_new, C]. With `cache`, attends to the cached keys/values of
+  // layer `layer` too and appends the new ones.
+  torch::Tensor forward(const torch::Tensor& x, KvCache* cache = nullptr, int layer = 0);
 
  private:
   int heads_;
@@ -27,7 +36,7 @@ TORCH_MODULE(CausalSelfAttention);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(int d_model, int heads);
-  torch::Tensor forward(torch::Tensor x);
+  torch::Tensor forward(torch::Tensor x, KvCache* cache = nullptr, int layer = 0);
 
  private:
   torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
@@ -41,6 +50,9 @@ class GptImpl : public torch::nn::Module {
   explicit GptImpl(const ModelConfig& config);
   // tokens: [B, T] int64 with T <= context_tokens. Returns logits [B, T, V].
   torch::Tensor forward(const torch::Tensor& tokens);
+  // Logits of `tokens` [B, T_new] placed after the `cache->length` cached
+  // tokens; extends the cache. Requires cache->length + T_new <= context.
+  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache);
   // Mean next-token cross-entropy (nats) of `targets` [B, T].
   torch::Tensor Loss(const torch::Tensor& tokens, const torch::Tensor& targets);
   // GPT-2 initialization: N(0, 0.02), residual projections scaled by

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -158,15 +159,31 @@ Completion LanguageModel::Generate(const std::string& prompt,
   auto gen = at::detail::createCPUGenerator(
       params.has_seed ? params.seed : static_cast<uint64_t>(std::random_device{}()));
   c.finish_reason = "length";
+  // KV cache: prefill with the last context's worth of tokens, then feed one
+  // token per step. When the context is full, prefill again with its newest
+  // half (positions are learned, so they cannot run past the context).
+  const int64_t T = config_.context_tokens;
+  KvCache cache;
+  torch::Tensor logits;
+  auto prefill = [&](size_t keep) {
+    cache = KvCache();
+    std::vector<int64_t> window(context.end() - std::min(keep, context.size()), context.end());
+    logits = net_->ForwardCached(torch::tensor(window, torch::kLong).unsqueeze(0), &cache)[0][-1];
+  };
+  prefill(static_cast<size_t>(T));
   for (int step = 0; step < params.max_tokens; ++step) {
-    size_t start = context.size() > static_cast<size_t>(config_.context_tokens)
-                       ? context.size() - config_.context_tokens
-                       : 0;
-    std::vector<int64_t> window(context.begin() + start, context.end());
-    auto input = torch::tensor(window, torch::kLong).unsqueeze(0);
-    auto logits = net_->forward(input)[0][-1].to(torch::kFloat);
-    // Only real pieces may be sampled (the model may be wider than the vocab).
-    logits = logits.slice(0, 0, tokenizer_->vocab_size());
+    logits = logits.to(torch::kFloat).slice(0, 0, tokenizer_->vocab_size());
+    if (params.repetition_penalty != 1.0) {
+      std::set<int64_t> unique(context.begin(), context.end());
+      std::vector<int64_t> seen;
+      for (int64_t id : unique) {
+        if (id >= 0 && id < logits.size(0)) seen.push_back(id);
+      }
+      auto idx = torch::tensor(seen, torch::kLong);
+      auto v = logits.index_select(0, idx);
+      v = torch::where(v > 0, v / params.repetition_penalty, v * params.repetition_penalty);
+      logits = logits.index_copy(0, idx, v);
+    }
     int64_t next;
     if (params.temperature <= 0) {
       next = logits.argmax().item<int64_t>();
@@ -195,6 +212,13 @@ Completion LanguageModel::Generate(const std::string& prompt,
     }
     c.ids.push_back(static_cast<int32_t>(next));
     context.push_back(static_cast<int32_t>(next));
+    if (step + 1 < params.max_tokens) {
+      if (cache.length >= T) {
+        prefill(static_cast<size_t>(T / 2));
+      } else {
+        logits = net_->ForwardCached(torch::tensor({next}, torch::kLong).unsqueeze(0), &cache)[0][-1];
+      }
+    }
     c.text = DecodeContinuation(*tokenizer_, prompt_ids, c.ids);
     bool stopped = false;
     for (const std::string& s : params.stop) {

@@ -23,6 +23,9 @@ struct SamplingParams {
   double temperature = 1.0;  // 0 = greedy
   int top_k = 0;             // 0 = off
   double top_p = 1.0;        // 1 = off
+  // CTRL-style: logits of tokens already in the context are divided by this
+  // (multiplied when negative). 1 = off.
+  double repetition_penalty = 1.0;
   std::vector<std::string> stop;
   uint64_t seed = 0;
   bool has_seed = false;

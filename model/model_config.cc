@@ -12,10 +12,12 @@ int64_t ModelConfig::ParameterCount() const {
 }
 
 double ModelConfig::TrainFlopsPerToken() const {
-  // 6 FLOPs per parameter per token, plus attention scores and values
-  // (forward 2*T*d per layer for QK^T and for AV; x3 for backward).
-  return 6.0 * static_cast<double>(ParameterCount()) +
-         6.0 * layers * context_tokens * d_model;
+  // 6 FLOPs per matmul parameter per token (forward 2, backward 4): every
+  // parameter except the position table, which is only looked up (the token
+  // table counts once, as the tied output projection). Plus attention scores
+  // and values: forward 2*T*d each per layer, x3 with backward (PaLM, app. B).
+  double matmul_params = static_cast<double>(ParameterCount()) - double(context_tokens) * d_model;
+  return 6.0 * matmul_params + 12.0 * layers * context_tokens * d_model;
 }
 
 absl::Status ValidateModelConfig(const ModelConfig& m) {

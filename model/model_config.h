@@ -22,7 +22,8 @@ struct ModelConfig {
 
   // Parameters of the model (embeddings counted once: they are tied).
   int64_t ParameterCount() const;
-  // Forward+backward FLOPs per trained token (6N plus attention).
+  // Forward+backward FLOPs per trained token: 6 per matmul parameter plus
+  // 12 * layers * context * d_model for attention.
   double TrainFlopsPerToken() const;
 };
 

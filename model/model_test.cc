@@ -1,4 +1,5 @@
 #include <cmath>
+#include <set>
 #include <fstream>
 #include <sstream>
 
@@ -73,6 +74,40 @@ TEST(GptTest, MatchesIndependentReferenceLogitsAndLoss) {
                                              expected[b][t][v].get<double>()));
   EXPECT_LT(max_err, 1e-4);
   EXPECT_NEAR(net->Loss(inputs, targets).item<double>(), (*ref)["loss"].get<double>(), 1e-5);
+}
+
+// Incremental decoding with the KV cache reproduces the reference logits.
+TEST(GptTest, KvCacheMatchesReferenceLogits) {
+  std::string dir = testing::SourceDir() + "/tests/data/";
+  auto ref = ParseJson(ReadFile(dir + "gpt_reference.json"));
+  ASSERT_TRUE(ref.ok());
+  auto config = ModelConfigFromJson((*ref)["config"]);
+  ASSERT_TRUE(config.ok());
+  Gpt net(*config);
+  auto tensors = DecodeSafetensors(ReadFile(dir + "gpt_reference.safetensors"));
+  ASSERT_TRUE(tensors.ok());
+  std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
+  torch::NoGradGuard g;
+  for (auto& p : net->named_parameters()) p.value().copy_(by_name[p.key()]);
+  const auto& expected = (*ref)["logits"];
+  for (int b = 0; b < 2; ++b) {
+    std::vector<int64_t> toks = (*ref)["tokens"][b];
+    toks.pop_back();  // the reference scores inputs[:-1]
+    auto all = torch::tensor(toks, torch::kLong).unsqueeze(0);
+    KvCache cache;
+    std::vector<torch::Tensor> parts = {net->ForwardCached(all.slice(1, 0, 5), &cache)};
+    for (int64_t t = 5; t < all.size(1); ++t) {
+      parts.push_back(net->ForwardCached(all.slice(1, t, t + 1), &cache));
+    }
+    auto logits = torch::cat(parts, 1)[0];
+    EXPECT_EQ(cache.length, all.size(1));
+    double max_err = 0;
+    for (int t = 0; t < logits.size(0); ++t)
+      for (int v = 0; v < logits.size(1); ++v)
+        max_err = std::max(max_err, std::abs(logits[t][v].item<double>() -
+                                             expected[b][t][v].get<double>()));
+    EXPECT_LT(max_err, 1e-4) << "sequence " << b;
+  }
 }
 
 TEST(GptTest, FreshModelPredictsNearUniform) {
@@ -204,6 +239,29 @@ TEST_F(LanguageModelTest, SequenceLossesAgreeWithBatchLoss) {
   // Longer than one context: windows still score every token but the first.
   std::vector<int32_t> longer(100, 5);
   EXPECT_EQ(model_->SequenceLosses({longer})[0].tokens, 99);
+}
+
+TEST_F(LanguageModelTest, RepetitionPenaltyAvoidsSeenTokensAndLongOutputsPassTheContext) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = 10;
+  p.repetition_penalty = 1000;
+  std::string prompt = "The jury said";
+  auto c = model_->Generate(prompt, p);
+  std::set<int32_t> seen;
+  for (int32_t id : model_->tokenizer().Encode(prompt)) seen.insert(id);
+  for (int32_t id : c.ids) {
+    EXPECT_FALSE(seen.count(id)) << "token " << id << " repeated despite the penalty";
+    seen.insert(id);
+  }
+  // Context is 32 tokens: 80 new tokens need the cache to be rebuilt.
+  SamplingParams longer;
+  longer.max_tokens = 80;
+  longer.has_seed = true;
+  longer.seed = 3;
+  auto l = model_->Generate(prompt, longer);
+  EXPECT_LE(l.ids.size(), 80u);
+  if (l.finish_reason == "length") EXPECT_EQ(l.ids.size(), 80u);
 }
 
 TEST_F(LanguageModelTest, GenerationHonoursGreedySeedLengthAndStop) {

@@ -165,13 +165,14 @@ void Server::HandleCompletions(const httplib::Request& req, httplib::Response& r
   }
   SamplingParams p;
   int64_t max_tokens = 16, top_k = 0, n = 1, seed = -1;
-  double temperature = 1.0, top_p = 1.0;
+  double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
   if (!IntField(*body, "max_tokens", 0, config_.serving_max_tokens, &max_tokens, res) ||
       !IntField(*body, "top_k", 0, 1 << 20, &top_k, res) ||
       !IntField(*body, "n", 1, 1, &n, res) ||
       !IntField(*body, "seed", 0, INT64_MAX, &seed, res) ||
       !NumberField(*body, "temperature", 0, 2, &temperature, res) ||
-      !NumberField(*body, "top_p", 1e-9, 1, &top_p, res)) {
+      !NumberField(*body, "top_p", 1e-9, 1, &top_p, res) ||
+      !NumberField(*body, "repetition_penalty", 1e-3, 100, &repetition_penalty, res)) {
     return;
   }
   auto stop_it = body->find("stop");
@@ -191,6 +192,7 @@ void Server::HandleCompletions(const httplib::Request& req, httplib::Response& r
   p.temperature = temperature;
   p.top_k = static_cast<int>(top_k);
   p.top_p = top_p;
+  p.repetition_penalty = repetition_penalty;
   if (seed >= 0) {
     p.has_seed = true;
     p.seed = static_cast<uint64_t>(seed);
