@@ -60,7 +60,7 @@ absl::StatusOr<TrainBenchConfig> TrainBenchPreset(const std::string& name) {
 }
 
 Json RunTrainBench(const TrainBenchConfig& config) {
-  Gpt net(config.model);
+  std::shared_ptr<CausalLm> net = MakeCausalLm(config.model);
   net->InitWeights(1);
   torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(1e-4));
   const int64_t T = config.model.context_tokens;

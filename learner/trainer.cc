@@ -10,13 +10,13 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, double lr,
                  double weight_decay)
     : model_(std::move(model)) {
   optimizer_ = std::make_unique<torch::optim::AdamW>(
-      model_->mutable_net()->parameters(),
+      model_->net().parameters(),
       torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).weight_decay(weight_decay));
 }
 
 double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
-  Gpt& net = model_->mutable_net();
-  net->train();
+  CausalLm& net = model_->net();
+  net.train();
   const int64_t B = static_cast<int64_t>(blocks.size());
   const int64_t L = static_cast<int64_t>(blocks[0].size());
   auto data = torch::empty({B, L}, torch::kLong);
@@ -28,11 +28,11 @@ double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
   optimizer_->zero_grad();
-  auto loss = net->Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
+  auto loss = net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
   loss.backward();
-  torch::nn::utils::clip_grad_norm_(net->parameters(), 1.0);
+  torch::nn::utils::clip_grad_norm_(net.parameters(), 1.0);
   optimizer_->step();
-  net->eval();
+  net.eval();
   return loss.item<double>();
 }
 

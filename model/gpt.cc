@@ -43,12 +43,12 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KvCache* 
   return proj_(y);
 }
 
-BlockImpl::BlockImpl(int d_model, int heads) {
+BlockImpl::BlockImpl(int d_model, int heads, double eps) {
   ln1_ = register_module("ln1", torch::nn::LayerNorm(
-                                    torch::nn::LayerNormOptions({d_model})));
+                                    torch::nn::LayerNormOptions({d_model}).eps(eps)));
   attn_ = register_module("attn", CausalSelfAttention(d_model, heads));
   ln2_ = register_module("ln2", torch::nn::LayerNorm(
-                                    torch::nn::LayerNormOptions({d_model})));
+                                    torch::nn::LayerNormOptions({d_model}).eps(eps)));
   fc_ = register_module("fc", torch::nn::Linear(d_model, 4 * d_model));
   fc_proj_ = register_module("fc_proj", torch::nn::Linear(4 * d_model, d_model));
 }
@@ -62,15 +62,20 @@ torch::Tensor BlockImpl::forward(torch::Tensor x, KvCache* cache, int layer) {
   return x + fc_proj_(h);
 }
 
-GptImpl::GptImpl(const ModelConfig& config) : config_(config) {
+torch::Tensor CausalLm::Loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  auto logits = forward(tokens);
+  return F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
+}
+
+GptImpl::GptImpl(const ModelConfig& config) : CausalLm(config) {
   wte_ = register_module("wte", torch::nn::Embedding(config.vocab_size, config.d_model));
   wpe_ = register_module("wpe", torch::nn::Embedding(config.context_tokens, config.d_model));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < config.layers; ++i) {
-    blocks_->push_back(Block(config.d_model, config.heads));
+    blocks_->push_back(Block(config.d_model, config.heads, config.norm_eps));
   }
   ln_f_ = register_module("ln_f", torch::nn::LayerNorm(
-                                      torch::nn::LayerNormOptions({config.d_model})));
+                                      torch::nn::LayerNormOptions({config.d_model}).eps(config.norm_eps)));
 }
 
 torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
@@ -96,13 +101,6 @@ torch::Tensor GptImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache
   cache->length += T;
   x = ln_f_(x);
   return torch::matmul(x, wte_->weight.t());
-}
-
-torch::Tensor GptImpl::Loss(const torch::Tensor& tokens,
-                            const torch::Tensor& targets) {
-  auto logits = forward(tokens);
-  return F::cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                          targets.reshape({-1}));
 }
 
 void GptImpl::InitWeights(uint64_t seed) {

@@ -20,6 +20,28 @@ struct KvCache {
   int64_t length = 0;
 };
 
+// A decoder-only language model of either family.
+class CausalLm : public torch::nn::Module {
+ public:
+  explicit CausalLm(const ModelConfig& config) : config_(config) {}
+  // tokens: [B, T] int64 with T <= context_tokens. Returns logits [B, T, V].
+  virtual torch::Tensor forward(const torch::Tensor& tokens) = 0;
+  // Logits of `tokens` [B, T_new] placed after the `cache->length` cached
+  // tokens; extends the cache. Requires cache->length + T_new <= context.
+  virtual torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) = 0;
+  // Random initialization for training from scratch.
+  virtual void InitWeights(uint64_t seed) = 0;
+  // Mean next-token cross-entropy (nats) of `targets` [B, T].
+  torch::Tensor Loss(const torch::Tensor& tokens, const torch::Tensor& targets);
+  const ModelConfig& config() const { return config_; }
+
+ protected:
+  ModelConfig config_;
+};
+
+// A fresh model of `config.family`.
+std::shared_ptr<CausalLm> MakeCausalLm(const ModelConfig& config);
+
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(int d_model, int heads);
@@ -35,7 +57,7 @@ TORCH_MODULE(CausalSelfAttention);
 
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int d_model, int heads);
+  BlockImpl(int d_model, int heads, double eps);
   torch::Tensor forward(torch::Tensor x, KvCache* cache = nullptr, int layer = 0);
 
  private:
@@ -45,23 +67,16 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-class GptImpl : public torch::nn::Module {
+class GptImpl : public CausalLm {
  public:
   explicit GptImpl(const ModelConfig& config);
-  // tokens: [B, T] int64 with T <= context_tokens. Returns logits [B, T, V].
-  torch::Tensor forward(const torch::Tensor& tokens);
-  // Logits of `tokens` [B, T_new] placed after the `cache->length` cached
-  // tokens; extends the cache. Requires cache->length + T_new <= context.
-  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache);
-  // Mean next-token cross-entropy (nats) of `targets` [B, T].
-  torch::Tensor Loss(const torch::Tensor& tokens, const torch::Tensor& targets);
+  torch::Tensor forward(const torch::Tensor& tokens) override;
+  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) override;
   // GPT-2 initialization: N(0, 0.02), residual projections scaled by
   // 1/sqrt(2 * layers), zero biases, unit LayerNorm weights.
-  void InitWeights(uint64_t seed);
-  const ModelConfig& config() const { return config_; }
+  void InitWeights(uint64_t seed) override;
 
  private:
-  ModelConfig config_;
   torch::nn::Embedding wte_{nullptr}, wpe_{nullptr};
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_f_{nullptr};

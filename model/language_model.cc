@@ -43,7 +43,7 @@ void ConfigureTorchThreads(int threads) {
 
 LanguageModel::LanguageModel(ModelConfig config,
                              std::unique_ptr<Tokenizer> tokenizer)
-    : config_(config), tokenizer_(std::move(tokenizer)), net_(config) {}
+    : config_(config), tokenizer_(std::move(tokenizer)), net_(MakeCausalLm(config)) {}
 
 absl::StatusOr<std::shared_ptr<LanguageModel>> LanguageModel::Create(
     const ModelConfig& config, std::unique_ptr<Tokenizer> tokenizer,
@@ -238,16 +238,27 @@ Completion LanguageModel::Generate(const std::string& prompt,
 
 // ---------------------------------------------------------------- safetensors
 
+namespace {
+
+torch::ScalarType ScalarTypeOf(const std::string& dtype) {
+  if (dtype == "F16") return torch::kHalf;
+  if (dtype == "BF16") return torch::kBFloat16;
+  return torch::kFloat;
+}
+
+}  // namespace
+
 std::string EncodeSafetensors(
-    const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::string& dtype) {
   Json header = Json::object();
   std::string data;
+  const torch::ScalarType type = ScalarTypeOf(dtype);
   for (const auto& [name, t] : tensors) {
-    auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    auto c = t.detach().to(torch::kCPU, type).contiguous();
     size_t begin = data.size();
-    data.append(reinterpret_cast<const char*>(c.data_ptr<float>()),
-                c.numel() * sizeof(float));
-    header[name] = {{"dtype", "F32"},
+    data.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+    header[name] = {{"dtype", type == torch::kFloat ? "F32" : dtype},
                     {"shape", c.sizes().vec()},
                     {"data_offsets", {begin, data.size()}}};
   }
@@ -260,7 +271,7 @@ std::string EncodeSafetensors(
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>>
-DecodeSafetensors(const std::string& bytes) {
+DecodeSafetensors(const std::string& bytes, std::map<std::string, std::string>* dtypes) {
   if (bytes.size() < 8) return absl::InvalidArgumentError("safetensors: shorter than its header length");
   uint64_t n;
   std::memcpy(&n, bytes.data(), 8);
@@ -278,9 +289,12 @@ DecodeSafetensors(const std::string& bytes) {
   for (const auto& [name, info] : header->items()) {
     if (name == "__metadata__") continue;
     try {
-      if (info.at("dtype").get<std::string>() != "F32") {
-        return absl::InvalidArgumentError("safetensors: tensor '" + name + "' is not F32");
+      const std::string dtype = info.at("dtype").get<std::string>();
+      if (dtype != "F32" && dtype != "F16" && dtype != "BF16") {
+        return absl::InvalidArgumentError("safetensors: tensor '" + name + "' has dtype " +
+                                          dtype + " (supported: F32, F16, BF16)");
       }
+      const uint64_t element = dtype == "F32" ? 4 : 2;
       std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
       auto offs = info.at("data_offsets").get<std::vector<uint64_t>>();
       uint64_t numel = 1;
@@ -291,13 +305,13 @@ DecodeSafetensors(const std::string& bytes) {
         numel *= static_cast<uint64_t>(d);
       }
       if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size ||
-          offs[1] - offs[0] != numel * sizeof(float)) {
+          offs[1] - offs[0] != numel * element) {
         return absl::InvalidArgumentError("safetensors: bad data_offsets of '" + name + "'");
       }
-      auto t = torch::empty(shape, torch::kFloat);
-      std::memcpy(t.data_ptr<float>(), bytes.data() + data_begin + offs[0],
-                  offs[1] - offs[0]);
-      out.emplace_back(name, t);
+      auto t = torch::empty(shape, ScalarTypeOf(dtype));
+      std::memcpy(t.data_ptr(), bytes.data() + data_begin + offs[0], offs[1] - offs[0]);
+      out.emplace_back(name, t.to(torch::kFloat));
+      if (dtypes != nullptr) (*dtypes)[name] = dtype;
     } catch (const Json::exception& e) {
       return absl::InvalidArgumentError(
           absl::StrCat("safetensors: entry '", name, "': ", e.what()));

@@ -2,7 +2,7 @@
 // snapshot. Weights travel as a safetensors byte string (F32).
 //
 // Thread-safety: after construction, Generate() and SequenceLosses() may run
-// concurrently (no-grad, eval mode). mutable_net() is for the single owner
+// concurrently (no-grad, eval mode). net() is for the single owner
 // that trains it.
 #ifndef STREAMLM_MODEL_LANGUAGE_MODEL_H_
 #define STREAMLM_MODEL_LANGUAGE_MODEL_H_
@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/gpt.h"
+#include "model/llama.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
 
@@ -59,7 +60,7 @@ class LanguageModel {
 
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  Gpt& mutable_net() { return net_; }
+  CausalLm& net() { return *net_; }
 
   // Weights as safetensors bytes (F32, names from the module tree).
   std::string SerializeWeights() const;
@@ -78,14 +79,18 @@ class LanguageModel {
   LanguageModel(ModelConfig config, std::unique_ptr<Tokenizer> tokenizer);
   ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  mutable Gpt net_;
+  std::shared_ptr<CausalLm> net_;
 };
 
-// safetensors (F32 only here): name -> tensor. Hostile input gives an error.
+// safetensors: name -> tensor. Decoding accepts F32, F16 and BF16 and returns
+// F32 tensors (with the stored dtype in `dtypes` when given); encoding writes
+// each tensor in `dtype` ("F32", "F16" or "BF16"). Hostile input gives an
+// error, never an out-of-bounds read.
 std::string EncodeSafetensors(
-    const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::string& dtype = "F32");
 [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>>
-DecodeSafetensors(const std::string& bytes);
+DecodeSafetensors(const std::string& bytes, std::map<std::string, std::string>* dtypes = nullptr);
 
 }  // namespace streamlm
 

@@ -6,6 +6,13 @@ namespace streamlm {
 
 int64_t ModelConfig::ParameterCount() const {
   int64_t d = d_model;
+  if (family == "llama") {
+    int64_t kv = int64_t{kv_heads_or_heads()} * (d / heads);
+    int64_t ff = intermediate_or_default();
+    int64_t per_layer = d * d + 2 * d * kv + d * d + 3 * d * ff + 2 * d +
+                        (qkv_bias ? d + 2 * kv : 0);
+    return int64_t{vocab_size} * d * (tie_embeddings ? 1 : 2) + layers * per_layer + d;
+  }
   int64_t per_layer = 12 * d * d + 13 * d;  // qkv, proj, mlp, 2 LayerNorms
   return int64_t{vocab_size} * d + int64_t{context_tokens} * d +
          layers * per_layer + 2 * d;
@@ -16,14 +23,22 @@ double ModelConfig::TrainFlopsPerToken() const {
   // parameter except the position table, which is only looked up (the token
   // table counts once, as the tied output projection). Plus attention scores
   // and values: forward 2*T*d each per layer, x3 with backward (PaLM, app. B).
-  double matmul_params = static_cast<double>(ParameterCount()) - double(context_tokens) * d_model;
+  double matmul_params = static_cast<double>(ParameterCount()) -
+                         (family == "gpt" ? double(context_tokens) * d_model : 0.0) -
+                         (family == "llama" && !tie_embeddings ? double(vocab_size) * d_model : 0.0);
   return 6.0 * matmul_params + 12.0 * layers * context_tokens * d_model;
 }
 
 absl::Status ValidateModelConfig(const ModelConfig& m) {
-  if (m.family != "gpt") {
+  if (m.family != "gpt" && m.family != "llama") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model family '", m.family, "' is not supported (expected gpt)"));
+        "model family '", m.family, "' is not supported (expected gpt or llama)"));
+  }
+  if (m.family == "llama" && (m.heads % m.kv_heads_or_heads() != 0 ||
+                              (m.d_model / m.heads) % 2 != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "llama model: kv_heads ", m.kv_heads_or_heads(), " must divide heads ", m.heads,
+        " and the head size must be even"));
   }
   if (m.heads <= 0 || m.d_model % m.heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -51,9 +66,19 @@ absl::StatusOr<ModelConfig> ModelConfigFromConfig(const Config& c) {
 }
 
 Json ModelConfigToJson(const ModelConfig& m) {
-  return {{"family", m.family},         {"vocab_size", m.vocab_size},
-          {"context_tokens", m.context_tokens}, {"d_model", m.d_model},
-          {"layers", m.layers},         {"heads", m.heads}};
+  return {{"family", m.family},
+          {"vocab_size", m.vocab_size},
+          {"context_tokens", m.context_tokens},
+          {"d_model", m.d_model},
+          {"layers", m.layers},
+          {"heads", m.heads},
+          {"kv_heads", m.kv_heads},
+          {"intermediate_size", m.intermediate_size},
+          {"rope_theta", m.rope_theta},
+          {"qkv_bias", m.qkv_bias},
+          {"tie_embeddings", m.tie_embeddings},
+          {"norm_eps", m.norm_eps},
+          {"dtype", m.dtype}};
 }
 
 absl::StatusOr<ModelConfig> ModelConfigFromJson(const Json& j) {
@@ -65,6 +90,13 @@ absl::StatusOr<ModelConfig> ModelConfigFromJson(const Json& j) {
     m.d_model = j.at("d_model").get<int>();
     m.layers = j.at("layers").get<int>();
     m.heads = j.at("heads").get<int>();
+    m.kv_heads = j.value("kv_heads", 0);
+    m.intermediate_size = j.value("intermediate_size", 0);
+    m.rope_theta = j.value("rope_theta", 10000.0);
+    m.qkv_bias = j.value("qkv_bias", false);
+    m.tie_embeddings = j.value("tie_embeddings", true);
+    m.norm_eps = j.value("norm_eps", 1e-5);
+    m.dtype = j.value("dtype", "F32");
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat("model config: ", e.what()));
   }

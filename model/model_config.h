@@ -13,12 +13,27 @@
 namespace streamlm {
 
 struct ModelConfig {
-  std::string family = "gpt";
+  std::string family = "gpt";  // "gpt" (GPT-2 style) or "llama"
   int vocab_size = 2048;
   int context_tokens = 128;
   int d_model = 128;
   int layers = 4;
   int heads = 4;
+  // llama family only.
+  int kv_heads = 0;           // grouped-query attention; 0 = heads
+  int intermediate_size = 0;  // SwiGLU width; 0 = 4 * d_model
+  double rope_theta = 10000.0;
+  bool qkv_bias = false;      // Qwen2-style q/k/v biases
+  bool tie_embeddings = true;
+  // Both families.
+  double norm_eps = 1e-5;
+  // Element type of the weights as imported, kept for export ("F32", "F16", "BF16").
+  std::string dtype = "F32";
+
+  int kv_heads_or_heads() const { return kv_heads > 0 ? kv_heads : heads; }
+  int intermediate_or_default() const {
+    return intermediate_size > 0 ? intermediate_size : 4 * d_model;
+  }
 
   // Parameters of the model (embeddings counted once: they are tied).
   int64_t ParameterCount() const;

@@ -233,7 +233,7 @@ TEST_F(LanguageModelTest, SequenceLossesAgreeWithBatchLoss) {
   std::vector<int64_t> s64(seq.begin(), seq.end());
   auto t = torch::tensor(s64, torch::kLong).unsqueeze(0);
   torch::NoGradGuard g;
-  double mean = model_->mutable_net()->Loss(t.slice(1, 0, -1), t.slice(1, 1)).item<double>();
+  double mean = model_->net().Loss(t.slice(1, 0, -1), t.slice(1, 1)).item<double>();
   EXPECT_NEAR(losses[0].sum_nats / losses[0].tokens, mean, 1e-4);
   EXPECT_NEAR(losses[1].sum_nats, losses[0].sum_nats, 1e-4);
   // Longer than one context: windows still score every token but the first.

@@ -1,0 +1,265 @@
+#include "model/hf_checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace streamlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path.string(), "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status WriteFile(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+  if (!out) return absl::InternalError(absl::StrCat("cannot write '", path.string(), "'"));
+  return absl::OkStatus();
+}
+
+// GPT-2 checkpoint name -> our name; `transpose` for Conv1D weights, which
+// Hugging Face stores as [in, out]. Empty for tensors we do not use.
+std::string Gpt2ToOurs(std::string name, bool* transpose) {
+  *transpose = false;
+  if (absl::StartsWith(name, "transformer.")) name = name.substr(12);
+  if (name == "wte.weight" || name == "wpe.weight" || absl::StartsWith(name, "ln_f.")) return name;
+  std::vector<std::string> parts = absl::StrSplit(name, '.');
+  if (parts.size() < 4 || parts[0] != "h") return "";
+  std::string rest = name.substr(parts[0].size() + parts[1].size() + 2);
+  std::string prefix = "blocks." + parts[1] + ".";
+  static const std::map<std::string, std::pair<std::string, bool>> kMap = {
+      {"ln_1.weight", {"ln1.weight", false}},      {"ln_1.bias", {"ln1.bias", false}},
+      {"ln_2.weight", {"ln2.weight", false}},      {"ln_2.bias", {"ln2.bias", false}},
+      {"attn.c_attn.weight", {"attn.qkv.weight", true}},
+      {"attn.c_attn.bias", {"attn.qkv.bias", false}},
+      {"attn.c_proj.weight", {"attn.proj.weight", true}},
+      {"attn.c_proj.bias", {"attn.proj.bias", false}},
+      {"mlp.c_fc.weight", {"fc.weight", true}},     {"mlp.c_fc.bias", {"fc.bias", false}},
+      {"mlp.c_proj.weight", {"fc_proj.weight", true}},
+      {"mlp.c_proj.bias", {"fc_proj.bias", false}}};
+  auto it = kMap.find(rest);
+  if (it == kMap.end()) return "";
+  *transpose = it->second.second;
+  return prefix + it->second.first;
+}
+
+std::string OursToGpt2(const std::string& ours, bool* transpose) {
+  *transpose = false;
+  if (!absl::StartsWith(ours, "blocks.")) return ours;
+  std::vector<std::string> parts = absl::StrSplit(ours, '.');
+  std::string rest = ours.substr(parts[0].size() + parts[1].size() + 2);
+  static const std::map<std::string, std::pair<std::string, bool>> kMap = {
+      {"ln1.weight", {"ln_1.weight", false}},      {"ln1.bias", {"ln_1.bias", false}},
+      {"ln2.weight", {"ln_2.weight", false}},      {"ln2.bias", {"ln_2.bias", false}},
+      {"attn.qkv.weight", {"attn.c_attn.weight", true}},
+      {"attn.qkv.bias", {"attn.c_attn.bias", false}},
+      {"attn.proj.weight", {"attn.c_proj.weight", true}},
+      {"attn.proj.bias", {"attn.c_proj.bias", false}},
+      {"fc.weight", {"mlp.c_fc.weight", true}},     {"fc.bias", {"mlp.c_fc.bias", false}},
+      {"fc_proj.weight", {"mlp.c_proj.weight", true}},
+      {"fc_proj.bias", {"mlp.c_proj.bias", false}}};
+  auto it = kMap.find(rest);
+  *transpose = it->second.second;
+  return "h." + parts[1] + "." + it->second.first;
+}
+
+absl::StatusOr<ModelConfig> ConfigFromHf(const Json& j) {
+  ModelConfig m;
+  const std::string type = j.value("model_type", "");
+  try {
+    if (type == "gpt2") {
+      m.family = "gpt";
+      m.vocab_size = j.at("vocab_size").get<int>();
+      m.context_tokens = j.value("n_positions", j.value("n_ctx", 1024));
+      m.d_model = j.at("n_embd").get<int>();
+      m.layers = j.at("n_layer").get<int>();
+      m.heads = j.at("n_head").get<int>();
+      m.norm_eps = j.value("layer_norm_epsilon", 1e-5);
+      std::string act = j.value("activation_function", "gelu_new");
+      if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
+        return absl::InvalidArgumentError("config.json: activation_function '" + act +
+                                          "' is not supported (gelu_new)");
+      }
+    } else if (type == "llama" || type == "mistral" || type == "qwen2") {
+      m.family = "llama";
+      m.vocab_size = j.at("vocab_size").get<int>();
+      m.d_model = j.at("hidden_size").get<int>();
+      m.layers = j.at("num_hidden_layers").get<int>();
+      m.heads = j.at("num_attention_heads").get<int>();
+      m.kv_heads = j.value("num_key_value_heads", m.heads);
+      m.intermediate_size = j.at("intermediate_size").get<int>();
+      m.rope_theta = j.value("rope_theta", 10000.0);
+      m.norm_eps = j.value("rms_norm_eps", 1e-6);
+      m.context_tokens = std::min(j.value("max_position_embeddings", 2048), 32768);
+      m.tie_embeddings = j.value("tie_word_embeddings", type == "qwen2");
+      m.qkv_bias = type == "qwen2" || j.value("attention_bias", false);
+      if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+        return absl::InvalidArgumentError("config.json: rope_scaling is not supported yet");
+      }
+      if (j.value("hidden_act", "silu") != "silu") {
+        return absl::InvalidArgumentError("config.json: hidden_act must be silu");
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.json: model_type '", type, "' is not supported (gpt2, llama, mistral, qwen2)"));
+    }
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config.json: ", e.what()));
+  }
+  absl::Status s = ValidateModelConfig(m);
+  if (!s.ok()) return s;
+  return m;
+}
+
+Json ConfigToHf(const ModelConfig& m) {
+  std::string dtype = m.dtype == "F16" ? "float16" : m.dtype == "BF16" ? "bfloat16" : "float32";
+  if (m.family == "gpt") {
+    return {{"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"},
+            {"vocab_size", m.vocab_size},           {"n_positions", m.context_tokens},
+            {"n_ctx", m.context_tokens},            {"n_embd", m.d_model},
+            {"n_layer", m.layers},                  {"n_head", m.heads},
+            {"layer_norm_epsilon", m.norm_eps},     {"activation_function", "gelu_new"},
+            {"tie_word_embeddings", true},          {"torch_dtype", dtype}};
+  }
+  return {{"architectures", {m.qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+          {"model_type", m.qkv_bias ? "qwen2" : "llama"},
+          {"vocab_size", m.vocab_size},
+          {"hidden_size", m.d_model},
+          {"num_hidden_layers", m.layers},
+          {"num_attention_heads", m.heads},
+          {"num_key_value_heads", m.kv_heads_or_heads()},
+          {"intermediate_size", m.intermediate_or_default()},
+          {"rope_theta", m.rope_theta},
+          {"rms_norm_eps", m.norm_eps},
+          {"max_position_embeddings", m.context_tokens},
+          {"tie_word_embeddings", m.tie_embeddings},
+          {"attention_bias", m.qkv_bias},
+          {"hidden_act", "silu"},
+          {"torch_dtype", dtype}};
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadWeights(
+    const fs::path& dir, std::map<std::string, std::string>* dtypes) {
+  std::vector<std::string> files;
+  if (fs::exists(dir / "model.safetensors")) {
+    files.push_back("model.safetensors");
+  } else if (fs::exists(dir / "model.safetensors.index.json")) {
+    auto index_text = ReadFile(dir / "model.safetensors.index.json");
+    if (!index_text.ok()) return index_text.status();
+    auto index = ParseJson(*index_text);
+    if (!index.ok() || !index->contains("weight_map") || !(*index)["weight_map"].is_object()) {
+      return absl::InvalidArgumentError("model.safetensors.index.json has no weight_map");
+    }
+    std::set<std::string> shards;
+    for (const auto& [name, file] : (*index)["weight_map"].items()) {
+      std::string f = file.get<std::string>();
+      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
+        return absl::InvalidArgumentError("index names a shard outside the directory: " + f);
+      }
+      shards.insert(f);
+    }
+    files.assign(shards.begin(), shards.end());
+  } else {
+    return absl::NotFoundError(absl::StrCat(
+        "'", dir.string(), "' has neither model.safetensors nor model.safetensors.index.json"));
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> all;
+  for (const std::string& f : files) {
+    auto bytes = ReadFile(dir / f);
+    if (!bytes.ok()) return bytes.status();
+    auto tensors = DecodeSafetensors(*bytes, dtypes);
+    if (!tensors.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(f, ": ", tensors.status().message()));
+    }
+    for (auto& t : *tensors) all.push_back(std::move(t));
+  }
+  return all;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::string& dir_name) {
+  fs::path dir(dir_name);
+  auto config_text = ReadFile(dir / "config.json");
+  if (!config_text.ok()) return config_text.status();
+  auto hf = ParseJson(*config_text);
+  if (!hf.ok() || !hf->is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
+  auto config = ConfigFromHf(*hf);
+  if (!config.ok()) return config.status();
+
+  std::map<std::string, std::string> dtypes;
+  auto tensors = ReadWeights(dir, &dtypes);
+  if (!tensors.ok()) return tensors.status();
+  std::set<std::string> seen_dtypes;
+  for (const auto& [name, dtype] : dtypes) seen_dtypes.insert(dtype);
+  if (seen_dtypes.size() == 1) config->dtype = *seen_dtypes.begin();
+
+  // Tokenizer: tokenizer.json first; a SentencePiece tokenizer.model when
+  // tokenizer.json is of a kind not supported here.
+  auto tokenizer = LoadTokenizerFromPath(dir.string());
+  if (!tokenizer.ok() && fs::exists(dir / "tokenizer.model")) {
+    tokenizer = LoadTokenizerFromPath((dir / "tokenizer.model").string());
+  }
+  if (!tokenizer.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", tokenizer.status().message()));
+  }
+  auto model = LanguageModel::Create(*config, std::move(*tokenizer), 0);
+  if (!model.ok()) return model.status();
+
+  std::map<std::string, torch::Tensor> ours;
+  for (auto& [name, t] : *tensors) {
+    if (config->family == "gpt") {
+      bool transpose;
+      std::string mapped = Gpt2ToOurs(name, &transpose);
+      if (mapped.empty()) continue;  // attn.bias masks, tied lm_head
+      ours[mapped] = transpose ? t.t().contiguous() : t;
+    } else {
+      if (absl::EndsWith(name, "rotary_emb.inv_freq")) continue;
+      if (name == "lm_head.weight" && config->tie_embeddings) continue;
+      ours[name] = t;
+    }
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> ordered(ours.begin(), ours.end());
+  absl::Status s = (*model)->LoadWeights(EncodeSafetensors(ordered));
+  if (!s.ok()) return s;
+  return model;
+}
+
+absl::Status ExportHfCheckpoint(LanguageModel& model, const std::string& dir_name) {
+  fs::path dir(dir_name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError("cannot create '" + dir_name + "': " + ec.message());
+  const ModelConfig& c = model.config();
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : model.net().named_parameters()) {
+    if (c.family == "gpt") {
+      bool transpose;
+      std::string name = OursToGpt2(p.key(), &transpose);
+      tensors.emplace_back(name, transpose ? p.value().t().contiguous() : p.value());
+    } else {
+      tensors.emplace_back(p.key(), p.value());
+    }
+  }
+  absl::Status s = WriteFile(dir / "config.json", ConfigToHf(c).dump(2));
+  if (s.ok()) s = WriteFile(dir / "model.safetensors", EncodeSafetensors(tensors, c.dtype));
+  if (!s.ok()) return s;
+  const std::string& tok = model.tokenizer().serialized();
+  return WriteFile(dir / (!tok.empty() && tok[0] == '{' ? "tokenizer.json" : "tokenizer.model"),
+                   tok);
+}
+
+}  // namespace streamlm
