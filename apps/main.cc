@@ -27,6 +27,7 @@
 #include "evaluator/evaluator.h"
 #include "learner/bootstrap.h"
 #include "learner/learner.h"
+#include "model/hf_checkpoint.h"
 #include "model/language_model.h"
 #include "serving/server.h"
 #include "store/store.h"
@@ -253,6 +254,51 @@ int RunGenerate(const Config& c, const std::string& snapshot, const std::string&
   return 0;
 }
 
+int RunImportHf(const Config& c, const std::string& dir, const std::string& name,
+                bool champion) {
+  ConfigureTorchThreads(c.threads);
+  auto model = ImportHfCheckpoint(dir);
+  if (!model.ok()) return Fail(model.status());
+  auto store = Store::Open(c.data_dir);
+  if (!store.ok()) return Fail(store.status());
+  auto id = (*store)->NewSnapshotId();
+  if (!id.ok()) return Fail(id.status());
+  Snapshot snap;
+  snap.meta.id = *id;
+  snap.meta.created_ms = NowMs();
+  snap.meta.origin = "import";
+  snap.meta.model_config = ModelConfigToJson((*model)->config());
+  snap.meta.metrics = {{"imported_from", std::filesystem::absolute(dir).string()},
+                       {"name", name.empty() ? std::filesystem::path(dir).filename().string() : name},
+                       {"parameters", (*model)->config().ParameterCount()}};
+  snap.weights = (*model)->SerializeWeights();
+  snap.tokenizer = (*model)->tokenizer().serialized();
+  std::vector<std::string> aliases;
+  if (champion) aliases.push_back(kChampion);
+  absl::Status s = (*store)->PutSnapshot(snap, aliases);
+  if (!s.ok()) return Fail(s);
+  SLM_LOG(kInfo) << "imported " << (*model)->config().family << " model ("
+                 << (*model)->config().ParameterCount() << " parameters, "
+                 << (*model)->config().dtype << ") from " << dir
+                 << (champion ? " as champion" : "");
+  std::printf("%s\n", id->c_str());
+  return 0;
+}
+
+int RunExportHf(const Config& c, const std::string& snapshot, const std::string& dir) {
+  auto store = Store::Open(c.data_dir, /*read_only=*/true);
+  if (!store.ok()) return Fail(store.status());
+  auto alias = (*store)->GetAlias(snapshot);
+  auto snap = (*store)->GetSnapshot(alias.ok() ? *alias : snapshot);
+  if (!snap.ok()) return Fail(snap.status());
+  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
+  if (!model.ok()) return Fail(model.status());
+  absl::Status s = ExportHfCheckpoint(**model, dir);
+  if (!s.ok()) return Fail(s);
+  std::printf("%s\n", dir.c_str());
+  return 0;
+}
+
 int RunBenchTokenize(const std::string& tokenizer_path, const std::string& input) {
   auto tok = LoadTokenizerFromPath(tokenizer_path);
   if (!tok.ok()) return Fail(tok.status());
@@ -382,6 +428,20 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   generate->add_option("--temperature", temperature, "0 = greedy")->check(CLI::Range(0.0, 10.0));
   AddConfigFlags(generate, &cl);
+  std::string hf_dir, import_name;
+  bool import_champion = false;
+  auto* import_hf = app.add_subcommand(
+      "import-hf", "store a Hugging Face checkpoint directory as a snapshot; prints its id last");
+  import_hf->add_option("DIR", hf_dir, "directory with config.json, safetensors and tokenizer")
+      ->required();
+  import_hf->add_option("--name", import_name, "a name to keep in the snapshot's metadata");
+  import_hf->add_flag("--champion", import_champion, "make it the champion");
+  AddConfigFlags(import_hf, &cl);
+  std::string export_snapshot;
+  auto* export_hf = app.add_subcommand("export-hf", "write a snapshot as a Hugging Face directory");
+  export_hf->add_option("SNAPSHOT", export_snapshot, "snapshot id or alias")->required();
+  export_hf->add_option("DIR", hf_dir, "output directory")->required();
+  AddConfigFlags(export_hf, &cl);
   auto* bench = app.add_subcommand("bench", "benchmarks that print one JSON object");
   bench->require_subcommand(1);
   auto* bench_tokenize = bench->add_subcommand(
@@ -413,6 +473,8 @@ int Main(int argc, char** argv) {
   if (promote->parsed()) return RunAliasChange(*config, promote_id);
   if (rollback->parsed()) return RunAliasChange(*config, "");
   if (tokenize->parsed()) return RunTokenize(tokenizer_path, input, decode);
+  if (import_hf->parsed()) return RunImportHf(*config, hf_dir, import_name, import_champion);
+  if (export_hf->parsed()) return RunExportHf(*config, export_snapshot, hf_dir);
   if (generate->parsed()) return RunGenerate(*config, snapshot, prompt, max_tokens, temperature);
   if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
   if (bench_train->parsed()) {

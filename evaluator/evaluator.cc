@@ -92,20 +92,25 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   auto champion = LoadModel(store_, *champion_id);
   if (!champion.ok()) return champion.status();
 
-  // Forgetting: the bootstrap corpus's held-out blocks.
+  // Losses per token compare only under one tokenizer.
+  const bool same_tokenizer =
+      (*candidate)->tokenizer().serialized() == (*champion)->tokenizer().serialized();
+  // Forgetting: the bootstrap corpus's held-out documents.
   std::vector<std::vector<int32_t>> base;
-  auto base_bytes = store_->GetEvalSet(kBaseEvalSet);
-  if (base_bytes.ok()) {
-    auto blocks = DeserializeBlocks(*base_bytes);
-    if (!blocks.ok()) return blocks.status();
-    base = std::move(*blocks);
+  auto base_text = store_->GetEvalSet(kBaseEvalSet);
+  if (base_text.ok() && same_tokenizer) {
+    auto docs = ParseJson(*base_text);
+    if (!docs.ok() || !docs->is_array()) return absl::DataLossError("base eval set is corrupt");
+    base = PackBlocks((*candidate)->tokenizer(), docs->get<std::vector<std::string>>(),
+                      (*candidate)->config().context_tokens + 1,
+                      static_cast<size_t>(config_.bootstrap_eval_sequences));
   }
   // Adaptation: held-out stream records, never trained on.
   auto texts = store_->GetHeldout(static_cast<size_t>(config_.eval_stream_window_records));
   if (!texts.ok()) return texts.status();
   std::vector<std::vector<int32_t>> stream;
   const Tokenizer& tok = (*candidate)->tokenizer();
-  for (const std::string& t : *texts) {
+  for (const std::string& t : same_tokenizer ? *texts : std::vector<std::string>()) {
     std::vector<int32_t> ids = {tok.eos_id()};  // documents start after EOS
     std::vector<int32_t> body = tok.Encode(t);
     ids.insert(ids.end(), body.begin(), body.end());
@@ -115,6 +120,11 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   Comparison base_cmp = Compare(Score(**candidate, **champion, base));
   Comparison stream_cmp = Compare(Score(**candidate, **champion, stream));
   GateResult gate = ApplyGate(base_cmp, stream_cmp, gate_);
+  if (!same_tokenizer) {
+    gate.verdict = "held";
+    gate.reason = "held: candidate and champion use different tokenizers, so their "
+                  "per-token losses cannot be compared; promote by hand if intended";
+  }
 
   Json rules = Json::array();
   for (const RuleResult& r : gate.rules) rules.push_back(RuleToJson(r));

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "learner/trainer.h"
 #include "model/language_model.h"
 #include "model/token_blocks.h"
@@ -120,22 +121,18 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   if (!tokenizer.ok()) return tokenizer.status();
 
   std::vector<int32_t> train_tokens = Encode(**tokenizer, train_docs);
-  std::vector<int32_t> heldout_tokens = Encode(**tokenizer, heldout_docs);
   const int64_t T = model_config->context_tokens;
-  if (static_cast<int64_t>(train_tokens.size()) < 4 * (T + 1) ||
-      static_cast<int64_t>(heldout_tokens.size()) < T + 1) {
+  // Held-out documents, kept as text so any model can be scored on them
+  // with its own tokenizer; their first context+1 windows are the eval set.
+  std::vector<std::string> heldout_texts;
+  for (const Document* d : heldout_docs) heldout_texts.push_back(absl::StrJoin(*d, "\n"));
+  std::vector<TokenBlock> eval_blocks =
+      PackBlocks(**tokenizer, heldout_texts, T + 1, config.bootstrap_eval_sequences);
+  if (static_cast<int64_t>(train_tokens.size()) < 4 * (T + 1) || eval_blocks.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "bootstrap corpus is too small for model.context_tokens=", T, ": ",
-        train_tokens.size(), " training and ", heldout_tokens.size(),
-        " held-out tokens"));
-  }
-
-  // Held-out evaluation blocks: consecutive context+1 windows.
-  std::vector<TokenBlock> eval_blocks;
-  for (size_t s = 0; s + T + 1 <= heldout_tokens.size() &&
-                     static_cast<int>(eval_blocks.size()) < config.bootstrap_eval_sequences;
-       s += T) {
-    eval_blocks.emplace_back(heldout_tokens.begin() + s, heldout_tokens.begin() + s + T + 1);
+        train_tokens.size(), " training tokens and ", eval_blocks.size(),
+        " held-out windows"));
   }
 
   // Unigram baseline with add-one smoothing, scored on the same targets.
@@ -196,16 +193,20 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   result.tokens_trained = static_cast<int64_t>(steps) * config.bootstrap_batch_size * T;
   result.tokens_per_s = result.tokens_trained / train_s;
 
-  // Replay seed: a uniform sample of training windows.
-  std::vector<TokenBlock> replay;
-  size_t replay_n = std::min<size_t>(config.learner_replay_capacity_blocks, 4096);
-  for (size_t i = 0; i < replay_n; ++i) {
-    size_t s = rng() % (train_tokens.size() - T - 1);
-    replay.emplace_back(train_tokens.begin() + s, train_tokens.begin() + s + T + 1);
+  // Replay seed: randomly chosen training paragraphs, about enough text for
+  // the replay buffer (~4 bytes per token).
+  Json replay = Json::array();
+  const size_t replay_bytes =
+      std::min<size_t>(size_t{4} << 20, size_t(config.learner_replay_capacity_blocks) * T * 4);
+  for (size_t bytes = 0; bytes < replay_bytes && !train_docs.empty();) {
+    const Document& d = *train_docs[rng() % train_docs.size()];
+    const std::string& p = d[rng() % d.size()];
+    replay.push_back(p);
+    bytes += p.size();
   }
-  absl::Status st = store->PutEvalSet(kBaseEvalSet, SerializeBlocks(eval_blocks));
+  absl::Status st = store->PutEvalSet(kBaseEvalSet, Json(heldout_texts).dump());
   if (!st.ok()) return st;
-  st = store->PutEvalSet(kReplaySeedSet, SerializeBlocks(replay));
+  st = store->PutEvalSet(kReplaySeedSet, replay.dump());
   if (!st.ok()) return st;
 
   auto id = store->NewSnapshotId();

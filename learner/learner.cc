@@ -33,17 +33,31 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   std::unique_ptr<Learner> l(new Learner(config, store, counters, std::move(on_candidate)));
   auto checkpoint = store->GetCheckpoint();
   if (!checkpoint.ok() && !absl::IsNotFound(checkpoint.status())) return checkpoint.status();
-  std::string base_id;
-  if (checkpoint.ok()) {
-    base_id = checkpoint->state.value("snapshot", "");
-  } else {
-    auto champion = store->GetAlias(kChampion);
-    if (!champion.ok()) {
-      return absl::FailedPreconditionError(
-          "the store has no champion to learn from: run `streamlm bootstrap` first");
-    }
-    base_id = *champion;
+  auto champion = store->GetAlias(kChampion);
+  if (!checkpoint.ok() && !champion.ok()) {
+    return absl::FailedPreconditionError(
+        "the store has no champion to learn from: run `streamlm bootstrap` first");
   }
+  // The checkpoint's model is resumed while the champion is in its lineage
+  // (the usual case: the champion is one of the learner's own snapshots).
+  // A champion from outside it (imported, or promoted by hand) replaces the
+  // learner's model; the stream position and accounting carry over.
+  bool resume_model = checkpoint.ok();
+  if (checkpoint.ok() && champion.ok()) {
+    resume_model = false;
+    std::string id = checkpoint->state.value("snapshot", "");
+    for (int hops = 0; !id.empty() && hops < 1000000; ++hops) {
+      if (id == *champion) {
+        resume_model = true;
+        break;
+      }
+      auto meta = store->GetSnapshotMeta(id);
+      if (!meta.ok()) break;
+      id = meta->lineage.parent;
+    }
+  }
+  const std::string base_id =
+      resume_model ? checkpoint->state.value("snapshot", "") : *champion;
   auto snap = store->GetSnapshot(base_id);
   if (!snap.ok()) return snap.status();
   auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
@@ -52,11 +66,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   l->last_snapshot_ = base_id;
 
   if (checkpoint.ok()) {
-    absl::Status s = (*model)->LoadWeights(checkpoint->weights);
-    if (s.ok()) s = l->trainer_->RestoreOptimizer(checkpoint->optimizer);
-    if (s.ok()) s = l->replay_->Restore(checkpoint->replay);
-    if (!s.ok()) return s;
-    l->step_ = checkpoint->step;
+    // Stream position and accounting always carry over.
     l->start_offsets_ = checkpoint->next_offsets;
     const Json& st = checkpoint->state;
     l->pending_tokens_ = st.value("pending_tokens", std::vector<int32_t>());
@@ -66,17 +76,39 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     }
     l->since_snapshot_ = LineageFromJson(st.value("since_snapshot", Json::object()));
     l->steps_since_snapshot_ = st.value("steps_since_snapshot", int64_t{0});
+    l->step_ = checkpoint->step;
+  }
+  if (resume_model) {
+    absl::Status s = (*model)->LoadWeights(checkpoint->weights);
+    if (s.ok()) s = l->trainer_->RestoreOptimizer(checkpoint->optimizer);
+    if (s.ok()) s = l->replay_->Restore(checkpoint->replay);
+    if (!s.ok()) return s;
     SLM_LOG(kInfo) << "learner resumes at step " << l->step_ << " from its checkpoint ("
                    << l->pending_tokens_.size() << " pending tokens)";
   } else {
+    if (checkpoint.ok() && !l->pending_tokens_.empty()) {
+      // Pending tokens were cut by the old model's tokenizer: re-cut them.
+      auto old = store->GetSnapshot(checkpoint->state.value("snapshot", ""));
+      if (old.ok() && old->tokenizer != snap->tokenizer) {
+        auto old_tok = LoadTokenizer(old->tokenizer);
+        if (!old_tok.ok()) return old_tok.status();
+        l->pending_tokens_ = (*model)->tokenizer().Encode((*old_tok)->Decode(l->pending_tokens_));
+      }
+    }
     auto seed = store->GetEvalSet(kReplaySeedSet);
     if (seed.ok()) {
-      auto blocks = DeserializeBlocks(*seed);
-      if (!blocks.ok()) return blocks.status();
-      for (const TokenBlock& b : *blocks) l->replay_->Add(b);
+      auto docs = ParseJson(*seed);
+      if (!docs.ok() || !docs->is_array()) return absl::DataLossError("replay seed is corrupt");
+      for (const TokenBlock& b :
+           PackBlocks((*model)->tokenizer(), docs->get<std::vector<std::string>>(),
+                      (*model)->config().context_tokens + 1,
+                      static_cast<size_t>(config.learner_replay_capacity_blocks))) {
+        l->replay_->Add(b);
+      }
     }
     SLM_LOG(kInfo) << "learner starts from champion " << base_id << " with "
-                   << l->replay_->size() << " replay blocks";
+                   << l->replay_->size() << " replay blocks"
+                   << (checkpoint.ok() ? " (champion is not in its checkpoint's lineage)" : "");
   }
 
   TextSourceOptions so;

@@ -238,22 +238,18 @@ Completion LanguageModel::Generate(const std::string& prompt,
 
 // ---------------------------------------------------------------- safetensors
 
-namespace {
-
-torch::ScalarType ScalarTypeOf(const std::string& dtype) {
+torch::ScalarType ScalarTypeForDtype(const std::string& dtype) {
   if (dtype == "F16") return torch::kHalf;
   if (dtype == "BF16") return torch::kBFloat16;
   return torch::kFloat;
 }
-
-}  // namespace
 
 std::string EncodeSafetensors(
     const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
     const std::string& dtype) {
   Json header = Json::object();
   std::string data;
-  const torch::ScalarType type = ScalarTypeOf(dtype);
+  const torch::ScalarType type = ScalarTypeForDtype(dtype);
   for (const auto& [name, t] : tensors) {
     auto c = t.detach().to(torch::kCPU, type).contiguous();
     size_t begin = data.size();
@@ -308,7 +304,7 @@ DecodeSafetensors(const std::string& bytes, std::map<std::string, std::string>* 
           offs[1] - offs[0] != numel * element) {
         return absl::InvalidArgumentError("safetensors: bad data_offsets of '" + name + "'");
       }
-      auto t = torch::empty(shape, ScalarTypeOf(dtype));
+      auto t = torch::empty(shape, ScalarTypeForDtype(dtype));
       std::memcpy(t.data_ptr(), bytes.data() + data_begin + offs[0], offs[1] - offs[0]);
       out.emplace_back(name, t.to(torch::kFloat));
       if (dtypes != nullptr) (*dtypes)[name] = dtype;

@@ -89,6 +89,8 @@ class LanguageModel {
 std::string EncodeSafetensors(
     const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
     const std::string& dtype = "F32");
+// "F16" -> kHalf, "BF16" -> kBFloat16, anything else -> kFloat.
+torch::ScalarType ScalarTypeForDtype(const std::string& dtype);
 [[nodiscard]] absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>>
 DecodeSafetensors(const std::string& bytes, std::map<std::string, std::string>* dtypes = nullptr);
 

@@ -4,6 +4,24 @@
 
 namespace streamlm {
 
+std::vector<TokenBlock> PackBlocks(const Tokenizer& tokenizer, const std::vector<std::string>& docs,
+                                   size_t block_len, size_t max_blocks) {
+  std::vector<TokenBlock> blocks;
+  std::vector<int32_t> stream;
+  size_t start = 0;
+  for (const std::string& d : docs) {
+    std::vector<int32_t> ids = tokenizer.Encode(d);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    stream.push_back(tokenizer.eos_id());
+    while (stream.size() - start >= block_len) {
+      if (max_blocks != 0 && blocks.size() >= max_blocks) return blocks;
+      blocks.emplace_back(stream.begin() + start, stream.begin() + start + block_len);
+      start += block_len - 1;
+    }
+  }
+  return blocks;
+}
+
 std::string SerializeBlocks(const std::vector<TokenBlock>& blocks) {
   std::string out = "SLMB";
   auto put32 = [&out](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };

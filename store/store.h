@@ -26,8 +26,9 @@ inline constexpr char kChampion[] = "champion";
 inline constexpr char kCandidate[] = "candidate";
 inline constexpr char kPrevious[] = "previous";
 
-// Data sets bootstrap writes: held-out blocks of the bootstrap corpus (the
-// forgetting check) and training blocks that seed the replay buffer.
+// Data sets bootstrap writes, as JSON arrays of document texts (tokenized by
+// whichever model uses them): held-out documents of the bootstrap corpus
+// (the forgetting check) and training documents that seed the replay buffer.
 inline constexpr char kBaseEvalSet[] = "base";
 inline constexpr char kReplaySeedSet[] = "replay_seed";
 
