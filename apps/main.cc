@@ -8,6 +8,8 @@
 #include <sstream>
 #include <iostream>
 #include <map>
+#include <mutex>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -122,19 +124,33 @@ int RunBroker(const Config& c) {
   return 0;
 }
 
-absl::StatusOr<std::string> Bootstrap(const Config& c, Store* store) {
+absl::StatusOr<std::string> Bootstrap(const Config& c, Store* store,
+                                      const std::atomic<bool>* stop) {
   auto result = RunBootstrap(c, store, [](const std::string& line) {
     SLM_LOG(kInfo) << line;
-  });
+  }, stop);
   if (!result.ok()) return result.status();
   return result->snapshot_id;
 }
 
+// Wakes a thread blocked in WaitForSignal() that no signal has woken.
+void WakeSignalThread() { kill(getpid(), SIGTERM); }
+
 int RunBootstrapCommand(const Config& c) {
+  BlockSignals();
   ConfigureTorchThreads(c.threads);
   auto store = Store::Open(c.data_dir);
   if (!store.ok()) return Fail(store.status());
-  auto id = Bootstrap(c, store->get());
+  std::atomic<bool> stop{false}, finished{false};
+  std::thread signals([&] {
+    WaitForSignal();
+    if (!finished) SLM_LOG(kInfo) << "signal: checkpointing the bootstrap and stopping";
+    stop = true;
+  });
+  auto id = Bootstrap(c, store->get(), &stop);
+  finished = true;
+  if (!stop) WakeSignalThread();
+  signals.join();
   if (!id.ok()) return Fail(id.status());
   std::printf("%s\n", id->c_str());
   return 0;
@@ -157,24 +173,46 @@ int RunAll(const Config& c) {
   auto store = Store::Open(c.data_dir);
   if (!store.ok()) return Fail(store.status());
   (*store)->set_heldout_window(static_cast<size_t>(c.eval_stream_window_records));
+  // From here on SIGINT/SIGTERM stop whatever runs: bootstrap or learner.
+  std::atomic<bool> stop{false};
+  std::mutex learner_mu;
+  Learner* active_learner = nullptr;  // GUARDED_BY(learner_mu)
+  std::thread signals([&] {
+    int sig = WaitForSignal();
+    if (!stop) SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
+    stop = true;
+    std::lock_guard<std::mutex> lock(learner_mu);
+    if (active_learner != nullptr) active_learner->Stop();
+  });
+  auto finish = [&](int code) {
+    if (!stop.exchange(true)) WakeSignalThread();
+    signals.join();
+    return code;
+  };
   if (!(*store)->GetAlias(kChampion).ok()) {
     SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
-                   << absl::StrJoin(c.bootstrap_corpus, ", ");
-    auto id = Bootstrap(c, store->get());
-    if (!id.ok()) return Fail(id.status());
+                   << (c.bootstrap_topic.empty() ? absl::StrJoin(c.bootstrap_corpus, ", ")
+                                                 : "topic " + c.bootstrap_topic);
+    auto id = Bootstrap(c, store->get(), &stop);
+    if (!id.ok()) return finish(Fail(id.status()));
   }
   Counters counters;
   auto producer = KafkaProducer::Create(brokers);
-  if (!producer.ok()) return Fail(producer.status());
+  if (!producer.ok()) return finish(Fail(producer.status()));
   Server server(c, store->get(), &counters);
   absl::Status s = server.Start();
-  if (!s.ok()) return Fail(s);
+  if (!s.ok()) return finish(Fail(s));
   Evaluator evaluator(c, store->get(), producer->get(),
                       [&server](const Json& d) { server.OnDecision(d); });
   evaluator.Start();
   auto learner = Learner::Create(c, brokers, store->get(), &counters,
                                  [&evaluator](const std::string& id) { evaluator.Submit(id); });
-  if (!learner.ok()) return Fail(learner.status());
+  if (!learner.ok()) return finish(Fail(learner.status()));
+  {
+    std::lock_guard<std::mutex> lock(learner_mu);
+    active_learner = learner->get();
+    if (stop) active_learner->Stop();
+  }
 
   std::string host = c.http.substr(0, c.http.rfind(':'));
   std::printf(
@@ -187,20 +225,15 @@ int RunAll(const Config& c) {
       host.c_str(), server.port(), c.data_dir.c_str(), c.data_dir.c_str());
   std::fflush(stdout);
 
-  std::thread signals([&learner] {
-    int sig = WaitForSignal();
-    SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
-    (*learner)->Stop();
-  });
   s = (*learner)->Run();
-  if (!s.ok()) {
-    SLM_LOG(kError) << "learner stopped: " << s;
-    kill(getpid(), SIGTERM);  // wake the signal thread
+  if (!s.ok()) SLM_LOG(kError) << "learner stopped: " << s;
+  {
+    std::lock_guard<std::mutex> lock(learner_mu);
+    active_learner = nullptr;
   }
-  signals.join();
   evaluator.Stop();
   server.Stop();
-  return s.ok() ? 0 : Fail(s);
+  return finish(s.ok() ? 0 : Fail(s));
 }
 
 absl::StatusOr<std::string> ReadInput(const std::string& path) {

@@ -8,24 +8,6 @@
 #include "model/language_model.h"
 
 namespace streamlm {
-namespace {
-
-double GemmGflops() {
-  torch::NoGradGuard no_grad;
-  const int64_t n = 2048;
-  auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  auto c = torch::mm(a, b);  // warm up
-  double best = 1e30;
-  for (int r = 0; r < 3; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    c = torch::mm(a, b);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return 2.0 * n * n * n / best / 1e9;
-}
-
-}  // namespace
-
 absl::StatusOr<TrainBenchConfig> TrainBenchPreset(const std::string& name) {
   TrainBenchConfig c;
   c.name = name;
@@ -80,7 +62,7 @@ Json RunTrainBench(const TrainBenchConfig& config) {
   double tokens_per_s = static_cast<double>(config.steps) * config.batch * T / seconds;
   double flops_per_token = config.model.TrainFlopsPerToken();
   double achieved = flops_per_token * tokens_per_s / 1e9;
-  double gemm = GemmGflops();
+  double gemm = MeasureGemmGflops();
   int64_t params = 0;
   for (const auto& p : net->parameters()) params += p.numel();
   return {{"config", config.name},

@@ -141,6 +141,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("model.layers", "transformer layers", &C::model_layers, 1, 256));
   keys.push_back(IntKey("model.heads", "attention heads (must divide d_model)", &C::model_heads, 1, 256));
   keys.push_back(ListKey("bootstrap.corpus", "comma-separated text files for bootstrap", &C::bootstrap_corpus));
+  keys.push_back(StringKey("bootstrap.topic", "bootstrap from this topic's whole history on --kafka instead of files", &C::bootstrap_topic));
+  keys.push_back(IntKey("bootstrap.checkpoint_every_steps", "bootstrap checkpoint (for resuming) every N steps", &C::bootstrap_checkpoint_every_steps, 1, 100000000));
   keys.push_back(IntKey("bootstrap.steps", "optimizer steps of bootstrap pretraining", &C::bootstrap_steps, 1, 100000000));
   keys.push_back(IntKey("bootstrap.batch_size", "sequences per bootstrap step", &C::bootstrap_batch_size, 1, 65536));
   keys.push_back(DoubleKey("bootstrap.lr", "peak learning rate of bootstrap", &C::bootstrap_lr, 0, 10));

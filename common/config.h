@@ -48,6 +48,9 @@ struct Config {
 
   // Bootstrap pretraining.
   std::vector<std::string> bootstrap_corpus = {"data/corpus/brown.txt"};
+  // When set, the corpus is this topic's whole history on `kafka` instead.
+  std::string bootstrap_topic;
+  int bootstrap_checkpoint_every_steps = 100;
   int bootstrap_steps = 600;
   int bootstrap_batch_size = 16;
   double bootstrap_lr = 3e-3;

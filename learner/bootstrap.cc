@@ -5,11 +5,15 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/kafka.h"
+#include "ingest/record.h"
 #include "learner/trainer.h"
 #include "model/language_model.h"
 #include "model/token_blocks.h"
@@ -21,10 +25,24 @@ using Document = std::vector<std::string>;  // paragraphs
 
 absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
   std::vector<Document> docs;
+  if (!config.bootstrap_topic.empty()) {
+    if (config.kafka.empty()) {
+      return absl::InvalidArgumentError(
+          "config key 'bootstrap.topic' needs 'kafka' (--kafka HOST:PORT) to read it from");
+    }
+    auto records = ReadWholeTopic(config.kafka, config.bootstrap_topic, 120000);
+    if (!records.ok()) return records.status();
+    for (const KafkaMessage& m : *records) {
+      ParsedRecord r = ParseTextRecord(m.value, static_cast<size_t>(config.learner_max_record_bytes));
+      if (!r.ok()) continue;  // bad records were already routed to rejects by the learner
+      docs.push_back(absl::StrSplit(r.record.text, '\n', absl::SkipEmpty()));
+    }
+  }
   int64_t budget = config.bootstrap_max_corpus_bytes > 0
                        ? config.bootstrap_max_corpus_bytes
                        : INT64_MAX;
-  for (const std::string& path : config.bootstrap_corpus) {
+  for (const std::string& path :
+       config.bootstrap_topic.empty() ? config.bootstrap_corpus : std::vector<std::string>()) {
     std::ifstream in(path);
     if (!in) {
       return absl::NotFoundError(absl::StrCat(
@@ -86,11 +104,27 @@ std::string FormatDuration(double s) {
                      : absl::StrFormat("%ds", total);
 }
 
+// What must match for a checkpoint to be resumed.
+Json BootstrapFingerprint(const Config& c) {
+  return {{"corpus", c.bootstrap_topic.empty() ? Json(c.bootstrap_corpus) : Json(c.bootstrap_topic)},
+          {"max_corpus_bytes", c.bootstrap_max_corpus_bytes},
+          {"model", ModelConfigToJson(*ModelConfigFromConfig(c))},
+          {"steps", c.bootstrap_steps},
+          {"batch_size", c.bootstrap_batch_size},
+          {"lr", c.bootstrap_lr},
+          {"heldout_fraction", c.bootstrap_heldout_fraction},
+          {"seed", c.seed}};
+}
+
+constexpr char kBootstrapCheckpoint[] = "bootstrap";
+constexpr char kBootstrapTokenizer[] = "bootstrap_tokenizer";
+
 }  // namespace
 
 absl::StatusOr<BootstrapResult> RunBootstrap(
     const Config& config, Store* store,
-    const std::function<void(const std::string&)>& progress) {
+    const std::function<void(const std::string&)>& progress,
+    const std::atomic<bool>* stop) {
   auto start = std::chrono::steady_clock::now();
   auto model_config = ModelConfigFromConfig(config);
   if (!model_config.ok()) return model_config.status();
@@ -109,15 +143,32 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
       for (const std::string& p : (*docs)[i]) sentences.push_back(p);
     }
   }
-  progress(absl::StrCat("bootstrap: ", docs->size(), " documents (", heldout_docs.size(),
-                        " held out); training a ", model_config->vocab_size,
-                        "-piece tokenizer"));
-  SentencePieceTrainOptions sp;
-  sp.vocab_size = model_config->vocab_size;
-  sp.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto sp_model = TrainSentencePiece(sentences, sp);
-  if (!sp_model.ok()) return sp_model.status();
-  auto tokenizer = LoadTokenizer(*sp_model);
+  // A checkpoint of this same bootstrap, if an earlier run was interrupted.
+  const Json fingerprint = BootstrapFingerprint(config);
+  auto resume = store->GetCheckpoint(kBootstrapCheckpoint);
+  bool resuming = resume.ok() && resume->state.value("fingerprint", Json()) == fingerprint &&
+                  !resume->state.value("done", false);
+  std::string sp_model;
+  if (resuming) {
+    auto saved = store->GetEvalSet(kBootstrapTokenizer);
+    if (!saved.ok()) return saved.status();
+    sp_model = *saved;
+    progress(absl::StrCat("bootstrap: resuming at step ", resume->step, " of ",
+                          config.bootstrap_steps, " from its checkpoint"));
+  } else {
+    progress(absl::StrCat("bootstrap: ", docs->size(), " documents (", heldout_docs.size(),
+                          " held out); training a ", model_config->vocab_size,
+                          "-piece tokenizer"));
+    SentencePieceTrainOptions sp;
+    sp.vocab_size = model_config->vocab_size;
+    sp.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    auto trained = TrainSentencePiece(sentences, sp);
+    if (!trained.ok()) return trained.status();
+    sp_model = *trained;
+    absl::Status saved = store->PutEvalSet(kBootstrapTokenizer, sp_model);
+    if (!saved.ok()) return saved;
+  }
+  auto tokenizer = LoadTokenizer(sp_model);
   if (!tokenizer.ok()) return tokenizer.status();
 
   std::vector<int32_t> train_tokens = Encode(**tokenizer, train_docs);
@@ -153,12 +204,44 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   std::mt19937_64 rng(config.seed);
   const int steps = config.bootstrap_steps;
   const int warmup = std::max(1, std::min(100, steps / 10));
-  progress(absl::StrCat("bootstrap: ", train_tokens.size(), " training tokens; model ",
-                        (*model)->config().ParameterCount(), " parameters; ", steps,
-                        " steps of ", config.bootstrap_batch_size, "x", T, " tokens"));
-  auto train_start = std::chrono::steady_clock::now();
+  int first_step = 1;
   double loss_avg = 0;
-  for (int step = 1; step <= steps; ++step) {
+  if (resuming) {
+    absl::Status s = (*model)->LoadWeights(resume->weights);
+    if (s.ok()) s = trainer.RestoreOptimizer(resume->optimizer);
+    if (!s.ok()) return s;
+    std::istringstream rng_state(resume->state.value("rng", ""));
+    rng_state >> rng;
+    first_step = static_cast<int>(resume->step) + 1;
+    loss_avg = resume->state.value("loss_avg", 0.0);
+  }
+  auto checkpoint = [&](int step, bool done) {
+    LearnerCheckpoint c;
+    c.name = kBootstrapCheckpoint;
+    c.step = step;
+    c.weights = (*model)->SerializeWeights();
+    c.optimizer = trainer.SerializeOptimizer();
+    std::ostringstream rng_state;
+    rng_state << rng;
+    c.state = {{"fingerprint", fingerprint}, {"rng", rng_state.str()},
+               {"loss_avg", loss_avg}, {"done", done}};
+    return store->PutCheckpoint(c);
+  };
+  const double gemm_gflops = MeasureGemmGflops();
+  const double flops_per_token = (*model)->config().TrainFlopsPerToken();
+  progress(absl::StrFormat(
+      "bootstrap: %d training tokens; model %d parameters; %d steps of %dx%d tokens; "
+      "this machine's matmul rate %.1f GFLOP/s",
+      train_tokens.size(), (*model)->config().ParameterCount(), steps,
+      config.bootstrap_batch_size, T, gemm_gflops));
+  auto train_start = std::chrono::steady_clock::now();
+  for (int step = first_step; step <= steps; ++step) {
+    if (stop != nullptr && *stop) {
+      absl::Status s = checkpoint(step - 1, false);
+      if (!s.ok()) return s;
+      return absl::CancelledError(absl::StrCat(
+          "bootstrap interrupted; checkpoint at step ", step - 1, " (run it again to resume)"));
+    }
     std::vector<TokenBlock> batch;
     for (int b = 0; b < config.bootstrap_batch_size; ++b) {
       size_t s = rng() % (train_tokens.size() - T - 1);
@@ -172,13 +255,19 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
     loss_avg = step == 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
     if (step % config.bootstrap_progress_every_steps == 0 || step == steps) {
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
-      double tps = static_cast<double>(step) * config.bootstrap_batch_size * T / elapsed;
-      progress(absl::StrFormat("bootstrap: step %d/%d loss %.3f tokens/s %.0f ETA %s",
-                               step, steps, loss_avg, tps,
-                               FormatDuration(elapsed / step * (steps - step))));
+      int done = step - first_step + 1;
+      double tps = static_cast<double>(done) * config.bootstrap_batch_size * T / elapsed;
+      progress(absl::StrFormat("bootstrap: step %d/%d loss %.3f tokens/s %.0f MFU %.2f ETA %s",
+                               step, steps, loss_avg, tps, tps * flops_per_token / 1e9 / gemm_gflops,
+                               FormatDuration(elapsed / done * (steps - step))));
+    }
+    if (step % config.bootstrap_checkpoint_every_steps == 0 && step < steps) {
+      absl::Status s = checkpoint(step, false);
+      if (!s.ok()) return s;
     }
   }
   double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
+  const int trained_steps = steps - first_step + 1;
 
   auto losses = (*model)->SequenceLosses(eval_blocks);
   double sum = 0;
@@ -191,7 +280,8 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   result.heldout_loss = sum / n;
   result.unigram_loss = unigram_sum / unigram_n;
   result.tokens_trained = static_cast<int64_t>(steps) * config.bootstrap_batch_size * T;
-  result.tokens_per_s = result.tokens_trained / train_s;
+  result.tokens_per_s =
+      static_cast<double>(trained_steps) * config.bootstrap_batch_size * T / std::max(train_s, 1e-9);
 
   // Replay seed: randomly chosen training paragraphs, about enough text for
   // the replay buffer (~4 bytes per token).
@@ -222,12 +312,15 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   snap.meta.metrics = {{"heldout_loss", result.heldout_loss},
                        {"unigram_loss", result.unigram_loss},
                        {"tokens_per_s", result.tokens_per_s},
+                       {"mfu", result.tokens_per_s * flops_per_token / 1e9 / gemm_gflops},
                        {"seconds", result.seconds},
                        {"corpus", config.bootstrap_corpus},
                        {"corpus_documents", docs->size()}};
   snap.weights = (*model)->SerializeWeights();
   snap.tokenizer = (*model)->tokenizer().serialized();
   st = store->PutSnapshot(snap, {kChampion});
+  if (!st.ok()) return st;
+  st = checkpoint(steps, /*done=*/true);
   if (!st.ok()) return st;
   result.snapshot_id = *id;
   progress(absl::StrFormat(

@@ -2,6 +2,7 @@
 #ifndef STREAMLM_LEARNER_BOOTSTRAP_H_
 #define STREAMLM_LEARNER_BOOTSTRAP_H_
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -20,13 +21,21 @@ struct BootstrapResult {
   double seconds = 0;
 };
 
-// Reads config.bootstrap_corpus, trains a tokenizer and a model of the
-// model.* config for bootstrap.steps, and writes snapshot + eval set +
+// Reads the corpus (config.bootstrap_corpus files, or the whole history of
+// config.bootstrap_topic on config.kafka), trains a tokenizer and a model of
+// the model.* config for bootstrap.steps, and writes snapshot + eval set +
 // replay seed to `store`, pointing `champion` at the snapshot. `progress`
-// receives one human-readable line every bootstrap.progress_every_steps.
+// receives one human-readable line every bootstrap.progress_every_steps
+// (loss, tokens/s, MFU, ETA).
+//
+// Every bootstrap.checkpoint_every_steps the model, optimizer, sampling RNG
+// and tokenizer are checkpointed; a later run with the same settings resumes
+// there and ends with the same weights as an uninterrupted run. When `stop`
+// becomes true, it checkpoints and returns Cancelled.
 [[nodiscard]] absl::StatusOr<BootstrapResult> RunBootstrap(
     const Config& config, Store* store,
-    const std::function<void(const std::string&)>& progress);
+    const std::function<void(const std::string&)>& progress,
+    const std::atomic<bool>* stop = nullptr);
 
 }  // namespace streamlm
 

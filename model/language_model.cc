@@ -1,6 +1,7 @@
 #include "model/language_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -39,6 +40,20 @@ void ConfigureTorchThreads(int threads) {
     torch::set_num_threads(n);
     SLM_LOG(kDebug) << "libtorch threads: " << n;
   });
+}
+
+double MeasureGemmGflops() {
+  torch::NoGradGuard no_grad;
+  const int64_t n = 2048;
+  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  auto c = torch::mm(a, b);  // warm up
+  double best = 1e30;
+  for (int r = 0; r < 3; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    c = torch::mm(a, b);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return 2.0 * n * n * n / best / 1e9;
 }
 
 LanguageModel::LanguageModel(ModelConfig config,

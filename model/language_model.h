@@ -47,6 +47,10 @@ struct SequenceLoss {
 // Sets libtorch's intra-op threads (0 = all cores) once per process.
 void ConfigureTorchThreads(int threads);
 
+// This machine's fp32 matrix-multiply rate (GFLOP/s) on libtorch's threads:
+// the best of 3 products of two 2048x2048 matrices. The denominator of MFU.
+double MeasureGemmGflops();
+
 class LanguageModel {
  public:
   // A freshly initialized model.
