@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "model/safetensors_header.h"
 
 namespace streamlm {
 
@@ -283,50 +284,14 @@ std::string EncodeSafetensors(
 
 absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>>
 DecodeSafetensors(const std::string& bytes, std::map<std::string, std::string>* dtypes) {
-  if (bytes.size() < 8) return absl::InvalidArgumentError("safetensors: shorter than its header length");
-  uint64_t n;
-  std::memcpy(&n, bytes.data(), 8);
-  if (n > bytes.size() - 8 || n > (100u << 20)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "safetensors: header length ", n, " exceeds the ", bytes.size(), "-byte file"));
-  }
-  auto header = ParseJson(std::string_view(bytes).substr(8, n));
-  if (!header.ok() || !header->is_object()) {
-    return absl::InvalidArgumentError("safetensors: header is not a JSON object");
-  }
-  const size_t data_begin = 8 + n;
-  const size_t data_size = bytes.size() - data_begin;
+  auto entries = ParseSafetensorsHeader(bytes);
+  if (!entries.ok()) return entries.status();
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& [name, info] : header->items()) {
-    if (name == "__metadata__") continue;
-    try {
-      const std::string dtype = info.at("dtype").get<std::string>();
-      if (dtype != "F32" && dtype != "F16" && dtype != "BF16") {
-        return absl::InvalidArgumentError("safetensors: tensor '" + name + "' has dtype " +
-                                          dtype + " (supported: F32, F16, BF16)");
-      }
-      const uint64_t element = dtype == "F32" ? 4 : 2;
-      std::vector<int64_t> shape = info.at("shape").get<std::vector<int64_t>>();
-      auto offs = info.at("data_offsets").get<std::vector<uint64_t>>();
-      uint64_t numel = 1;
-      for (int64_t d : shape) {
-        if (d < 0 || (d > 0 && numel > (uint64_t{1} << 40) / static_cast<uint64_t>(d))) {
-          return absl::InvalidArgumentError("safetensors: bad shape of '" + name + "'");
-        }
-        numel *= static_cast<uint64_t>(d);
-      }
-      if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size ||
-          offs[1] - offs[0] != numel * element) {
-        return absl::InvalidArgumentError("safetensors: bad data_offsets of '" + name + "'");
-      }
-      auto t = torch::empty(shape, ScalarTypeForDtype(dtype));
-      std::memcpy(t.data_ptr(), bytes.data() + data_begin + offs[0], offs[1] - offs[0]);
-      out.emplace_back(name, t.to(torch::kFloat));
-      if (dtypes != nullptr) (*dtypes)[name] = dtype;
-    } catch (const Json::exception& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("safetensors: entry '", name, "': ", e.what()));
-    }
+  for (const SafetensorsEntry& e : *entries) {
+    auto t = torch::empty(e.shape, ScalarTypeForDtype(e.dtype));
+    std::memcpy(t.data_ptr(), bytes.data() + e.begin, e.end - e.begin);
+    out.emplace_back(e.name, t.to(torch::kFloat));
+    if (dtypes != nullptr) (*dtypes)[e.name] = e.dtype;
   }
   return out;
 }

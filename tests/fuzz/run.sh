@@ -14,6 +14,8 @@ mkdir -p "$out"
 case $name in
   record) srcs=("$src/tests/fuzz/record_fuzz.cc" "$src/ingest/record.cc" "$src/common/json_util.cc"); libs=() ;;
   config) srcs=("$src/tests/fuzz/config_fuzz.cc" "$src/common/config.cc"); libs=(-lyaml-cpp) ;;
+  safetensors) srcs=("$src/tests/fuzz/safetensors_fuzz.cc" "$src/model/safetensors_header.cc"
+                     "$src/common/json_util.cc"); libs=() ;;
   *) echo "unknown fuzz target $name"; exit 2 ;;
 esac
 absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labsl_strings -labsl_strings_internal -labsl_int128
@@ -23,5 +25,5 @@ absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labs
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$src/tests/fuzz/corpus/$name/"* "$work/"
-"$out/${name}_fuzz" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 \
+"$out/${name}_fuzz" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=1024 \
   -print_final_stats=1 -artifact_prefix="$out/${name}-" "$work" 2>&1 | tail -n 25
