@@ -8,6 +8,30 @@ namespace streamlm {
 
 namespace F = torch::nn::functional;
 
+std::pair<torch::Tensor, torch::Tensor> AppendToCache(KvCache* cache, int layer,
+                                                      const torch::Tensor& k,
+                                                      const torch::Tensor& v) {
+  if (static_cast<int>(cache->keys.size()) <= layer) {
+    cache->keys.push_back(k);
+    cache->values.push_back(v);
+  } else {
+    cache->keys[layer] = torch::cat({cache->keys[layer], k}, 2);
+    cache->values[layer] = torch::cat({cache->values[layer], v}, 2);
+  }
+  return {cache->keys[layer], cache->values[layer]};
+}
+
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, int64_t past) {
+  const int64_t T = q.size(2);
+  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(q.size(-1))));
+  // New token i sits at position past + i and sees keys 0..past + i.
+  auto mask = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(q.device()))
+                  .triu(past + 1);
+  att = torch::softmax(att.masked_fill(mask, -std::numeric_limits<float>::infinity()), -1);
+  return torch::matmul(att, v);
+}
+
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(int d_model, int heads)
     : heads_(heads) {
   qkv_ = register_module("qkv", torch::nn::Linear(d_model, 3 * d_model));
@@ -23,23 +47,9 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KvCache* 
   int64_t past = 0;
   if (cache != nullptr) {
     past = cache->length;
-    if (static_cast<int>(cache->keys.size()) <= layer) {
-      cache->keys.push_back(k);
-      cache->values.push_back(v);
-    } else {
-      cache->keys[layer] = torch::cat({cache->keys[layer], k}, 2);
-      cache->values[layer] = torch::cat({cache->values[layer], v}, 2);
-    }
-    k = cache->keys[layer];
-    v = cache->values[layer];
+    std::tie(k, v) = AppendToCache(cache, layer, k, v);
   }
-  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
-  // New token i sits at position past + i and sees keys 0..past + i.
-  auto mask = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device()))
-                  .triu(past + 1);
-  att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  att = torch::softmax(att, -1);
-  auto y = torch::matmul(att, v).transpose(1, 2).reshape({B, T, C});
+  auto y = CausalAttention(q, k, v, past).transpose(1, 2).reshape({B, T, C});
   return proj_(y);
 }
 

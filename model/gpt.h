@@ -20,6 +20,17 @@ struct KvCache {
   int64_t length = 0;
 };
 
+// Appends this step's keys/values [B, H_kv, T_new, hd] of `layer` to the
+// cache and returns all of the layer's keys and values so far.
+std::pair<torch::Tensor, torch::Tensor> AppendToCache(KvCache* cache, int layer,
+                                                      const torch::Tensor& k,
+                                                      const torch::Tensor& v);
+
+// softmax(q k^T / sqrt(hd) + causal mask) v for q [B, H, T_new, hd] whose
+// tokens sit after `past` cached ones; k, v [B, H, past + T_new, hd].
+torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, int64_t past);
+
 // A decoder-only language model of either family.
 class CausalLm : public torch::nn::Module {
  public:

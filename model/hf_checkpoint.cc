@@ -9,71 +9,51 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
 
 namespace streamlm {
 namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path.string(), "'"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// Per-block tensors: our name, GPT-2's name, and whether GPT-2 stores it
+// transposed (its Conv1D weights are [in, out]).
+struct Gpt2Name {
+  const char* ours;
+  const char* hf;
+  bool transpose;
+};
+constexpr Gpt2Name kGpt2BlockNames[] = {
+    {"ln1.weight", "ln_1.weight", false},        {"ln1.bias", "ln_1.bias", false},
+    {"ln2.weight", "ln_2.weight", false},        {"ln2.bias", "ln_2.bias", false},
+    {"attn.qkv.weight", "attn.c_attn.weight", true},
+    {"attn.qkv.bias", "attn.c_attn.bias", false},
+    {"attn.proj.weight", "attn.c_proj.weight", true},
+    {"attn.proj.bias", "attn.c_proj.bias", false},
+    {"fc.weight", "mlp.c_fc.weight", true},      {"fc.bias", "mlp.c_fc.bias", false},
+    {"fc_proj.weight", "mlp.c_proj.weight", true},
+    {"fc_proj.bias", "mlp.c_proj.bias", false}};
 
-absl::Status WriteFile(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  if (!out) return absl::InternalError(absl::StrCat("cannot write '", path.string(), "'"));
-  return absl::OkStatus();
-}
-
-// GPT-2 checkpoint name -> our name; `transpose` for Conv1D weights, which
-// Hugging Face stores as [in, out]. Empty for tensors we do not use.
-std::string Gpt2ToOurs(std::string name, bool* transpose) {
+// Maps "<block_prefix>.<i>.<suffix>" between the two naming schemes; the
+// top-level tensors (wte, wpe, ln_f) share their names. Empty when `name`
+// is not a weight of ours (e.g. GPT-2's attn.bias mask buffers).
+std::string MapGpt2Name(const std::string& name, bool to_ours, bool* transpose) {
   *transpose = false;
-  if (absl::StartsWith(name, "transformer.")) name = name.substr(12);
   if (name == "wte.weight" || name == "wpe.weight" || absl::StartsWith(name, "ln_f.")) return name;
-  std::vector<std::string> parts = absl::StrSplit(name, '.');
-  if (parts.size() < 4 || parts[0] != "h") return "";
-  std::string rest = name.substr(parts[0].size() + parts[1].size() + 2);
-  std::string prefix = "blocks." + parts[1] + ".";
-  static const std::map<std::string, std::pair<std::string, bool>> kMap = {
-      {"ln_1.weight", {"ln1.weight", false}},      {"ln_1.bias", {"ln1.bias", false}},
-      {"ln_2.weight", {"ln2.weight", false}},      {"ln_2.bias", {"ln2.bias", false}},
-      {"attn.c_attn.weight", {"attn.qkv.weight", true}},
-      {"attn.c_attn.bias", {"attn.qkv.bias", false}},
-      {"attn.c_proj.weight", {"attn.proj.weight", true}},
-      {"attn.c_proj.bias", {"attn.proj.bias", false}},
-      {"mlp.c_fc.weight", {"fc.weight", true}},     {"mlp.c_fc.bias", {"fc.bias", false}},
-      {"mlp.c_proj.weight", {"fc_proj.weight", true}},
-      {"mlp.c_proj.bias", {"fc_proj.bias", false}}};
-  auto it = kMap.find(rest);
-  if (it == kMap.end()) return "";
-  *transpose = it->second.second;
-  return prefix + it->second.first;
-}
-
-std::string OursToGpt2(const std::string& ours, bool* transpose) {
-  *transpose = false;
-  if (!absl::StartsWith(ours, "blocks.")) return ours;
-  std::vector<std::string> parts = absl::StrSplit(ours, '.');
-  std::string rest = ours.substr(parts[0].size() + parts[1].size() + 2);
-  static const std::map<std::string, std::pair<std::string, bool>> kMap = {
-      {"ln1.weight", {"ln_1.weight", false}},      {"ln1.bias", {"ln_1.bias", false}},
-      {"ln2.weight", {"ln_2.weight", false}},      {"ln2.bias", {"ln_2.bias", false}},
-      {"attn.qkv.weight", {"attn.c_attn.weight", true}},
-      {"attn.qkv.bias", {"attn.c_attn.bias", false}},
-      {"attn.proj.weight", {"attn.c_proj.weight", true}},
-      {"attn.proj.bias", {"attn.c_proj.bias", false}},
-      {"fc.weight", {"mlp.c_fc.weight", true}},     {"fc.bias", {"mlp.c_fc.bias", false}},
-      {"fc_proj.weight", {"mlp.c_proj.weight", true}},
-      {"fc_proj.bias", {"mlp.c_proj.bias", false}}};
-  auto it = kMap.find(rest);
-  *transpose = it->second.second;
-  return "h." + parts[1] + "." + it->second.first;
+  const std::string from_prefix = to_ours ? "h." : "blocks.";
+  const std::string to_prefix = to_ours ? "blocks." : "h.";
+  if (!absl::StartsWith(name, from_prefix)) return "";
+  size_t dot = name.find('.', from_prefix.size());
+  if (dot == std::string::npos) return "";
+  std::string index = name.substr(from_prefix.size(), dot - from_prefix.size());
+  std::string rest = name.substr(dot + 1);
+  for (const Gpt2Name& n : kGpt2BlockNames) {
+    if (rest == (to_ours ? n.hf : n.ours)) {
+      *transpose = n.transpose;
+      return to_prefix + index + "." + (to_ours ? n.ours : n.hf);
+    }
+  }
+  return "";
 }
 
 absl::StatusOr<ModelConfig> ConfigFromHf(const Json& j) {
@@ -157,7 +137,7 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadWeights(
   if (fs::exists(dir / "model.safetensors")) {
     files.push_back("model.safetensors");
   } else if (fs::exists(dir / "model.safetensors.index.json")) {
-    auto index_text = ReadFile(dir / "model.safetensors.index.json");
+    auto index_text = ReadFileToString((dir / "model.safetensors.index.json").string());
     if (!index_text.ok()) return index_text.status();
     auto index = ParseJson(*index_text);
     if (!index.ok() || !index->contains("weight_map") || !(*index)["weight_map"].is_object()) {
@@ -178,7 +158,7 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadWeights(
   }
   std::vector<std::pair<std::string, torch::Tensor>> all;
   for (const std::string& f : files) {
-    auto bytes = ReadFile(dir / f);
+    auto bytes = ReadFileToString((dir / f).string());
     if (!bytes.ok()) return bytes.status();
     auto tensors = DecodeSafetensors(*bytes, dtypes);
     if (!tensors.ok()) {
@@ -193,7 +173,7 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadWeights(
 
 absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::string& dir_name) {
   fs::path dir(dir_name);
-  auto config_text = ReadFile(dir / "config.json");
+  auto config_text = ReadFileToString((dir / "config.json").string());
   if (!config_text.ok()) return config_text.status();
   auto hf = ParseJson(*config_text);
   if (!hf.ok() || !hf->is_object()) return absl::InvalidArgumentError("config.json is not a JSON object");
@@ -223,7 +203,8 @@ absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::str
   for (auto& [name, t] : *tensors) {
     if (config->family == "gpt") {
       bool transpose;
-      std::string mapped = Gpt2ToOurs(name, &transpose);
+      std::string hf_name = absl::StartsWith(name, "transformer.") ? name.substr(12) : name;
+      std::string mapped = MapGpt2Name(hf_name, /*to_ours=*/true, &transpose);
       if (mapped.empty()) continue;  // attn.bias masks, tied lm_head
       ours[mapped] = transpose ? t.t().contiguous() : t;
     } else {
@@ -248,18 +229,18 @@ absl::Status ExportHfCheckpoint(LanguageModel& model, const std::string& dir_nam
   for (const auto& p : model.net().named_parameters()) {
     if (c.family == "gpt") {
       bool transpose;
-      std::string name = OursToGpt2(p.key(), &transpose);
+      std::string name = MapGpt2Name(p.key(), /*to_ours=*/false, &transpose);
       tensors.emplace_back(name, transpose ? p.value().t().contiguous() : p.value());
     } else {
       tensors.emplace_back(p.key(), p.value());
     }
   }
-  absl::Status s = WriteFile(dir / "config.json", ConfigToHf(c).dump(2));
-  if (s.ok()) s = WriteFile(dir / "model.safetensors", EncodeSafetensors(tensors, c.dtype));
+  absl::Status s = WriteStringToFile((dir / "config.json").string(), ConfigToHf(c).dump(2));
+  if (s.ok()) s = WriteStringToFile((dir / "model.safetensors").string(), EncodeSafetensors(tensors, c.dtype));
   if (!s.ok()) return s;
   const std::string& tok = model.tokenizer().serialized();
-  return WriteFile(dir / (!tok.empty() && tok[0] == '{' ? "tokenizer.json" : "tokenizer.model"),
-                   tok);
+  return WriteStringToFile(
+      (dir / (!tok.empty() && tok[0] == '{' ? "tokenizer.json" : "tokenizer.model")).string(), tok);
 }
 
 }  // namespace streamlm

@@ -13,12 +13,7 @@
 namespace streamlm {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ReadTestFile;
 
 std::string FixtureDir(const std::string& family) {
   return testing::SourceDir() + "/tests/data/hf/" + family;
@@ -37,7 +32,7 @@ class HfCheckpointTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(HfCheckpointTest, LogitsMatchReferenceWithAndWithoutCache) {
   auto model = ImportHfCheckpoint(FixtureDir(GetParam()));
   ASSERT_TRUE(model.ok()) << model.status();
-  auto ref = ParseJson(ReadFile(FixtureDir(GetParam()) + "/expected_logits.json"));
+  auto ref = ParseJson(ReadTestFile(FixtureDir(GetParam()) + "/expected_logits.json"));
   ASSERT_TRUE(ref.ok());
   torch::NoGradGuard g;
   for (int b = 0; b < 2; ++b) {
@@ -70,7 +65,7 @@ TEST_P(HfCheckpointTest, ExportThenImportIsBitIdentical) {
   }
   // Stored in the dtype it came in.
   std::map<std::string, std::string> dtypes;
-  ASSERT_TRUE(DecodeSafetensors(ReadFile(dir.Sub("model.safetensors")), &dtypes).ok());
+  ASSERT_TRUE(DecodeSafetensors(ReadTestFile(dir.Sub("model.safetensors")), &dtypes).ok());
   for (const auto& [name, dtype] : dtypes) EXPECT_EQ(dtype, (*first)->config().dtype) << name;
   const std::string text = "the thermal sensor said: 3 errors, then 42!\n  Done.";
   EXPECT_EQ((*second)->tokenizer().Encode(text), (*first)->tokenizer().Encode(text));
@@ -91,7 +86,7 @@ TEST(HfCheckpointErrorsTest, BadDirectoriesGiveClearErrors) {
   auto s = ImportHfCheckpoint(dir.path()).status();
   EXPECT_NE(s.message().find("bert"), std::string::npos) << s;
   std::filesystem::copy(FixtureDir("gpt2"), dir.Sub("g"));
-  std::string w = ReadFile(dir.Sub("g/model.safetensors"));
+  std::string w = ReadTestFile(dir.Sub("g/model.safetensors"));
   std::ofstream(dir.Sub("g/model.safetensors"), std::ios::binary) << w.substr(0, w.size() / 2);
   s = ImportHfCheckpoint(dir.Sub("g")).status();
   EXPECT_FALSE(s.ok());

@@ -52,25 +52,13 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   int64_t past = 0;
   if (cache != nullptr) {
     past = cache->length;
-    if (static_cast<int>(cache->keys.size()) <= layer) {
-      cache->keys.push_back(k);
-      cache->values.push_back(v);
-    } else {
-      cache->keys[layer] = torch::cat({cache->keys[layer], k}, 2);
-      cache->values[layer] = torch::cat({cache->values[layer], v}, 2);
-    }
-    k = cache->keys[layer];
-    v = cache->values[layer];
+    std::tie(k, v) = AppendToCache(cache, layer, k, v);
   }
   if (kv_heads_ != heads_) {  // each key/value head serves heads/kv_heads query heads
     k = k.repeat_interleave(heads_ / kv_heads_, 1);
     v = v.repeat_interleave(heads_ / kv_heads_, 1);
   }
-  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(head_dim_)));
-  auto mask = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device()))
-                  .triu(past + 1);
-  att = torch::softmax(att.masked_fill(mask, -std::numeric_limits<float>::infinity()), -1);
-  auto y = torch::matmul(att, v).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
+  auto y = CausalAttention(q, k, v, past).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
   return o_proj_(y);
 }
 

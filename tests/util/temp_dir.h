@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <string>
 
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+
 namespace streamlm::testing {
 
 // A fresh directory under $TMPDIR, removed when the object dies.
@@ -31,6 +34,13 @@ class TempDir {
 inline std::string SourceDir() {
   const char* d = std::getenv("STREAMLM_SOURCE_DIR");
   return d ? d : ".";
+}
+
+// A test data file's bytes; a read error fails the calling test.
+inline std::string ReadTestFile(const std::string& path) {
+  auto bytes = ReadFileToString(path);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : std::string();
 }
 
 }  // namespace streamlm::testing
