@@ -146,7 +146,9 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   SLM_LOG(kInfo) << "decision " << (*stored)["id"].get<std::string>() << ": "
                  << candidate_id << " vs " << *champion_id << ": " << gate.reason;
   if (decisions_ != nullptr) {
+    // Decisions are rare: wait for delivery so the topic agrees with the store.
     absl::Status s = decisions_->Produce(config_.topic_decisions, candidate_id, stored->dump());
+    if (s.ok()) s = decisions_->Flush(10000);
     if (!s.ok()) SLM_LOG(kWarning) << "cannot publish decision: " << s;
   }
   if (on_decision_) on_decision_(*stored);
