@@ -151,7 +151,7 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("bootstrap.max_corpus_bytes", "read at most this many corpus bytes; 0 = all", &C::bootstrap_max_corpus_bytes, 0, int64_t{1} << 50));
   keys.push_back(IntKey("bootstrap.progress_every_steps", "progress line every N steps", &C::bootstrap_progress_every_steps, 1, 1000000));
   keys.push_back(IntKey("seed", "random seed", &C::seed, 0, INT64_MAX));
-  keys.push_back(StringKey("learner.group", "Kafka consumer group of the learner", &C::learner_group, false));
+  keys.push_back(StringKey("learner.group", "Kafka group id under which the learner commits offsets (lag monitoring)", &C::learner_group, false));
   keys.push_back(IntKey("learner.batch_size", "sequences per online step", &C::learner_batch_size, 1, 65536));
   keys.push_back(DoubleKey("learner.lr", "online learning rate", &C::learner_lr, 0, 10));
   keys.push_back(DoubleKey("learner.replay_fraction", "share of each batch replayed from earlier data", &C::learner_replay_fraction, 0, 0.95));

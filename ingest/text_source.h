@@ -1,5 +1,6 @@
 // TextSource: the learner's view of `streamlm.text`. Reads through a
-// consumer group with manual offsets, parses and cleans each record, and
+// consumer that assigns every partition at its stored offset (the group id
+// only carries lag-monitoring commits), parses and cleans each record, and
 // routes every unusable one to `streamlm.rejects` with its reason (counted in
 // `streamlm_records_rejected_total{reason=...}`).
 //
