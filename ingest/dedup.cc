@@ -1,0 +1,176 @@
+#include "ingest/dedup.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace streamlm {
+namespace {
+
+// 64-bit mixing (SplitMix64's finalizer).
+inline uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t HashBytes(std::string_view s) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a, then mixed
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return Mix(h);
+}
+
+template <typename T>
+void Put(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+template <typename T>
+bool Get(const std::string& in, size_t* pos, T* v) {
+  if (in.size() - *pos < sizeof(T)) return false;
+  std::memcpy(v, in.data() + *pos, sizeof(T));
+  *pos += sizeof(T);
+  return true;
+}
+
+}  // namespace
+
+std::string NormalizeForDedup(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool space = false;
+  for (unsigned char c : text) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+  }
+  return out;
+}
+
+Deduplicator::Deduplicator(DedupOptions options)
+    : options_(options), buckets_(static_cast<size_t>(options.bands)) {
+  for (int i = 0; i < options_.bands * options_.rows; ++i) seeds_.push_back(Mix(0xD1B54A32D192ED03ULL * (i + 1)));
+}
+
+std::vector<uint32_t> Deduplicator::Signature(std::string_view text) const {
+  std::string norm = NormalizeForDedup(text);
+  std::vector<std::string_view> words;
+  for (size_t i = 0; i < norm.size();) {
+    size_t j = norm.find(' ', i);
+    if (j == std::string::npos) j = norm.size();
+    words.emplace_back(norm.data() + i, j - i);
+    i = j + 1;
+  }
+  std::vector<uint64_t> shingles;
+  const size_t k = static_cast<size_t>(options_.shingle_words);
+  if (words.size() <= k) {
+    shingles.push_back(HashBytes(norm));
+  } else {
+    for (size_t i = 0; i + k <= words.size(); ++i) {
+      const char* begin = words[i].data();
+      const char* end = words[i + k - 1].data() + words[i + k - 1].size();
+      shingles.push_back(HashBytes(std::string_view(begin, static_cast<size_t>(end - begin))));
+    }
+  }
+  std::vector<uint32_t> sig(seeds_.size(), std::numeric_limits<uint32_t>::max());
+  for (uint64_t s : shingles) {
+    for (size_t f = 0; f < seeds_.size(); ++f) {
+      sig[f] = std::min(sig[f], static_cast<uint32_t>(Mix(s ^ seeds_[f]) >> 32));
+    }
+  }
+  return sig;
+}
+
+uint64_t Deduplicator::BandKey(const std::vector<uint32_t>& sig, int band) const {
+  uint64_t h = Mix(static_cast<uint64_t>(band) + 1);
+  for (int r = 0; r < options_.rows; ++r) h = Mix(h ^ sig[band * options_.rows + r]);
+  return h;
+}
+
+Deduplicator::Verdict Deduplicator::Check(std::string_view text) {
+  Doc doc;
+  doc.exact = HashBytes(NormalizeForDedup(text));
+  if (exact_.count(doc.exact)) return Verdict::kExact;
+  doc.signature = Signature(text);
+  const size_t n = doc.signature.size();
+  for (int b = 0; b < options_.bands; ++b) {
+    auto it = buckets_[b].find(BandKey(doc.signature, b));
+    if (it == buckets_[b].end()) continue;
+    for (uint64_t id : it->second) {
+      const Doc& other = docs_[id - first_id_];
+      size_t same = 0;
+      for (size_t i = 0; i < n; ++i) same += doc.signature[i] == other.signature[i];
+      if (static_cast<double>(same) / n >= options_.threshold) return Verdict::kNear;
+    }
+  }
+  Remember(std::move(doc));
+  return Verdict::kUnique;
+}
+
+void Deduplicator::Remember(Doc doc) {
+  if (options_.window_docs == 0) return;
+  while (docs_.size() >= options_.window_docs) ForgetOldest();
+  const uint64_t id = first_id_ + docs_.size();
+  ++exact_[doc.exact];
+  for (int b = 0; b < options_.bands; ++b) buckets_[b][BandKey(doc.signature, b)].push_back(id);
+  docs_.push_back(std::move(doc));
+}
+
+void Deduplicator::ForgetOldest() {
+  const Doc& doc = docs_.front();
+  auto e = exact_.find(doc.exact);
+  if (e != exact_.end() && --e->second == 0) exact_.erase(e);
+  for (int b = 0; b < options_.bands; ++b) {
+    auto it = buckets_[b].find(BandKey(doc.signature, b));
+    if (it == buckets_[b].end()) continue;
+    auto& ids = it->second;
+    ids.erase(std::remove(ids.begin(), ids.end(), first_id_), ids.end());
+    if (ids.empty()) buckets_[b].erase(it);
+  }
+  docs_.pop_front();
+  ++first_id_;
+}
+
+std::string Deduplicator::Serialize() const {
+  std::string out = "SLMD";
+  Put<uint64_t>(&out, docs_.size());
+  Put<uint32_t>(&out, static_cast<uint32_t>(seeds_.size()));
+  for (const Doc& d : docs_) {
+    Put<uint64_t>(&out, d.exact);
+    out.append(reinterpret_cast<const char*>(d.signature.data()), d.signature.size() * 4);
+  }
+  return out;
+}
+
+absl::Status Deduplicator::Restore(const std::string& bytes) {
+  if (bytes.compare(0, 4, "SLMD") != 0) return absl::DataLossError("dedup state: bad magic");
+  size_t pos = 4;
+  uint64_t count;
+  uint32_t width;
+  if (!Get(bytes, &pos, &count) || !Get(bytes, &pos, &width) || width != seeds_.size()) {
+    return absl::DataLossError("dedup state: header does not match the configured signature");
+  }
+  Deduplicator fresh(options_);
+  for (uint64_t i = 0; i < count; ++i) {
+    Doc d;
+    if (!Get(bytes, &pos, &d.exact) || bytes.size() - pos < size_t{width} * 4) {
+      return absl::DataLossError("dedup state: truncated");
+    }
+    d.signature.resize(width);
+    std::memcpy(d.signature.data(), bytes.data() + pos, size_t{width} * 4);
+    pos += size_t{width} * 4;
+    fresh.Remember(std::move(d));
+  }
+  *this = std::move(fresh);
+  return absl::OkStatus();
+}
+
+}  // namespace streamlm

@@ -1,0 +1,70 @@
+// Deduplicator: exact and near-duplicate detection over a bounded window of
+// recent documents, with state that serializes into the learner checkpoint
+// (so a restart neither forgets nor double-counts).
+//
+// Exact: 64-bit hash of the text lowercased with whitespace collapsed.
+// Near: MinHash over word 5-grams, `bands` x `rows` signature (default
+// 14 x 8, as in common pretraining recipes), LSH banding to find candidates,
+// confirmed when the signatures agree on >= `threshold` of their values
+// (an estimate of Jaccard similarity; default 0.75).
+//
+// Not thread-safe: one thread (the learner's).
+#ifndef STREAMLM_INGEST_DEDUP_H_
+#define STREAMLM_INGEST_DEDUP_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace streamlm {
+
+struct DedupOptions {
+  size_t window_docs = 100000;  // documents remembered
+  int bands = 14;
+  int rows = 8;
+  int shingle_words = 5;
+  double threshold = 0.75;
+};
+
+class Deduplicator {
+ public:
+  enum class Verdict { kUnique, kExact, kNear };
+
+  explicit Deduplicator(DedupOptions options = {});
+
+  // Checks `text` against the window; a unique document is remembered.
+  Verdict Check(std::string_view text);
+
+  size_t size() const { return docs_.size(); }
+  std::string Serialize() const;
+  [[nodiscard]] absl::Status Restore(const std::string& bytes);
+
+ private:
+  struct Doc {
+    uint64_t exact;
+    std::vector<uint32_t> signature;  // bands * rows MinHash values
+  };
+  std::vector<uint32_t> Signature(std::string_view text) const;
+  uint64_t BandKey(const std::vector<uint32_t>& sig, int band) const;
+  void Remember(Doc doc);
+  void ForgetOldest();
+
+  DedupOptions options_;
+  std::vector<uint64_t> seeds_;  // one per MinHash function
+  std::deque<Doc> docs_;         // oldest first
+  uint64_t first_id_ = 0;        // id of docs_.front()
+  std::unordered_map<uint64_t, uint32_t> exact_;               // hash -> count in window
+  std::vector<std::unordered_map<uint64_t, std::vector<uint64_t>>> buckets_;  // per band: key -> doc ids
+};
+
+// Lowercased text with every whitespace run collapsed to one space, trimmed.
+std::string NormalizeForDedup(std::string_view text);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_INGEST_DEDUP_H_
