@@ -160,6 +160,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
+  keys.push_back(IntKey("dedup.window_docs", "recent documents remembered for deduplication; 0 = off", &C::dedup_window_docs, 0, int64_t{1} << 32));
+  keys.push_back(DoubleKey("dedup.threshold", "MinHash agreement that marks a near duplicate", &C::dedup_threshold, 0.05, 1.0));
   keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", &C::eval_stream_window_records, 1, 10000000));
   keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));
   keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", &C::gate_max_forgetting, 0, 100));

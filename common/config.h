@@ -71,6 +71,10 @@ struct Config {
   int learner_heldout_every_records = 10;  // 1 in N records never trained on
   int64_t learner_max_record_bytes = 1 << 20;
 
+  // Deduplication of stream records (exact and MinHash near-duplicates).
+  int64_t dedup_window_docs = 100000;  // 0 = off
+  double dedup_threshold = 0.75;
+
   // Evaluator and gate.
   int eval_stream_window_records = 512;
   int eval_min_stream_tokens = 256;

@@ -14,6 +14,8 @@ const char* RejectReasonName(RejectReason reason) {
     case RejectReason::kInvalidUtf8: return "invalid_utf8";
     case RejectReason::kEmpty: return "empty";
     case RejectReason::kOversized: return "oversized";
+    case RejectReason::kDuplicate: return "duplicate";
+    case RejectReason::kNearDuplicate: return "near_duplicate";
   }
   return "unknown";
 }

@@ -20,6 +20,8 @@ enum class RejectReason {
   kInvalidUtf8,
   kEmpty,
   kOversized,
+  kDuplicate,
+  kNearDuplicate,
 };
 
 // Stable snake_case name used in metrics and on `streamlm.rejects`.

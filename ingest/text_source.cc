@@ -39,21 +39,25 @@ std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
     first_seen_.emplace(m.partition, m.offset);
     counters_->Add("streamlm_records_consumed_total", 1);
     ParsedRecord parsed = ParseTextRecord(m.value, options_.max_record_bytes);
+    SourceRecord r{m.partition, m.offset, std::move(parsed.record), std::move(m.key),
+                   std::move(m.value)};
     if (parsed.ok()) {
-      out.push_back({m.partition, m.offset, std::move(parsed.record)});
+      out.push_back(std::move(r));
       continue;
     }
-    ++rejected_;
-    counters_->Add("streamlm_records_rejected_total", 1,
-                   RejectReasonName(parsed.reason));
-    Json reject = MakeRejectRecord(m.topic, m.partition, m.offset,
-                                   parsed.reason, parsed.detail, m.value);
-    SLM_LOG(kDebug) << "rejected " << reject.dump();
-    absl::Status s = rejects_->Produce(options_.rejects_topic, m.key, reject.dump());
-    if (!s.ok()) SLM_LOG(kWarning) << "cannot write reject: " << s;
+    Reject(r, parsed.reason, parsed.detail);
     if (std::chrono::steady_clock::now() > deadline) break;
   }
   return out;
+}
+
+void TextSource::Reject(const SourceRecord& r, RejectReason reason, const std::string& detail) {
+  ++rejected_;
+  counters_->Add("streamlm_records_rejected_total", 1, RejectReasonName(reason));
+  Json reject = MakeRejectRecord(options_.topic, r.partition, r.offset, reason, detail, r.payload);
+  SLM_LOG(kDebug) << "rejected " << reject.dump();
+  absl::Status s = rejects_->Produce(options_.rejects_topic, r.key, reject.dump());
+  if (!s.ok()) SLM_LOG(kWarning) << "cannot write reject: " << s;
 }
 
 }  // namespace streamlm

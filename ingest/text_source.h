@@ -25,6 +25,8 @@ struct SourceRecord {
   int32_t partition = 0;
   int64_t offset = 0;
   TextRecord record;
+  std::string key;      // as on the topic
+  std::string payload;  // the raw value, for the rejects topic
 };
 
 struct TextSourceOptions {
@@ -47,6 +49,10 @@ class TextSource {
 
   // Next offset per partition covering every record seen, used or rejected.
   std::map<int32_t, int64_t> positions() const { return consumer_->positions(); }
+  // Rejects a record that parsed but is not used (e.g. a duplicate): counted
+  // and written to the rejects topic like a parse failure.
+  void Reject(const SourceRecord& r, RejectReason reason, const std::string& detail);
+
   // Offset of the first record seen per partition since Create().
   const std::map<int32_t, int64_t>& first_seen() const { return first_seen_; }
   // Rejected records seen so far.

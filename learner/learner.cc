@@ -65,6 +65,16 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   l->trainer_ = std::make_unique<Trainer>(*model, config.learner_lr);
   l->last_snapshot_ = base_id;
 
+  if (config.dedup_window_docs > 0) {
+    DedupOptions o;
+    o.window_docs = static_cast<size_t>(config.dedup_window_docs);
+    o.threshold = config.dedup_threshold;
+    l->dedup_ = std::make_unique<Deduplicator>(o);
+    if (checkpoint.ok() && !checkpoint->dedup.empty()) {
+      absl::Status s = l->dedup_->Restore(checkpoint->dedup);
+      if (!s.ok()) return s;
+    }
+  }
   if (checkpoint.ok()) {
     // Stream position and accounting always carry over.
     l->start_offsets_ = checkpoint->next_offsets;
@@ -128,6 +138,18 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
 void Learner::Ingest(std::vector<SourceRecord> records) {
   const Tokenizer& tok = trainer_->model().tokenizer();
   for (SourceRecord& r : records) {
+    // Duplicates are dropped before the held-out split, so a text seen in
+    // training can never count as held-out evidence.
+    if (dedup_ != nullptr) {
+      Deduplicator::Verdict v = dedup_->Check(r.record.text);
+      if (v != Deduplicator::Verdict::kUnique) {
+        bool exact = v == Deduplicator::Verdict::kExact;
+        source_->Reject(r, exact ? RejectReason::kDuplicate : RejectReason::kNearDuplicate,
+                        exact ? "same text as a recent record"
+                              : "near duplicate of a recent record (MinHash)");
+        continue;
+      }
+    }
     if (IsHeldOut(r.record.text, config_.learner_heldout_every_records)) {
       pending_heldout_.push_back(std::move(r.record.text));
       ++since_snapshot_.records_heldout;
@@ -189,6 +211,7 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   c.weights = trainer_->model().SerializeWeights();
   c.optimizer = trainer_->SerializeOptimizer();
   c.replay = replay_->Serialize();
+  if (dedup_ != nullptr) c.dedup = dedup_->Serialize();
   c.new_heldout = pending_heldout_;
   since_snapshot_.records_rejected += source_->rejected() - rejected_counted_;
   rejected_counted_ = source_->rejected();

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "common/config.h"
 #include "common/metrics.h"
+#include "ingest/dedup.h"
 #include "ingest/text_source.h"
 #include "learner/replay_buffer.h"
 #include "learner/trainer.h"
@@ -60,6 +61,7 @@ class Learner {
   std::unique_ptr<TextSource> source_;
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<ReplayBuffer> replay_;
+  std::unique_ptr<Deduplicator> dedup_;  // null when dedup.window_docs is 0
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> step_{0};
 

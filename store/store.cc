@@ -219,6 +219,7 @@ absl::Status Store::PutCheckpoint(const LearnerCheckpoint& c,
   PutChunks(prefix + "w/", c.weights, &batch);
   PutChunks(prefix + "opt/", c.optimizer, &batch);
   batch.Put(prefix + "replay", c.replay);
+  batch.Put(prefix + "dedup", c.dedup);
   if (!c.new_heldout.empty()) {
     auto first = NextCounter("heldout", &batch);
     if (!first.ok()) return first.status();
@@ -271,6 +272,9 @@ absl::StatusOr<LearnerCheckpoint> Store::GetCheckpoint(
   auto r = GetRaw(prefix + "replay");
   if (!r.ok()) return r.status();
   if (r->has_value()) c.replay = std::move(**r);
+  auto d = GetRaw(prefix + "dedup");
+  if (!d.ok()) return d.status();
+  if (d->has_value()) c.dedup = std::move(**d);
   return c;
 }
 

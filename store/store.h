@@ -74,6 +74,7 @@ struct LearnerCheckpoint {
   std::string weights;
   std::string optimizer;
   std::string replay;
+  std::string dedup;  // deduplicator window
   Json state = Json::object();  // learner counters and pending tokens
   // Held-out stream records first seen since the last checkpoint; appended
   // to the held-out window in the same commit.

@@ -1,6 +1,8 @@
 // Deterministic stream text for tests: sentences from a small, repetitive
 // domain the bootstrap corpus never saw, so a learner adapts to it quickly
-// and held-out records resemble the trained ones.
+// and held-out records resemble the trained ones. Numbers sit between the
+// template's words so that no two records are near duplicates (most word
+// 5-grams of a record contain one of its numbers).
 #ifndef STREAMLM_TESTS_UTIL_STREAM_TEXT_H_
 #define STREAMLM_TESTS_UTIL_STREAM_TEXT_H_
 
@@ -16,8 +18,9 @@ inline std::string StreamSentence(int i) {
   static const char* kVerbs[] = {"reads", "writes", "checks", "promotes", "stores"};
   static const char* kObjects[] = {"a new snapshot", "the stream offsets", "every record",
                                    "the champion model", "a token block"};
-  return absl::StrCat(kSubjects[i % 5], " ", kVerbs[(i / 5) % 5], " ", kObjects[(i / 25) % 5],
-                      " while the stream keeps flowing, record ", i % 7, ".");
+  return absl::StrCat("entry ", i, ": ", kSubjects[i % 5], " ", kVerbs[(i / 5) % 5], " ", i % 13,
+                      " copies of ", kObjects[(i / 25) % 5], " after ", (i * 37) % 101,
+                      " seconds while the stream keeps flowing past mark ", i % 7, ".");
 }
 
 inline std::string StreamRecord(int i) {
