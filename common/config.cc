@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -35,18 +36,24 @@ ConfigKey StringKey(std::string name, std::string help,
   return k;
 }
 
-template <typename T>
-ConfigKey IntKey(std::string name, std::string help, T Config::*field,
-                 int64_t min, int64_t max) {
+// A numeric key: `Parsed` is what the text is read as (int64_t or double),
+// `T` the field's type; values outside [min, max] are refused.
+template <typename Parsed, typename T>
+ConfigKey NumberKey(std::string name, std::string help, T Config::*field, Parsed min,
+                    Parsed max, const char* kind) {
   ConfigKey k;
   k.name = name;
   k.help = std::move(help);
-  k.set = [name, field, min, max](Config& c, const std::string& v) {
-    int64_t parsed;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &parsed) ||
-        parsed < min || parsed > max) {
-      return BadValue(name, v,
-                      absl::StrCat("an integer in [", min, ", ", max, "]"));
+  k.set = [name, field, min, max, kind](Config& c, const std::string& v) {
+    Parsed parsed;
+    bool ok;
+    if constexpr (std::is_integral_v<Parsed>) {
+      ok = absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &parsed);
+    } else {
+      ok = absl::SimpleAtod(absl::StripAsciiWhitespace(v), &parsed);
+    }
+    if (!ok || !(parsed >= min && parsed <= max)) {
+      return BadValue(name, v, absl::StrCat(kind, " in [", min, ", ", max, "]"));
     }
     c.*field = static_cast<T>(parsed);
     return absl::OkStatus();
@@ -55,22 +62,15 @@ ConfigKey IntKey(std::string name, std::string help, T Config::*field,
   return k;
 }
 
-ConfigKey DoubleKey(std::string name, std::string help, double Config::*field,
-                    double min, double max) {
-  ConfigKey k;
-  k.name = name;
-  k.help = std::move(help);
-  k.set = [name, field, min, max](Config& c, const std::string& v) {
-    double parsed;
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(v), &parsed) ||
-        !(parsed >= min && parsed <= max)) {
-      return BadValue(name, v, absl::StrCat("a number in [", min, ", ", max, "]"));
-    }
-    c.*field = parsed;
-    return absl::OkStatus();
-  };
-  k.get = [field](const Config& c) { return absl::StrCat(c.*field); };
-  return k;
+template <typename T>
+ConfigKey IntKey(std::string name, std::string help, T Config::*field, int64_t min,
+                 int64_t max) {
+  return NumberKey<int64_t>(std::move(name), std::move(help), field, min, max, "an integer");
+}
+
+ConfigKey DoubleKey(std::string name, std::string help, double Config::*field, double min,
+                    double max) {
+  return NumberKey<double>(std::move(name), std::move(help), field, min, max, "a number");
 }
 
 ConfigKey ListKey(std::string name, std::string help,
