@@ -1,0 +1,30 @@
+#include "common/json_util.h"
+
+#include "gtest/gtest.h"
+
+namespace streamlm {
+namespace {
+
+// Found by tests/fuzz/safetensors_fuzz.cc: numbers that do not fit threw
+// out_of_range, which escaped ParseJson and terminated the process.
+TEST(JsonUtilTest, HostileJsonIsAnErrorNotACrash) {
+  EXPECT_FALSE(ParseJson("1e999999").ok());
+  EXPECT_FALSE(ParseJson("[1, 2").ok());
+  EXPECT_FALSE(ParseJson("\"\\ud800\"").ok());
+  std::string deep = std::string(600000, '[') + std::string(600000, ']');
+  auto nested = ParseJson(deep);  // must not overflow the stack either way
+  (void)nested;
+  EXPECT_TRUE(ParseJson("{\"a\": [1, 2.5, null]}").ok());
+}
+
+TEST(JsonUtilTest, Utf8ValidationAndEscaping) {
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xF0\x9F\x99\x82"));
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // > U+10FFFF
+  EXPECT_EQ(EscapeInvalidUtf8("a\xFF" "b"), "a\\xffb");
+  EXPECT_EQ(Utf8Prefix("\xE6\x9D\xB1\xE4\xBA\xAC", 4), "\xE6\x9D\xB1");
+}
+
+}  // namespace
+}  // namespace streamlm
