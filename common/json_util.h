@@ -16,6 +16,9 @@ using Json = nlohmann::json;
 // Parses JSON; the error says where it broke.
 [[nodiscard]] absl::StatusOr<Json> ParseJson(std::string_view text);
 
+// 64-bit FNV-1a of `s`: a stable hash (same on every build and machine).
+uint64_t Fnv1a64(std::string_view s);
+
 // Wall-clock milliseconds since the Unix epoch.
 int64_t NowMs();
 

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "common/json_util.h"
+
 namespace streamlm {
 namespace {
 
@@ -15,14 +17,7 @@ inline uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-uint64_t HashBytes(std::string_view s) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a, then mixed
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return Mix(h);
-}
+uint64_t HashBytes(std::string_view s) { return Mix(Fnv1a64(s)); }
 
 template <typename T>
 void Put(std::string* out, T v) {

@@ -10,12 +10,7 @@
 namespace streamlm {
 
 bool IsHeldOut(const std::string& text, int every) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h % static_cast<uint64_t>(every) == 0;
+  return Fnv1a64(text) % static_cast<uint64_t>(every) == 0;
 }
 
 Learner::Learner(const Config& config, Store* store, Counters* counters,

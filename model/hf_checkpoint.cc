@@ -213,8 +213,7 @@ absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::str
       ours[name] = t;
     }
   }
-  std::vector<std::pair<std::string, torch::Tensor>> ordered(ours.begin(), ours.end());
-  absl::Status s = (*model)->LoadWeights(EncodeSafetensors(ordered));
+  absl::Status s = (*model)->LoadTensors(ours);
   if (!s.ok()) return s;
   return model;
 }

@@ -102,7 +102,10 @@ std::string LanguageModel::SerializeWeights() const {
 absl::Status LanguageModel::LoadWeights(const std::string& safetensors) {
   auto tensors = DecodeSafetensors(safetensors);
   if (!tensors.ok()) return tensors.status();
-  std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
+  return LoadTensors(std::map<std::string, torch::Tensor>(tensors->begin(), tensors->end()));
+}
+
+absl::Status LanguageModel::LoadTensors(const std::map<std::string, torch::Tensor>& by_name) {
   torch::NoGradGuard no_grad;
   for (auto& p : net_->named_parameters()) {
     auto it = by_name.find(p.key());

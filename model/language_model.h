@@ -70,6 +70,7 @@ class LanguageModel {
   std::string SerializeWeights() const;
   // Replaces the weights; every parameter must be present with its shape.
   [[nodiscard]] absl::Status LoadWeights(const std::string& safetensors);
+  [[nodiscard]] absl::Status LoadTensors(const std::map<std::string, torch::Tensor>& by_name);
 
   // Next-token loss of each sequence (split into context-sized windows).
   std::vector<SequenceLoss> SequenceLosses(

@@ -35,32 +35,38 @@ const std::string& SmallTokenizer() {
   return *bytes;
 }
 
+// The GPT of tests/data/gpt_reference.*, with `ref` its expected outputs.
+Gpt LoadReferenceGpt(Json* ref) {
+  std::string dir = testing::SourceDir() + "/tests/data/";
+  auto parsed = ParseJson(ReadTestFile(dir + "gpt_reference.json"));
+  EXPECT_TRUE(parsed.ok());
+  *ref = *parsed;
+  auto config = ModelConfigFromJson((*ref)["config"]);
+  EXPECT_TRUE(config.ok()) << config.status();
+  Gpt net(*config);
+  auto tensors = DecodeSafetensors(ReadTestFile(dir + "gpt_reference.safetensors"));
+  EXPECT_TRUE(tensors.ok()) << tensors.status();
+  std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
+  torch::NoGradGuard g;
+  for (auto& p : net->named_parameters()) {
+    EXPECT_TRUE(by_name.count(p.key())) << p.key();
+    if (by_name.count(p.key())) p.value().copy_(by_name[p.key()]);
+  }
+  return net;
+}
+
 // Logits of the C++ GPT equal those of an independent PyTorch implementation
 // of the published GPT-2 architecture (tools/gpt_reference.py).
 TEST(GptTest, MatchesIndependentReferenceLogitsAndLoss) {
-  std::string dir = testing::SourceDir() + "/tests/data/";
-  auto ref = ParseJson(ReadTestFile(dir + "gpt_reference.json"));
-  ASSERT_TRUE(ref.ok());
-  auto config = ModelConfigFromJson((*ref)["config"]);
-  ASSERT_TRUE(config.ok()) << config.status();
-  Gpt net(*config);
-  auto tensors = DecodeSafetensors(ReadTestFile(dir + "gpt_reference.safetensors"));
-  ASSERT_TRUE(tensors.ok()) << tensors.status();
-  std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
-  {
-    torch::NoGradGuard g;
-    for (auto& p : net->named_parameters()) {
-      ASSERT_TRUE(by_name.count(p.key())) << p.key();
-      p.value().copy_(by_name[p.key()]);
-    }
-  }
-  std::vector<std::vector<int64_t>> toks = (*ref)["tokens"];
+  Json ref;
+  Gpt net = LoadReferenceGpt(&ref);
+  std::vector<std::vector<int64_t>> toks = ref["tokens"];
   auto all = torch::zeros({2, static_cast<int64_t>(toks[0].size())}, torch::kLong);
   for (int b = 0; b < 2; ++b) all[b].copy_(torch::tensor(toks[b], torch::kLong));
   auto inputs = all.slice(1, 0, -1), targets = all.slice(1, 1);
   torch::NoGradGuard g;
   auto logits = net->forward(inputs);
-  const auto& expected = (*ref)["logits"];
+  const auto& expected = ref["logits"];
   double max_err = 0;
   for (int b = 0; b < 2; ++b)
     for (int t = 0; t < logits.size(1); ++t)
@@ -68,25 +74,17 @@ TEST(GptTest, MatchesIndependentReferenceLogitsAndLoss) {
         max_err = std::max(max_err, std::abs(logits[b][t][v].item<double>() -
                                              expected[b][t][v].get<double>()));
   EXPECT_LT(max_err, 1e-4);
-  EXPECT_NEAR(net->Loss(inputs, targets).item<double>(), (*ref)["loss"].get<double>(), 1e-5);
+  EXPECT_NEAR(net->Loss(inputs, targets).item<double>(), ref["loss"].get<double>(), 1e-5);
 }
 
 // Incremental decoding with the KV cache reproduces the reference logits.
 TEST(GptTest, KvCacheMatchesReferenceLogits) {
-  std::string dir = testing::SourceDir() + "/tests/data/";
-  auto ref = ParseJson(ReadTestFile(dir + "gpt_reference.json"));
-  ASSERT_TRUE(ref.ok());
-  auto config = ModelConfigFromJson((*ref)["config"]);
-  ASSERT_TRUE(config.ok());
-  Gpt net(*config);
-  auto tensors = DecodeSafetensors(ReadTestFile(dir + "gpt_reference.safetensors"));
-  ASSERT_TRUE(tensors.ok());
-  std::map<std::string, torch::Tensor> by_name(tensors->begin(), tensors->end());
+  Json ref;
+  Gpt net = LoadReferenceGpt(&ref);
   torch::NoGradGuard g;
-  for (auto& p : net->named_parameters()) p.value().copy_(by_name[p.key()]);
-  const auto& expected = (*ref)["logits"];
+  const auto& expected = ref["logits"];
   for (int b = 0; b < 2; ++b) {
-    std::vector<int64_t> toks = (*ref)["tokens"][b];
+    std::vector<int64_t> toks = ref["tokens"][b];
     toks.pop_back();  // the reference scores inputs[:-1]
     auto all = torch::tensor(toks, torch::kLong).unsqueeze(0);
     KvCache cache;
