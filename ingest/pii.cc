@@ -1,0 +1,5 @@
+#include "ingest/pii.h"
+
+namespace streamlm {
+// Implementation in progress.
+}  // namespace streamlm

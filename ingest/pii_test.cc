@@ -1,0 +1,3 @@
+#include "ingest/pii.h"
+
+#include "gtest/gtest.h"

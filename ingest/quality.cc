@@ -1,0 +1,5 @@
+#include "ingest/quality.h"
+
+namespace streamlm {
+// Implementation in progress.
+}  // namespace streamlm

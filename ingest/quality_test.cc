@@ -1,0 +1,3 @@
+#include "ingest/quality.h"
+
+#include "gtest/gtest.h"
