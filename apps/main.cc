@@ -15,6 +15,9 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "apps/clean_command.h"
+#include "common/file_util.h"
+#include "bench/ingest_bench.h"
 #include "bench/tokenize_bench.h"
 #include "bench/train_bench.h"
 #include "absl/strings/str_cat.h"
@@ -345,6 +348,18 @@ std::string Cut(const std::string& s, size_t n) {
   return s.size() <= n ? s : s.substr(0, n - 3) + "...";
 }
 
+int RunBenchIngest(const Config& c, const std::string& tokenizer_path, const std::string& input) {
+  auto tok = LoadTokenizerFromPath(tokenizer_path);
+  if (!tok.ok()) return Fail(tok.status());
+  auto contents = ReadFileToString(input);
+  if (!contents.ok()) return Fail(contents.status());
+  std::vector<std::string> records = ReadBenchRecords(*contents);
+  if (records.empty()) return Fail(absl::InvalidArgumentError("no records in " + input));
+  Json out = RunIngestBench(records, c.clean_text, **tok, c.model_context_tokens);
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
 int RunDecisions(const Config& c, bool json, size_t limit) {
   auto store = Store::Open(c.data_dir, /*read_only=*/true);
   if (!store.ok()) return Fail(store.status());
@@ -475,12 +490,25 @@ int Main(int argc, char** argv) {
   export_hf->add_option("SNAPSHOT", export_snapshot, "snapshot id or alias")->required();
   export_hf->add_option("DIR", hf_dir, "output directory")->required();
   AddConfigFlags(export_hf, &cl);
+  bool clean_text = false;
+  auto* clean = app.add_subcommand(
+      "clean", "ingest stages 1-6 on JSON lines (or --text documents) from stdin to stdout; "
+               "counts per reason as JSON on stderr");
+  clean->add_flag("--text", clean_text,
+                  "plain text in and out, one document per blank-line-separated block");
+  AddConfigFlags(clean, &cl);
   auto* bench = app.add_subcommand("bench", "benchmarks that print one JSON object");
   bench->require_subcommand(1);
   auto* bench_tokenize = bench->add_subcommand(
       "tokenize", "tokenizer MB/s on one thread and on all (bytes, tokens, mb_per_s_1t, mb_per_s_all)");
   bench_tokenize->add_option("--tokenizer", tokenizer_path, "as for `streamlm tokenize`")->required();
   bench_tokenize->add_option("--input", input, "text file")->required();
+  auto* bench_ingest = bench->add_subcommand(
+      "ingest", "ingest pipeline MB/s (stages 1-7) on one thread and on all, per stage, peak RSS");
+  bench_ingest->add_option("--tokenizer", tokenizer_path, "as for `streamlm tokenize`")->required();
+  bench_ingest->add_option("--input", input, "JSON lines or plain text (blank-line-separated documents)")
+      ->required();
+  AddConfigFlags(bench_ingest, &cl);
   std::string bench_config = "small";
   int bench_steps = 0;
   auto* bench_train = bench->add_subcommand(
@@ -510,6 +538,8 @@ int Main(int argc, char** argv) {
   if (export_hf->parsed()) return RunExportHf(*config, export_snapshot, hf_dir);
   if (generate->parsed()) return RunGenerate(*config, snapshot, prompt, max_tokens, temperature);
   if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
+  if (clean->parsed()) return RunClean(*config, clean_text, std::cin, std::cout, std::cerr);
+  if (bench_ingest->parsed()) return RunBenchIngest(*config, tokenizer_path, input);
   if (bench_train->parsed()) {
     ConfigureTorchThreads(config->threads);
     auto preset = TrainBenchPreset(bench_config);

@@ -88,6 +88,156 @@ ConfigKey ListKey(std::string name, std::string help,
   return k;
 }
 
+// Keys of nested option structs, reached through an accessor.
+template <typename T>
+using Field = std::function<T&(Config&)>;
+
+template <typename T>
+ConfigKey NestedNumberKey(std::string name, std::string help, Field<T> field, double min,
+                          double max) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field, min, max](Config& c, const std::string& v) {
+    double parsed;
+    bool ok;
+    if constexpr (std::is_integral_v<T>) {
+      int64_t i;
+      ok = absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &i);
+      parsed = static_cast<double>(i);
+    } else {
+      ok = absl::SimpleAtod(absl::StripAsciiWhitespace(v), &parsed);
+    }
+    if (!ok || !(parsed >= min && parsed <= max)) {
+      return BadValue(name, v,
+                      absl::StrCat(std::is_integral_v<T> ? "an integer" : "a number", " in [",
+                                   min, ", ", max, "]"));
+    }
+    field(c) = static_cast<T>(parsed);
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) { return absl::StrCat(field(const_cast<Config&>(c))); };
+  return k;
+}
+
+ConfigKey NestedBoolKey(std::string name, std::string help, Field<bool> field) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field](Config& c, const std::string& v) {
+    std::string l = absl::AsciiStrToLower(absl::StripAsciiWhitespace(v));
+    if (l == "true" || l == "yes" || l == "on" || l == "1") {
+      field(c) = true;
+    } else if (l == "false" || l == "no" || l == "off" || l == "0") {
+      field(c) = false;
+    } else {
+      return BadValue(name, v, "true or false");
+    }
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) {
+    return std::string(field(const_cast<Config&>(c)) ? "true" : "false");
+  };
+  return k;
+}
+
+ConfigKey NestedChoiceKey(std::string name, std::string help, Field<std::string> field,
+                          std::vector<std::string> choices) {
+  ConfigKey k;
+  k.name = name;
+  k.help = absl::StrCat(help, " (", absl::StrJoin(choices, "|"), ")");
+  k.set = [name, field, choices](Config& c, const std::string& v) {
+    std::string l = absl::AsciiStrToLower(absl::StripAsciiWhitespace(v));
+    for (const std::string& choice : choices) {
+      if (l == choice) {
+        field(c) = l;
+        return absl::OkStatus();
+      }
+    }
+    return BadValue(name, v, absl::StrCat("one of ", absl::StrJoin(choices, ", ")));
+  };
+  k.get = [field](const Config& c) { return field(const_cast<Config&>(c)); };
+  return k;
+}
+
+// The keys of one cleaning profile, `prefix` = "clean.text" or "clean.feedback".
+void AddCleanKeys(std::vector<ConfigKey>& keys, const std::string& prefix,
+                  CleanOptions Config::*profile) {
+  auto key = [&](const std::string& k) { return absl::StrCat(prefix, ".", k); };
+#define SLM_FIELD(T, path) Field<T>([profile](Config& c) -> T& { return (c.*profile).path; })
+#define SLM_BOOL(k, path, help) keys.push_back(NestedBoolKey(key(k), help, SLM_FIELD(bool, path)))
+#define SLM_INT(k, path, lo, hi, help) \
+  keys.push_back(NestedNumberKey<int64_t>(key(k), help, SLM_FIELD(int64_t, path), lo, hi))
+#define SLM_REAL(k, path, lo, hi, help) \
+  keys.push_back(NestedNumberKey<double>(key(k), help, SLM_FIELD(double, path), lo, hi))
+  SLM_BOOL("normalize.enabled", normalize.enabled, "repair and normalize text");
+  keys.push_back(NestedChoiceKey(key("normalize.invalid_utf8"), "invalid UTF-8 bytes",
+                                 SLM_FIELD(std::string, normalize.invalid_utf8),
+                                 {"replace", "reject"}));
+  SLM_BOOL("normalize.fix_mojibake", normalize.fix_mojibake, "repair UTF-8 read as CP1252/Latin-1");
+  SLM_BOOL("normalize.html_entities", normalize.html_entities, "decode HTML entities in plain text");
+  SLM_BOOL("normalize.strip_controls", normalize.strip_controls,
+           "remove control, zero-width and bidi characters");
+  keys.push_back(NestedChoiceKey(key("normalize.unicode_form"), "Unicode normalization",
+                                 SLM_FIELD(std::string, normalize.unicode_form),
+                                 {"nfc", "nfkc", "none"}));
+  SLM_BOOL("normalize.whitespace", normalize.whitespace, "normalize line endings and spaces");
+  keys.push_back(NestedChoiceKey(key("markup.html"), "convert HTML records to text",
+                                 SLM_FIELD(std::string, markup.html), {"auto", "always", "never"}));
+  SLM_BOOL("gopher_quality.enabled", gopher_quality.enabled, "Gopher quality filter");
+  SLM_INT("gopher_quality.min_doc_words", gopher_quality.min_doc_words, 0, 1e12, "fewer words: dropped");
+  SLM_INT("gopher_quality.max_doc_words", gopher_quality.max_doc_words, 1, 1e12, "more words: dropped");
+  SLM_REAL("gopher_quality.min_avg_word_length", gopher_quality.min_avg_word_length, 0, 1e6, "mean word length below: dropped");
+  SLM_REAL("gopher_quality.max_avg_word_length", gopher_quality.max_avg_word_length, 0, 1e6, "mean word length above: dropped");
+  SLM_REAL("gopher_quality.max_symbol_word_ratio", gopher_quality.max_symbol_word_ratio, 0, 1e6, "'#' and ellipses per word");
+  SLM_REAL("gopher_quality.max_bullet_lines_ratio", gopher_quality.max_bullet_lines_ratio, 0, 1, "share of lines starting with a bullet");
+  SLM_REAL("gopher_quality.max_ellipsis_lines_ratio", gopher_quality.max_ellipsis_lines_ratio, 0, 1, "share of lines ending with an ellipsis");
+  SLM_REAL("gopher_quality.min_alpha_words_ratio", gopher_quality.min_alpha_words_ratio, 0, 1, "share of words with a letter");
+  SLM_INT("gopher_quality.min_stop_words", gopher_quality.min_stop_words, 0, 1e9, "English stop words needed");
+  SLM_BOOL("gopher_repetition.enabled", gopher_repetition.enabled, "Gopher repetition filter");
+  SLM_REAL("gopher_repetition.max_dup_line_frac", gopher_repetition.max_dup_line_frac, 0, 1, "share of duplicated lines");
+  SLM_REAL("gopher_repetition.max_dup_para_frac", gopher_repetition.max_dup_para_frac, 0, 1, "share of duplicated paragraphs");
+  SLM_REAL("gopher_repetition.max_dup_line_char_frac", gopher_repetition.max_dup_line_char_frac, 0, 1, "characters in duplicated lines");
+  SLM_REAL("gopher_repetition.max_dup_para_char_frac", gopher_repetition.max_dup_para_char_frac, 0, 1, "characters in duplicated paragraphs");
+  SLM_REAL("gopher_repetition.max_top_2gram_char_frac", gopher_repetition.max_top_2gram_char_frac, 0, 1, "characters in the most frequent 2-gram");
+  SLM_REAL("gopher_repetition.max_top_3gram_char_frac", gopher_repetition.max_top_3gram_char_frac, 0, 1, "characters in the most frequent 3-gram");
+  SLM_REAL("gopher_repetition.max_top_4gram_char_frac", gopher_repetition.max_top_4gram_char_frac, 0, 1, "characters in the most frequent 4-gram");
+  SLM_REAL("gopher_repetition.max_dup_5gram_char_frac", gopher_repetition.max_dup_5gram_char_frac, 0, 1, "characters in duplicated 5-grams");
+  SLM_REAL("gopher_repetition.max_dup_6gram_char_frac", gopher_repetition.max_dup_6gram_char_frac, 0, 1, "characters in duplicated 6-grams");
+  SLM_REAL("gopher_repetition.max_dup_7gram_char_frac", gopher_repetition.max_dup_7gram_char_frac, 0, 1, "characters in duplicated 7-grams");
+  SLM_REAL("gopher_repetition.max_dup_8gram_char_frac", gopher_repetition.max_dup_8gram_char_frac, 0, 1, "characters in duplicated 8-grams");
+  SLM_REAL("gopher_repetition.max_dup_9gram_char_frac", gopher_repetition.max_dup_9gram_char_frac, 0, 1, "characters in duplicated 9-grams");
+  SLM_REAL("gopher_repetition.max_dup_10gram_char_frac", gopher_repetition.max_dup_10gram_char_frac, 0, 1, "characters in duplicated 10-grams");
+  SLM_BOOL("c4.enabled", c4.enabled, "C4 line and page filters");
+  SLM_BOOL("c4.remove_citations", c4.remove_citations, "remove [1]-style citation markers");
+  SLM_BOOL("c4.drop_lines_without_terminal_punct", c4.drop_lines_without_terminal_punct, "drop lines not ending in . ! ? or a quote");
+  SLM_INT("c4.min_words_per_line", c4.min_words_per_line, 0, 1e9, "shorter lines are dropped");
+  SLM_INT("c4.max_word_length", c4.max_word_length, 1, 1e12, "lines with a longer word are dropped");
+  SLM_BOOL("c4.drop_javascript_lines", c4.drop_javascript_lines, "drop lines mentioning javascript");
+  SLM_BOOL("c4.drop_policy_lines", c4.drop_policy_lines, "drop cookie / privacy policy / terms of use lines");
+  SLM_BOOL("c4.drop_lorem_ipsum", c4.drop_lorem_ipsum, "drop documents with lorem ipsum");
+  SLM_BOOL("c4.drop_curly_bracket", c4.drop_curly_bracket, "drop documents with a curly bracket");
+  SLM_INT("c4.min_sentences", c4.min_sentences, 0, 1e9, "fewer sentences: dropped");
+  SLM_BOOL("fineweb.enabled", fineweb.enabled, "FineWeb quality filter");
+  SLM_REAL("fineweb.min_line_punct_ratio", fineweb.min_line_punct_ratio, 0, 1, "share of lines ending in punctuation");
+  SLM_REAL("fineweb.max_short_line_ratio", fineweb.max_short_line_ratio, 0, 1, "share of short lines");
+  SLM_INT("fineweb.short_line_chars", fineweb.short_line_chars, 0, 1e9, "a line this long or shorter is short");
+  SLM_REAL("fineweb.max_char_dup_ratio", fineweb.max_char_dup_ratio, 0, 1, "characters in duplicated lines");
+  SLM_REAL("fineweb.max_newline_ratio", fineweb.max_newline_ratio, 0, 1e6, "newlines per word");
+  SLM_BOOL("pii.enabled", pii.enabled, "redact personal data");
+  SLM_BOOL("pii.email", pii.email, "redact e-mail addresses");
+  SLM_BOOL("pii.phone", pii.phone, "redact phone numbers");
+  SLM_BOOL("pii.ip", pii.ip, "redact IPv4 and IPv6 addresses");
+  SLM_BOOL("pii.credit_card", pii.credit_card, "redact payment-card numbers");
+  SLM_BOOL("pii.iban", pii.iban, "redact IBANs");
+  SLM_BOOL("pii.secrets", pii.secrets, "redact API keys and private keys");
+  SLM_INT("pii.max_hits", pii.max_hits, 0, 1e9, "more PII hits drop the record; 0 = never");
+#undef SLM_REAL
+#undef SLM_INT
+#undef SLM_BOOL
+#undef SLM_FIELD
+}
+
 absl::Status ValidHostPort(const std::string& key, const std::string& v) {
   std::vector<std::string> parts = absl::StrSplit(v, ',', absl::SkipEmpty());
   for (const std::string& p : parts) {
@@ -162,6 +312,9 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
   keys.push_back(IntKey("dedup.window_docs", "recent documents remembered for deduplication; 0 = off", &C::dedup_window_docs, 0, int64_t{1} << 32));
   keys.push_back(DoubleKey("dedup.threshold", "MinHash agreement that marks a near duplicate", &C::dedup_threshold, 0.05, 1.0));
+  AddCleanKeys(keys, "clean.text", &C::clean_text);
+  AddCleanKeys(keys, "clean.feedback", &C::clean_feedback);
+  keys.push_back(IntKey("ingest.threads", "threads of the ingest pipeline; 0 = all cores", &C::ingest_threads, 0, 1024));
   keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", &C::eval_stream_window_records, 1, 10000000));
   keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));
   keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", &C::gate_max_forgetting, 0, 100));

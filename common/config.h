@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/clean_options.h"
 
 namespace streamlm {
 
@@ -74,6 +75,12 @@ struct Config {
   // Deduplication of stream records (exact and MinHash near-duplicates).
   int64_t dedup_window_docs = 100000;  // 0 = off
   double dedup_threshold = 0.75;
+
+  // Cleaning, per source: `clean.text.*` for streamlm.text, `clean.feedback.*`
+  // for the text fields of streamlm.feedback.
+  CleanOptions clean_text;
+  CleanOptions clean_feedback = DefaultFeedbackCleanOptions();
+  int ingest_threads = 0;  // threads of the ingest pipeline; 0 = all cores
 
   // Evaluator and gate.
   int eval_stream_window_records = 512;

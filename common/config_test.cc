@@ -70,6 +70,46 @@ TEST(ConfigTest, EnvironmentOverrides) {
   EXPECT_NE(s.message().find("STREAMLM_THREADS"), std::string::npos);
 }
 
+TEST(ConfigTest, CleaningProfilesAreSeparateAndChecked) {
+  Config c;
+  // Defaults: web-document filters on for text, off for feedback.
+  EXPECT_TRUE(c.clean_text.gopher_quality.enabled);
+  EXPECT_EQ(c.clean_text.gopher_quality.min_doc_words, 50);
+  EXPECT_FALSE(c.clean_feedback.gopher_quality.enabled);
+  EXPECT_TRUE(c.clean_feedback.pii.enabled);
+  ASSERT_TRUE(ApplyYamlText(c,
+                            "clean:\n"
+                            "  text:\n"
+                            "    gopher_quality: {min_doc_words: 20, enabled: yes}\n"
+                            "    normalize: {unicode_form: NFKC, invalid_utf8: reject}\n"
+                            "    fineweb: {enabled: false, max_newline_ratio: 0.5}\n"
+                            "  feedback:\n"
+                            "    pii: {max_hits: 3, email: off}\n",
+                            "t")
+                  .ok());
+  EXPECT_EQ(c.clean_text.gopher_quality.min_doc_words, 20);
+  EXPECT_EQ(c.clean_text.normalize.unicode_form, "nfkc");
+  EXPECT_EQ(c.clean_text.normalize.invalid_utf8, "reject");
+  EXPECT_FALSE(c.clean_text.fineweb.enabled);
+  EXPECT_DOUBLE_EQ(c.clean_text.fineweb.max_newline_ratio, 0.5);
+  EXPECT_EQ(c.clean_feedback.pii.max_hits, 3);
+  EXPECT_FALSE(c.clean_feedback.pii.email);
+  EXPECT_TRUE(c.clean_text.pii.email);                     // other profile untouched
+  EXPECT_EQ(c.clean_feedback.gopher_quality.min_doc_words, 50);
+  // Bad values name the key.
+  for (auto [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"clean.text.normalize.unicode_form", "nfd"},
+           {"clean.text.pii.email", "maybe"},
+           {"clean.feedback.fineweb.min_line_punct_ratio", "1.5"},
+           {"clean.text.gopher_quality.min_doc_words", "ten"}}) {
+    absl::Status s = SetConfigValue(c, key, value);
+    ASSERT_FALSE(s.ok()) << key;
+    EXPECT_NE(s.message().find(key), std::string::npos) << s;
+  }
+  absl::Status s = SetConfigValue(c, "clean.text.gopher_quality.min_words", "3");
+  EXPECT_NE(s.message().find("unknown config key"), std::string::npos) << s;
+}
+
 TEST(ConfigTest, EveryKeyRoundTripsThroughItsOwnText) {
   Config c;
   for (const ConfigKey& k : ConfigKeys()) {

@@ -105,6 +105,26 @@ std::string EscapeInvalidUtf8(std::string_view s) {
   return out;
 }
 
+std::string ReplaceInvalidUtf8(std::string_view s, int* replaced) {
+  if (replaced != nullptr) *replaced = 0;
+  if (IsValidUtf8(s)) return std::string(s);
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  std::string out;
+  out.reserve(s.size() + 16);
+  for (size_t i = 0; i < s.size();) {
+    size_t len = ValidSequenceAt(p, s.size(), i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      if (replaced != nullptr) ++*replaced;
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
 std::string Utf8Prefix(std::string_view s, size_t max_bytes) {
   if (s.size() <= max_bytes) return std::string(s);
   size_t end = max_bytes;

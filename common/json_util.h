@@ -32,6 +32,11 @@ bool IsValidUtf8(std::string_view s);
 // result is always valid UTF-8 (and safe to put in JSON).
 std::string EscapeInvalidUtf8(std::string_view s);
 
+// `s` with each byte outside a well-formed UTF-8 sequence replaced by U+FFFD
+// (the WHATWG "replacement" policy, one U+FFFD per bad byte); `replaced`
+// gets how many.
+std::string ReplaceInvalidUtf8(std::string_view s, int* replaced = nullptr);
+
 // Truncates to at most `max_bytes` without splitting a UTF-8 sequence.
 std::string Utf8Prefix(std::string_view s, size_t max_bytes);
 

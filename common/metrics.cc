@@ -40,6 +40,9 @@ std::string Counters::RenderPrometheus() const {
     }
     if (key.second.empty()) {
       absl::StrAppend(&out, key.first, " ", v, "\n");
+    } else if (size_t eq = key.second.find('='); eq != std::string::npos) {
+      absl::StrAppend(&out, key.first, "{", key.second.substr(0, eq), "=\"",
+                      key.second.substr(eq + 1), "\"} ", v, "\n");
     } else {
       absl::StrAppend(&out, key.first, "{reason=\"", key.second, "\"} ", v, "\n");
     }

@@ -13,7 +13,8 @@ namespace streamlm {
 
 class Counters {
  public:
-  // `name` is a Prometheus metric name; `label` an optional reason value.
+  // `name` is a Prometheus metric name; `label` an optional reason value,
+  // or "name=value" for another label name (e.g. "kind=email").
   void Add(const std::string& name, int64_t delta, const std::string& label = "");
   void Set(const std::string& name, double value);
   int64_t Get(const std::string& name, const std::string& label = "") const;

@@ -8,7 +8,7 @@
 // confirmed when the signatures agree on >= `threshold` of their values
 // (an estimate of Jaccard similarity; default 0.75).
 //
-// Not thread-safe: one thread (the learner's).
+// Not thread-safe: one thread (the learner's), except Fingerprint().
 #ifndef STREAMLM_INGEST_DEDUP_H_
 #define STREAMLM_INGEST_DEDUP_H_
 
@@ -37,8 +37,18 @@ class Deduplicator {
 
   explicit Deduplicator(DedupOptions options = {});
 
+  // What Check() compares: the exact hash and the MinHash signature. Pure
+  // and thread-safe, so a batch can be fingerprinted on all cores and then
+  // checked in order on one thread.
+  struct Fingerprint {
+    uint64_t exact = 0;
+    std::vector<uint32_t> signature;
+  };
+  Fingerprint MakeFingerprint(std::string_view text) const;
+
   // Checks `text` against the window; a unique document is remembered.
   Verdict Check(std::string_view text);
+  Verdict Check(Fingerprint fingerprint);
 
   size_t size() const { return docs_.size(); }
   std::string Serialize() const;
@@ -49,13 +59,14 @@ class Deduplicator {
     uint64_t exact;
     std::vector<uint32_t> signature;  // bands * rows MinHash values
   };
-  std::vector<uint32_t> Signature(std::string_view text) const;
+  std::vector<uint32_t> Signature(std::string_view normalized) const;
   uint64_t BandKey(const std::vector<uint32_t>& sig, int band) const;
   void Remember(Doc doc);
   void ForgetOldest();
 
   DedupOptions options_;
-  std::vector<uint64_t> seeds_;  // one per MinHash function
+  std::vector<uint64_t> seeds_;    // one multiplier per MinHash function
+  std::vector<uint64_t> offsets_;  // one offset per MinHash function
   std::deque<Doc> docs_;         // oldest first
   uint64_t first_id_ = 0;        // id of docs_.front()
   std::unordered_map<uint64_t, uint32_t> exact_;               // hash -> count in window

@@ -16,6 +16,8 @@ const char* RejectReasonName(RejectReason reason) {
     case RejectReason::kOversized: return "oversized";
     case RejectReason::kDuplicate: return "duplicate";
     case RejectReason::kNearDuplicate: return "near_duplicate";
+    case RejectReason::kBadField: return "bad_field";
+    case RejectReason::kUnsupportedSchema: return "unsupported_schema";
   }
   return "unknown";
 }
@@ -31,53 +33,18 @@ ParsedRecord Reject(RejectReason reason, std::string detail) {
 
 }  // namespace
 
-std::string NormalizeWhitespace(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  int newlines = 0;
-  bool pending_space = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '\r') {
-      if (i + 1 < text.size() && text[i + 1] == '\n') continue;
-      c = '\n';
-    }
-    // C1 controls (U+0080..U+009F) are encoded as C2 80..C2 9F.
-    if (c == 0xC2 && i + 1 < text.size() &&
-        static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-        static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
-      ++i;
-      continue;
-    }
-    if (c == '\n') {
-      pending_space = false;
-      if (!out.empty() && newlines < 2) out.push_back('\n');
-      ++newlines;
-      continue;
-    }
-    if (c == ' ' || c == '\t') {
-      pending_space = !out.empty() && newlines == 0;
-      continue;
-    }
-    if (c < 0x20 || c == 0x7F) continue;  // other C0 controls
-    if (newlines > 0) newlines = 0;
-    if (pending_space) out.push_back(' ');
-    pending_space = false;
-    out.push_back(static_cast<char>(c));
-  }
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
-
-ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes) {
+ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes, bool repair_utf8) {
   if (payload.size() > max_bytes) {
     return Reject(RejectReason::kOversized,
                   absl::StrCat("record is ", payload.size(),
                                " bytes, limit is ", max_bytes));
   }
   if (payload.empty()) return Reject(RejectReason::kEmpty, "record value is empty");
+  std::string repaired;
   if (!IsValidUtf8(payload)) {
-    return Reject(RejectReason::kInvalidUtf8, "record is not valid UTF-8");
+    if (!repair_utf8) return Reject(RejectReason::kInvalidUtf8, "record is not valid UTF-8");
+    repaired = ReplaceInvalidUtf8(payload);
+    payload = repaired;
   }
   Json j;
   try {
@@ -95,32 +62,57 @@ ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes) {
     return Reject(RejectReason::kTextNotString,
                   absl::StrCat("\"text\" is ", it->type_name(), ", not a string"));
   }
-  const std::string& raw = it->get_ref<const std::string&>();
+  std::string& raw = it->get_ref<std::string&>();
   // \uXXXX escapes can encode lone surrogates; check what we got.
   if (!IsValidUtf8(raw)) {
-    return Reject(RejectReason::kInvalidUtf8, "\"text\" decodes to invalid UTF-8");
+    if (!repair_utf8) {
+      return Reject(RejectReason::kInvalidUtf8, "\"text\" decodes to invalid UTF-8");
+    }
+    raw = ReplaceInvalidUtf8(raw);
+  }
+  bool blank = true;
+  for (char c : raw) blank = blank && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+  if (blank) return Reject(RejectReason::kEmpty, "\"text\" is empty");
+  // Optional fields must have their schema types.
+  struct Field {
+    const char* name;
+    bool (Json::*is)() const noexcept;
+    const char* type;
+  };
+  static const Field kFields[] = {{"id", &Json::is_string, "a string"},
+                                  {"source", &Json::is_string, "a string"},
+                                  {"ts", &Json::is_number_integer, "an integer"},
+                                  {"meta", &Json::is_object, "an object"},
+                                  {"schema", &Json::is_number_integer, "an integer"}};
+  for (const Field& f : kFields) {
+    auto v = j.find(f.name);
+    if (v != j.end() && !((*v).*(f.is))()) {
+      return Reject(RejectReason::kBadField, absl::StrCat("\"", f.name, "\" is ", v->type_name(),
+                                                          ", not ", f.type));
+    }
+  }
+  if (auto v = j.find("schema"); v != j.end() && v->get<int64_t>() != kTextSchemaVersion) {
+    return Reject(RejectReason::kUnsupportedSchema,
+                  absl::StrCat("schema ", v->dump(), " is not supported (this build reads ",
+                               kTextSchemaVersion, ")"));
   }
   ParsedRecord r;
-  r.record.text = NormalizeWhitespace(raw);
-  if (r.record.text.empty()) {
-    return Reject(RejectReason::kEmpty, "\"text\" is empty after cleaning");
-  }
+  r.record.text = std::move(raw);
   auto str = [&](const char* key) {
     auto f = j.find(key);
-    return (f != j.end() && f->is_string()) ? f->get<std::string>() : std::string();
+    return f != j.end() ? f->get<std::string>() : std::string();
   };
   r.record.id = str("id");
   r.record.source = str("source");
-  auto ts = j.find("ts");
-  if (ts != j.end() && ts->is_number_integer()) r.record.ts = ts->get<int64_t>();
+  if (auto ts = j.find("ts"); ts != j.end()) r.record.ts = ts->get<int64_t>();
   return r;
 }
 
 Json MakeRejectRecord(const std::string& topic, int32_t partition,
-                      int64_t offset, RejectReason reason,
+                      int64_t offset, std::string_view reason,
                       const std::string& detail, std::string_view payload) {
   return {{"topic", topic},   {"partition", partition},
-          {"offset", offset}, {"reason", RejectReasonName(reason)},
+          {"offset", offset}, {"reason", std::string(reason)},
           {"detail", EscapeInvalidUtf8(detail)},
           {"payload_prefix", EscapeInvalidUtf8(Utf8Prefix(payload, 256))}};
 }

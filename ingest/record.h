@@ -1,4 +1,5 @@
-// Parsing and minimal cleaning of `streamlm.text` records. Thread-safe
+// Stage 1 of ingest: parsing and validating `streamlm.text` records against
+// the schema in DESIGN.md. Cleaning is stages 2-6 (pipeline.h). Thread-safe
 // (pure functions).
 #ifndef STREAMLM_INGEST_RECORD_H_
 #define STREAMLM_INGEST_RECORD_H_
@@ -22,13 +23,15 @@ enum class RejectReason {
   kOversized,
   kDuplicate,
   kNearDuplicate,
+  kBadField,           // an optional field of the wrong type
+  kUnsupportedSchema,  // "schema" other than 1
 };
 
 // Stable snake_case name used in metrics and on `streamlm.rejects`.
 const char* RejectReasonName(RejectReason reason);
 
 struct TextRecord {
-  std::string text;  // cleaned
+  std::string text;  // as sent until stages 2-6 clean it
   std::string id;
   std::string source;
   int64_t ts = 0;
@@ -41,18 +44,20 @@ struct ParsedRecord {
   bool ok() const { return reason == RejectReason::kNone; }
 };
 
-// Parses one record value. Never throws; any byte string is safe input.
-ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes);
+// The schema version this build reads; a record may say `"schema": 1`.
+inline constexpr int kTextSchemaVersion = 1;
 
-// Minimal cleaning: CRLF/CR to LF, control characters other than tab and
-// newline dropped, runs of spaces/tabs collapsed to one space, trailing
-// spaces cut from lines, more than two newlines collapsed, ends trimmed.
-// Input must be valid UTF-8; output is valid UTF-8.
-std::string NormalizeWhitespace(std::string_view text);
+// Parses one record value: `{"text": str, "id"?: str, "source"?: str,
+// "ts"?: int, "meta"?: object, "schema"?: 1}`. Larger than `max_bytes` is
+// `oversized`; invalid UTF-8 is `invalid_utf8` unless `repair_utf8`, which
+// replaces each bad byte by U+FFFD first. The text comes back as sent (only
+// an all-whitespace text is `empty`). Never throws; any bytes are safe input.
+ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes,
+                             bool repair_utf8 = false);
 
 // The JSON value written to `streamlm.rejects`.
 Json MakeRejectRecord(const std::string& topic, int32_t partition,
-                      int64_t offset, RejectReason reason,
+                      int64_t offset, std::string_view reason,
                       const std::string& detail, std::string_view payload);
 
 }  // namespace streamlm

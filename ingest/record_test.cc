@@ -12,7 +12,7 @@ TEST(RecordTest, ParsesSchemaFields) {
       R"({"text":"  Hello\r\n\r\n\r\n\tworld  ","id":"d1","source":"web","ts":17,"meta":{"a":1}})",
       1024);
   ASSERT_TRUE(r.ok()) << r.detail;
-  EXPECT_EQ(r.record.text, "Hello\n\nworld");
+  EXPECT_EQ(r.record.text, "  Hello\r\n\r\n\r\n\tworld  ");  // cleaning is stage 2
   EXPECT_EQ(r.record.id, "d1");
   EXPECT_EQ(r.record.source, "web");
   EXPECT_EQ(r.record.ts, 17);
@@ -38,6 +38,13 @@ TEST(RecordTest, EachBadInputNamesItsReason) {
       {"", RejectReason::kEmpty},
       {"{\"text\":\"   \\n\\t  \"}", RejectReason::kEmpty},
       {"{\"text\":\"" + std::string(2000, 'a') + "\"}", RejectReason::kOversized},
+      {"{\"text\":\"hi\",\"id\":7}", RejectReason::kBadField},
+      {"{\"text\":\"hi\",\"ts\":\"yesterday\"}", RejectReason::kBadField},
+      {"{\"text\":\"hi\",\"ts\":1.5}", RejectReason::kBadField},
+      {"{\"text\":\"hi\",\"meta\":[1]}", RejectReason::kBadField},
+      {"{\"text\":\"hi\",\"source\":null}", RejectReason::kBadField},
+      {"{\"text\":\"hi\",\"schema\":2}", RejectReason::kUnsupportedSchema},
+      {"{\"text\":\"hi\",\"schema\":\"1\"}", RejectReason::kBadField},
   };
   for (const BadCase& c : cases) {
     auto r = ParseTextRecord(c.payload, 1024);
@@ -47,15 +54,18 @@ TEST(RecordTest, EachBadInputNamesItsReason) {
   }
 }
 
-TEST(RecordTest, NormalizeDropsControlsAndKeepsUtf8) {
-  std::string in = "a\x01" "b\x7f c\xC2\x85" "d \xE6\x9D\xB1\xE4\xBA\xAC  \n\n\n\n e";
-  std::string out = NormalizeWhitespace(in);
-  EXPECT_EQ(out, "ab cd \xE6\x9D\xB1\xE4\xBA\xAC\n\ne");
-  EXPECT_TRUE(IsValidUtf8(out));
+TEST(RecordTest, SchemaOneAndRepairPolicy) {
+  EXPECT_TRUE(ParseTextRecord(R"({"text":"hi","schema":1})", 1024).ok());
+  // With repair, each invalid byte becomes U+FFFD instead of a rejection.
+  auto r = ParseTextRecord("{\"text\":\"caf\xC3 ok\"}", 1024, /*repair_utf8=*/true);
+  ASSERT_TRUE(r.ok()) << r.detail;
+  EXPECT_EQ(r.record.text, "caf\xEF\xBF\xBD ok");
+  // A lone surrogate escape is not valid JSON text either way.
+  EXPECT_FALSE(ParseTextRecord(R"({"text":"\ud800"})", 1024, true).ok());
 }
 
 TEST(RecordTest, RejectRecordCarriesPositionReasonAndReadablePrefix) {
-  Json j = MakeRejectRecord("streamlm.text", 2, 99, RejectReason::kInvalidUtf8,
+  Json j = MakeRejectRecord("streamlm.text", 2, 99, RejectReasonName(RejectReason::kInvalidUtf8),
                             "bad", std::string("ab\xFF", 3));
   EXPECT_EQ(j["topic"], "streamlm.text");
   EXPECT_EQ(j["partition"], 2);
@@ -89,7 +99,7 @@ TEST(RecordTest, RandomBytesNeverCrashAndAcceptedTextIsValid) {
       EXPECT_TRUE(IsValidUtf8(r.record.text));
       EXPECT_FALSE(r.record.text.empty());
     }
-    EXPECT_NO_THROW(MakeRejectRecord("t", 0, 0, r.reason, r.detail, s).dump());
+    EXPECT_NO_THROW(MakeRejectRecord("t", 0, 0, RejectReasonName(r.reason), r.detail, s).dump());
   }
   EXPECT_GT(accepted, 100);
 }

@@ -38,22 +38,17 @@ std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
     KafkaMessage& m = **msg;
     first_seen_.emplace(m.partition, m.offset);
     counters_->Add("streamlm_records_consumed_total", 1);
-    ParsedRecord parsed = ParseTextRecord(m.value, options_.max_record_bytes);
-    SourceRecord r{m.partition, m.offset, std::move(parsed.record), std::move(m.key),
-                   std::move(m.value)};
-    if (parsed.ok()) {
-      out.push_back(std::move(r));
-      continue;
-    }
-    Reject(r, parsed.reason, parsed.detail);
+    counters_->Add("streamlm_bytes_consumed_total", static_cast<int64_t>(m.value.size()));
+    out.push_back(SourceRecord{m.partition, m.offset, std::move(m.key), std::move(m.value)});
     if (std::chrono::steady_clock::now() > deadline) break;
   }
   return out;
 }
 
-void TextSource::Reject(const SourceRecord& r, RejectReason reason, const std::string& detail) {
+void TextSource::Reject(const SourceRecord& r, std::string_view reason,
+                        const std::string& detail) {
   ++rejected_;
-  counters_->Add("streamlm_records_rejected_total", 1, RejectReasonName(reason));
+  counters_->Add("streamlm_records_rejected_total", 1, std::string(reason));
   Json reject = MakeRejectRecord(options_.topic, r.partition, r.offset, reason, detail, r.payload);
   SLM_LOG(kDebug) << "rejected " << reject.dump();
   absl::Status s = rejects_->Produce(options_.rejects_topic, r.key, reject.dump());

@@ -1,8 +1,10 @@
 // TextSource: the learner's view of `streamlm.text`. Reads through a
 // consumer that assigns every partition at its stored offset (the group id
-// only carries lag-monitoring commits), parses and cleans each record, and
-// routes every unusable one to `streamlm.rejects` with its reason (counted in
-// `streamlm_records_rejected_total{reason=...}`).
+// only carries lag-monitoring commits) and hands the raw records to the
+// ingest pipeline (pipeline.h); every record the pipeline cannot use comes
+// back through Reject(), which counts it in
+// `streamlm_records_rejected_total{reason=...}` and writes it to
+// `streamlm.rejects`.
 //
 // Not thread-safe: one thread polls.
 #ifndef STREAMLM_INGEST_TEXT_SOURCE_H_
@@ -24,9 +26,8 @@ namespace streamlm {
 struct SourceRecord {
   int32_t partition = 0;
   int64_t offset = 0;
-  TextRecord record;
   std::string key;      // as on the topic
-  std::string payload;  // the raw value, for the rejects topic
+  std::string payload;  // the raw value
 };
 
 struct TextSourceOptions {
@@ -34,7 +35,6 @@ struct TextSourceOptions {
   std::string group;
   std::string topic;
   std::string rejects_topic;
-  size_t max_record_bytes = 1 << 20;
   std::map<int32_t, int64_t> start_offsets;  // partition -> next offset
 };
 
@@ -43,15 +43,14 @@ class TextSource {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<TextSource>> Create(
       const TextSourceOptions& options, Counters* counters);
 
-  // Up to `max_records` usable records, waiting at most `timeout_ms` for the
-  // first. Rejected records are handled here and not returned.
+  // Up to `max_records` records, waiting at most `timeout_ms` for the first.
   std::vector<SourceRecord> Poll(size_t max_records, int timeout_ms);
 
   // Next offset per partition covering every record seen, used or rejected.
   std::map<int32_t, int64_t> positions() const { return consumer_->positions(); }
-  // Rejects a record that parsed but is not used (e.g. a duplicate): counted
-  // and written to the rejects topic like a parse failure.
-  void Reject(const SourceRecord& r, RejectReason reason, const std::string& detail);
+  // Rejects a record the pipeline cannot use: counted by reason and written
+  // to the rejects topic.
+  void Reject(const SourceRecord& r, std::string_view reason, const std::string& detail);
 
   // Offset of the first record seen per partition since Create().
   const std::map<int32_t, int64_t>& first_seen() const { return first_seen_; }

@@ -13,7 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/kafka.h"
-#include "ingest/record.h"
+#include "common/log.h"
+#include "ingest/pipeline.h"
 #include "learner/trainer.h"
 #include "model/language_model.h"
 #include "model/token_blocks.h"
@@ -32,11 +33,28 @@ absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
     }
     auto records = ReadWholeTopic(config.kafka, config.bootstrap_topic, 120000);
     if (!records.ok()) return records.status();
-    for (const KafkaMessage& m : *records) {
-      ParsedRecord r = ParseTextRecord(m.value, static_cast<size_t>(config.learner_max_record_bytes));
-      if (!r.ok()) continue;  // bad records were already routed to rejects by the learner
-      docs.push_back(absl::StrSplit(r.record.text, '\n', absl::SkipEmpty()));
+    // The same stages 1-6 as the stream (clean.text profile, dedup within
+    // the topic); unusable records are skipped here, the learner routes them
+    // to rejects when it reads them.
+    std::vector<IngestItem> items(records->size());
+    for (size_t i = 0; i < records->size(); ++i) items[i].payload = std::move((*records)[i].value);
+    PipelineOptions po;
+    po.clean = config.clean_text;
+    po.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
+    po.threads = ResolveThreads(config.ingest_threads);
+    DedupOptions dedup_options;
+    dedup_options.window_docs = static_cast<size_t>(std::max<int64_t>(config.dedup_window_docs, 1));
+    dedup_options.threshold = config.dedup_threshold;
+    Deduplicator dedup(dedup_options);
+    TextPipeline(po).Run(items, config.dedup_window_docs > 0 ? &dedup : nullptr, nullptr);
+    size_t kept = 0;
+    for (const IngestItem& item : items) {
+      if (!item.ok()) continue;
+      ++kept;
+      docs.push_back(absl::StrSplit(item.record.text, '\n', absl::SkipEmpty()));
     }
+    SLM_LOG(kInfo) << "bootstrap: " << kept << " of " << items.size() << " records of "
+                   << config.bootstrap_topic << " kept after cleaning";
   }
   int64_t budget = config.bootstrap_max_corpus_bytes > 0
                        ? config.bootstrap_max_corpus_bytes

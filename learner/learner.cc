@@ -116,12 +116,17 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
                    << (checkpoint.ok() ? " (champion is not in its checkpoint's lineage)" : "");
   }
 
+  PipelineOptions po;
+  po.clean = config.clean_text;
+  po.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
+  po.threads = ResolveThreads(config.ingest_threads);
+  l->pipeline_ = std::make_unique<TextPipeline>(po);
+
   TextSourceOptions so;
   so.brokers = brokers;
   so.group = config.learner_group;
   so.topic = config.topic_text;
   so.rejects_topic = config.topic_rejects;
-  so.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
   so.start_offsets = l->start_offsets_;
   auto source = TextSource::Create(so, counters);
   if (!source.ok()) return source.status();
@@ -131,28 +136,28 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
 }
 
 void Learner::Ingest(std::vector<SourceRecord> records) {
+  if (records.empty()) return;
+  std::vector<IngestItem> items(records.size());
+  for (size_t i = 0; i < records.size(); ++i) items[i].payload = std::move(records[i].payload);
+  // Stages 1-7; duplicates are dropped before the held-out split, so a text
+  // seen in training can never count as held-out evidence.
   const Tokenizer& tok = trainer_->model().tokenizer();
-  for (SourceRecord& r : records) {
-    // Duplicates are dropped before the held-out split, so a text seen in
-    // training can never count as held-out evidence.
-    if (dedup_ != nullptr) {
-      Deduplicator::Verdict v = dedup_->Check(r.record.text);
-      if (v != Deduplicator::Verdict::kUnique) {
-        bool exact = v == Deduplicator::Verdict::kExact;
-        source_->Reject(r, exact ? RejectReason::kDuplicate : RejectReason::kNearDuplicate,
-                        exact ? "same text as a recent record"
-                              : "near duplicate of a recent record (MinHash)");
-        continue;
-      }
+  pipeline_->Run(items, dedup_.get(), &tok);
+  for (size_t i = 0; i < items.size(); ++i) {
+    IngestItem& item = items[i];
+    if (!item.ok()) {
+      records[i].payload = std::move(item.payload);
+      source_->Reject(records[i], item.reason, item.detail);
+      continue;
     }
-    if (IsHeldOut(r.record.text, config_.learner_heldout_every_records)) {
-      pending_heldout_.push_back(std::move(r.record.text));
+    CountCleaning(item.clean, counters_);
+    if (IsHeldOut(item.record.text, config_.learner_heldout_every_records)) {
+      pending_heldout_.push_back(std::move(item.record.text));
       ++since_snapshot_.records_heldout;
       counters_->Add("streamlm_records_heldout_total", 1);
       continue;
     }
-    std::vector<int32_t> ids = tok.Encode(r.record.text);
-    pending_tokens_.insert(pending_tokens_.end(), ids.begin(), ids.end());
+    pending_tokens_.insert(pending_tokens_.end(), item.tokens.begin(), item.tokens.end());
     pending_tokens_.push_back(tok.eos_id());
     ++since_snapshot_.records_trained;
     counters_->Add("streamlm_records_trained_total", 1);

@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "ingest/dedup.h"
+#include "ingest/pipeline.h"
 #include "ingest/text_source.h"
 #include "learner/replay_buffer.h"
 #include "learner/trainer.h"
@@ -62,6 +63,7 @@ class Learner {
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<ReplayBuffer> replay_;
   std::unique_ptr<Deduplicator> dedup_;  // null when dedup.window_docs is 0
+  std::unique_ptr<TextPipeline> pipeline_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> step_{0};
 

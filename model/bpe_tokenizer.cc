@@ -62,29 +62,6 @@ inline CharClass Classify(uint32_t cp) {
   return CharClass::kOther;
 }
 
-// Replaces each byte outside a well-formed UTF-8 sequence by U+FFFD.
-std::string ReplaceInvalidUtf8(const std::string& s) {
-  if (IsValidUtf8(s)) return s;
-  std::string out;
-  out.reserve(s.size() + 8);
-  for (size_t i = 0; i < s.size();) {
-    size_t len = 0;
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) len = 1;
-    else if ((c & 0xE0) == 0xC0) len = 2;
-    else if ((c & 0xF0) == 0xE0) len = 3;
-    else if ((c & 0xF8) == 0xF0) len = 4;
-    if (len > 0 && i + len <= s.size() && IsValidUtf8(std::string_view(s).substr(i, len))) {
-      out.append(s, i, len);
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
-
 // GPT-2's byte <-> printable-unicode table used in vocab.json and merges.txt.
 std::vector<uint32_t> BytesToUnicode() {
   std::vector<uint32_t> table(256);

@@ -50,7 +50,9 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   const std::string data_dir = dir.Sub("store");
   Subprocess proc({testing::StreamlmBinary(), "run", "--config",
                    testing::SourceDir() + "/tests/data/tiny.yaml", "--data-dir", data_dir,
-                   "--learner.snapshot-every-steps", "15"},
+                   "--learner.snapshot-every-steps", "15",
+                   // Invalid UTF-8 is rejected instead of repaired, to see the reason.
+                   "--clean.text.normalize.invalid-utf8", "reject"},
                   dir.Sub("stderr.log"));
   Endpoints ep;
   ASSERT_TRUE(ReadBanner(proc, &ep)) << proc.StderrTail();
@@ -76,11 +78,15 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("max_tokens"), std::string::npos);
 
-  // Produce with a real Kafka client: good text and four kinds of bad record.
+  // Produce with a real Kafka client: good text, four kinds of bad record,
+  // and three the quality filters drop.
   auto producer = KafkaProducer::Create(ep.kafka);
   ASSERT_TRUE(producer.ok());
-  std::vector<std::string> bad_records = {"{not json", R"({"body": "no text"})",
-                                          "{\"text\": \"\xff\xfe\"}", R"({"text": "   "})"};
+  std::vector<std::string> bad_records = {
+      "{not json", R"({"body": "no text"})", "{\"text\": \"\xff\xfe\"}", R"({"text": "   "})",
+      R"({"text": "Far too short."})",
+      R"({"text": "The page said lorem ipsum in the middle of the text, and that was the end of the story for all of us."})",
+      R"({"text": "The function returned {value} to the caller, and that was the end of the story for all of us."})"};
   for (const std::string& b : bad_records) {
     ASSERT_TRUE((*producer)->Produce("streamlm.text", "", b).ok());
   }
@@ -172,7 +178,8 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   // Every bad record is on the rejects topic with its reason (the learner may
   // still be working through the last records: reread until they are there).
   const std::multiset<std::string> expected_reasons = {
-      "malformed_json", "missing_text", "invalid_utf8", "empty", "duplicate", "duplicate"};
+      "malformed_json",   "missing_text",   "invalid_utf8",     "empty",    "gopher_short_doc",
+      "c4_lorem_ipsum", "c4_curly_bracket", "duplicate", "duplicate"};
   std::multiset<std::string> reasons;
   for (int attempt = 0; attempt < 120 && reasons != expected_reasons; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -187,6 +194,14 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
     }
   }
   EXPECT_EQ(reasons, expected_reasons);
+  // ... and counted by reason in /metrics, while training went on.
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (const char* line : {"streamlm_records_rejected_total{reason=\"c4_lorem_ipsum\"} 1",
+                           "streamlm_records_rejected_total{reason=\"gopher_short_doc\"} 1",
+                           "streamlm_records_rejected_total{reason=\"duplicate\"} 2"}) {
+    EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
+  }
 
   // Graceful stop, then the decision log on disk agrees.
   ASSERT_EQ(proc.Stop(SIGTERM, 60000), 0) << proc.StderrTail();

@@ -69,20 +69,24 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
   ASSERT_TRUE(producer.ok());
 
   // Expected accounting, from the texts themselves (a replica of the
-  // learner's deduplicator tells which are duplicates).
+  // learner's pipeline and deduplicator tells which are dropped).
   int64_t expect_trained = 0, expect_heldout = 0, expect_rejected = 0, produced = 0;
   DedupOptions dedup_options;
   dedup_options.window_docs = static_cast<size_t>(config.dedup_window_docs);
   dedup_options.threshold = config.dedup_threshold;
   Deduplicator replica(dedup_options);
+  PipelineOptions pipeline_options;
+  pipeline_options.clean = config.clean_text;
+  TextPipeline pipeline(pipeline_options);
   auto produce_good = [&](int from, int to) {
     for (int i = from; i < to; ++i) {
       ASSERT_TRUE((*producer)->Produce(config.topic_text, "", StreamRecord(i)).ok());
       ++produced;
-      ParsedRecord parsed = ParseTextRecord(StreamRecord(i), 1 << 20);
-      ASSERT_TRUE(parsed.ok());
-      if (replica.Check(parsed.record.text) != Deduplicator::Verdict::kUnique) ++expect_rejected;
-      else if (IsHeldOut(parsed.record.text, config.learner_heldout_every_records)) ++expect_heldout;
+      std::vector<IngestItem> item(1);
+      item[0].payload = StreamRecord(i);
+      pipeline.Run(item, &replica, nullptr);
+      if (!item[0].ok()) ++expect_rejected;
+      else if (IsHeldOut(item[0].record.text, config.learner_heldout_every_records)) ++expect_heldout;
       else ++expect_trained;
     }
   };

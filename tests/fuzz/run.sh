@@ -16,6 +16,12 @@ case $name in
   config) srcs=("$src/tests/fuzz/config_fuzz.cc" "$src/common/config.cc"); libs=(-lyaml-cpp) ;;
   safetensors) srcs=("$src/tests/fuzz/safetensors_fuzz.cc" "$src/model/safetensors_header.cc"
                      "$src/common/json_util.cc"); libs=() ;;
+  clean) srcs=("$src/tests/fuzz/clean_fuzz.cc" "$src/ingest/normalize.cc" "$src/ingest/quality.cc"
+               "$src/ingest/pii.cc" "$src/ingest/pipeline.cc" "$src/ingest/dedup.cc"
+               "$src/ingest/record.cc" "$src/common/json_util.cc" "$src/common/metrics.cc"
+               "$src/common/log.cc")
+         libs=(-I/usr/include/libxml2 -lxml2 -lutf8proc -lpcre2-8 -labsl_hash -labsl_city
+               -labsl_low_level_hash -labsl_raw_hash_set) ;;
   *) echo "unknown fuzz target $name"; exit 2 ;;
 esac
 absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labsl_strings -labsl_strings_internal -labsl_int128
