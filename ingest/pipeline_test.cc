@@ -247,3 +247,24 @@ TEST(TextPipeline, SpamAssassinMailThroughDefaultStages) {
 
 }  // namespace
 }  // namespace streamlm
+
+namespace streamlm {
+namespace {
+
+TEST(CountCleaning, ReportsWhatCleaningChangedInPrometheusText) {
+  Cleaner cleaner(ShortTextOptions());
+  CleanResult r = cleaner.Clean(
+      "Mail ann@example.com or bob@example.com, it\xC3\xA2\xE2\x82\xAC\xE2\x84\xA2s the "
+      "caf&eacute; of the town and the harbour.");
+  ASSERT_TRUE(r.ok()) << r.reason << ": " << r.detail;
+  Counters counters;
+  CountCleaning(r, &counters);
+  std::string text = counters.RenderPrometheus();
+  EXPECT_NE(text.find("streamlm_pii_redacted_total{kind=\"email\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("streamlm_clean_mojibake_fixed_total 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("streamlm_clean_entities_decoded_total 1"), std::string::npos) << text;
+  EXPECT_EQ(text.find("streamlm_pii_redacted_total{kind=\"phone\"}"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace streamlm

@@ -3,9 +3,9 @@
 # README's quick start: a domain the bootstrap corpus never saw, each story
 # a few sentences long (the default quality filters want documents of at
 # least 50 words and 5 sentences), and different enough from one another
-# that dedup keeps them. Usage: scripts/demo_text.sh [N]   (default 200)
+# that dedup keeps them. Usage: scripts/demo_text.sh [N]   (default 60)
 set -euo pipefail
-n=${1:-200}
+n=${1:-60}
 awk -v n="$n" 'BEGIN {
   split("Fishing boats|The ferry|A grain ship|Two tugboats|The coast guard cutter|A cargo vessel|The old schooner", who, "|")
   split("early in the morning|just before noon|late in the afternoon|after the evening tide|in thick fog|under a clear sky|during a light rain", when, "|")
