@@ -75,9 +75,11 @@ int RunClean(const Config& config, bool text, std::istream& in, std::ostream& ou
         out << (first_doc ? "" : "\n") << doc << "\n";
         first_doc = false;
       } else {
-        Json j = *ParseJson(ReplaceInvalidUtf8(item.payload));
-        j["text"] = item.record.text;
-        out << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+        // The pipeline parsed this payload already (after the same repair).
+        absl::StatusOr<Json> j = ParseJson(ReplaceInvalidUtf8(item.payload));
+        if (!j.ok()) j = Json::object();
+        (*j)["text"] = item.record.text;
+        out << j->dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
       }
     }
     items.clear();

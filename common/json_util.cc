@@ -9,6 +9,28 @@
 namespace streamlm {
 
 absl::StatusOr<Json> ParseJson(std::string_view text) {
+  // Writing a value back (dump) recurses once per nesting level: refuse
+  // documents nested deeper than any real one so hostile input cannot
+  // overflow the stack later.
+  constexpr int kMaxDepth = 512;
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("malformed JSON: nested deeper than ", kMaxDepth, " levels"));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {

@@ -12,8 +12,15 @@ TEST(JsonUtilTest, HostileJsonIsAnErrorNotACrash) {
   EXPECT_FALSE(ParseJson("[1, 2").ok());
   EXPECT_FALSE(ParseJson("\"\\ud800\"").ok());
   std::string deep = std::string(600000, '[') + std::string(600000, ']');
-  auto nested = ParseJson(deep);  // must not overflow the stack either way
-  (void)nested;
+  auto nested = ParseJson(deep);  // must not overflow the stack, now or on dump()
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("nested deeper than 512"), std::string::npos);
+  std::string ok_deep = std::string(500, '[') + std::string(500, ']');
+  auto fine = ParseJson(ok_deep);
+  ASSERT_TRUE(fine.ok());
+  EXPECT_EQ(fine->dump(), ok_deep);
+  // Brackets inside strings (escaped quotes included) are not nesting.
+  EXPECT_TRUE(ParseJson("{\"a\": \"" + std::string(1000, '[') + "\\\"\"}").ok());
   EXPECT_TRUE(ParseJson("{\"a\": [1, 2.5, null]}").ok());
 }
 

@@ -46,12 +46,11 @@ ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes, bool re
     repaired = ReplaceInvalidUtf8(payload);
     payload = repaired;
   }
-  Json j;
-  try {
-    j = Json::parse(payload.begin(), payload.end());
-  } catch (const Json::exception& e) {
-    return Reject(RejectReason::kMalformedJson, e.what());
+  absl::StatusOr<Json> parsed = ParseJson(payload);
+  if (!parsed.ok()) {
+    return Reject(RejectReason::kMalformedJson, std::string(parsed.status().message()));
   }
+  Json& j = *parsed;
   if (!j.is_object()) {
     return Reject(RejectReason::kNotAnObject,
                   absl::StrCat("expected a JSON object, got ", j.type_name()));
