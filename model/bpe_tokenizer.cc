@@ -13,6 +13,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/json_util.h"
+#include "model/internal/added_tokens.h"
+#include "model/sp_bpe_tokenizer.h"
 
 namespace streamlm {
 namespace {
@@ -230,7 +232,7 @@ class BpeTokenizer : public Tokenizer {
 
   absl::flat_hash_map<std::string, int32_t> ranks_;  // token bytes -> id
   std::vector<std::string> id_to_bytes_;
-  std::vector<std::pair<std::string, int32_t>> added_;  // longest first
+  tokenizer_internal::AddedTokens added_;
   std::unique_ptr<PreTokenizer> pre_;
   int32_t eos_id_ = -1;
   std::string serialized_;
@@ -291,9 +293,9 @@ absl::Status BpeTokenizer::Init(const Json& j) {
     }
     max_id = std::max(max_id, id.get<int32_t>());
   }
-  for (const Json& a : j.value("added_tokens", Json::array())) {
-    max_id = std::max(max_id, a.value("id", -1));
-  }
+  absl::Status added = added_.Init(j.value("added_tokens", Json::array()));
+  if (!added.ok()) return added;
+  max_id = std::max(max_id, added_.max_id());
   id_to_bytes_.assign(max_id + 1, std::string());
   for (const auto& [token, id] : model["vocab"].items()) {
     auto bytes = UnmapToken(token, inverse);
@@ -307,20 +309,11 @@ absl::Status BpeTokenizer::Init(const Json& j) {
           absl::StrCat("tokenizer.json: vocab lacks the byte token for ", b));
     }
   }
-  for (const Json& a : j.value("added_tokens", Json::array())) {
-    std::string content = a.value("content", "");
-    int32_t id = a.value("id", -1);
-    if (content.empty() || id < 0) continue;
+  for (const auto& [content, id] : added_.tokens()) {
     id_to_bytes_[id] = content;
     ranks_.erase(content);  // specials are never produced by merges
-    added_.emplace_back(content, id);
-    if (content == "<|endoftext|>" || content == "</s>" || content == "<|end_of_text|>") {
-      eos_id_ = id;
-    }
   }
-  std::sort(added_.begin(), added_.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-  if (eos_id_ < 0 && !added_.empty()) eos_id_ = added_.front().second;
+  eos_id_ = added_.eos_id();
   return absl::OkStatus();
 }
 
@@ -397,26 +390,17 @@ std::vector<int32_t> BpeTokenizer::Encode(std::string_view input) const {
   std::string text = ReplaceInvalidUtf8(std::string(input));
   std::vector<int32_t> out;
   out.reserve(text.size() / 3);
-  if (added_.empty()) {
+  if (added_.tokens().empty()) {
     EncodeOrdinary(text, &out);
     return out;
   }
-  size_t pos = 0, plain = 0;
-  while (pos < text.size()) {
-    bool matched = false;
-    for (const auto& [content, id] : added_) {
-      if (text.compare(pos, content.size(), content) == 0) {
-        if (pos > plain) EncodeOrdinary(text.substr(plain, pos - plain), &out);
-        out.push_back(id);
-        pos += content.size();
-        plain = pos;
-        matched = true;
-        break;
-      }
+  for (const auto& piece : added_.Split(text)) {
+    if (piece.added_id >= 0) {
+      out.push_back(piece.added_id);
+    } else {
+      EncodeOrdinary(text.substr(piece.begin, piece.end - piece.begin), &out);
     }
-    if (!matched) ++pos;
   }
-  if (plain < text.size()) EncodeOrdinary(text.substr(plain), &out);
   return out;
 }
 
@@ -451,14 +435,34 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerJson(const std::string& 
   auto j = ParseJson(text);
   if (!j.ok()) return absl::InvalidArgumentError("tokenizer.json: " + std::string(j.status().message()));
   if (!j->is_object()) return absl::InvalidArgumentError("tokenizer.json: not a JSON object");
-  auto t = std::make_unique<BpeTokenizer>();
+  // The kind is told by the pre-tokenizer: byte-level BPE maps bytes to
+  // characters in a ByteLevel step; every other BPE file is taken for the
+  // SentencePiece kind, whose loader names what it cannot handle.
+  auto is_byte_level = [](const Json& pre) {
+    if (!pre.is_object()) return false;
+    if (pre.value("type", "") == "ByteLevel") return true;
+    if (pre.value("type", "") != "Sequence" || !pre.contains("pretokenizers") ||
+        !pre["pretokenizers"].is_array()) {
+      return false;
+    }
+    for (const Json& p : pre["pretokenizers"]) {
+      if (p.is_object() && p.value("type", "") == "ByteLevel") return true;
+    }
+    return false;
+  };
   try {
+    auto model = j->find("model");
+    if (model != j->end() && model->is_object() && model->value("type", "") == "BPE" &&
+        !is_byte_level(j->value("pre_tokenizer", Json()))) {
+      return LoadSentencePieceBpeJson(*j);
+    }
+    auto t = std::make_unique<BpeTokenizer>();
     absl::Status s = t->Init(*j);
     if (!s.ok()) return s;
+    return std::unique_ptr<Tokenizer>(std::move(t));
   } catch (const Json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer.json: ", e.what()));
   }
-  return std::unique_ptr<Tokenizer>(std::move(t));
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadGpt2Bpe(const std::string& vocab_json,

@@ -30,8 +30,11 @@ inline constexpr char kGpt2Pattern[] =
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadGpt2Bpe(
     const std::string& vocab_json, const std::string& merges_txt);
 
-// A Hugging Face `tokenizer.json` whose model is BPE with a ByteLevel
-// pre-tokenizer (optionally after a Split regex), plus added tokens.
+// A Hugging Face `tokenizer.json` whose model is BPE: with a ByteLevel
+// pre-tokenizer (optionally after a Split regex), plus added tokens, it is
+// the byte-level kind above; with a Metaspace pre-tokenizer or none, the
+// SentencePiece kind of Llama-2 and Mistral (see sp_bpe_tokenizer.h). Its
+// serialized() form is the JSON again, so it round-trips through snapshots.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerJson(
     const std::string& tokenizer_json);
 

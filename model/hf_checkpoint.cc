@@ -87,7 +87,23 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const Json& j) {
       m.tie_embeddings = j.value("tie_word_embeddings", type == "qwen2");
       m.qkv_bias = type == "qwen2" || j.value("attention_bias", false);
       if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-        return absl::InvalidArgumentError("config.json: rope_scaling is not supported yet");
+        const Json& rs = j["rope_scaling"];
+        if (!rs.is_object()) {
+          return absl::InvalidArgumentError("config.json: rope_scaling must be an object");
+        }
+        // Older files say "type", newer ones "rope_type".
+        m.rope_scaling = rs.value("rope_type", rs.value("type", std::string()));
+        if (m.rope_scaling != "linear" && m.rope_scaling != "llama3") {
+          return absl::InvalidArgumentError(
+              absl::StrCat("config.json: rope_scaling type '", m.rope_scaling,
+                           "' is not supported (linear, llama3)"));
+        }
+        m.rope_factor = rs.at("factor").get<double>();
+        if (m.rope_scaling == "llama3") {
+          m.rope_low_freq_factor = rs.at("low_freq_factor").get<double>();
+          m.rope_high_freq_factor = rs.at("high_freq_factor").get<double>();
+          m.rope_original_context = rs.at("original_max_position_embeddings").get<int>();
+        }
       }
       if (j.value("hidden_act", "silu") != "silu") {
         return absl::InvalidArgumentError("config.json: hidden_act must be silu");
@@ -114,6 +130,16 @@ Json ConfigToHf(const ModelConfig& m) {
             {"layer_norm_epsilon", m.norm_eps},     {"activation_function", "gelu_new"},
             {"tie_word_embeddings", true},          {"torch_dtype", dtype}};
   }
+  Json rope_scaling = nullptr;
+  if (m.rope_scaling == "linear") {
+    rope_scaling = {{"rope_type", "linear"}, {"factor", m.rope_factor}};
+  } else if (m.rope_scaling == "llama3") {
+    rope_scaling = {{"rope_type", "llama3"},
+                    {"factor", m.rope_factor},
+                    {"low_freq_factor", m.rope_low_freq_factor},
+                    {"high_freq_factor", m.rope_high_freq_factor},
+                    {"original_max_position_embeddings", m.rope_original_context}};
+  }
   return {{"architectures", {m.qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
           {"model_type", m.qkv_bias ? "qwen2" : "llama"},
           {"vocab_size", m.vocab_size},
@@ -123,6 +149,7 @@ Json ConfigToHf(const ModelConfig& m) {
           {"num_key_value_heads", m.kv_heads_or_heads()},
           {"intermediate_size", m.intermediate_or_default()},
           {"rope_theta", m.rope_theta},
+          {"rope_scaling", rope_scaling},
           {"rms_norm_eps", m.norm_eps},
           {"max_position_embeddings", m.context_tokens},
           {"tie_word_embeddings", m.tie_embeddings},
@@ -187,11 +214,20 @@ absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::str
   for (const auto& [name, dtype] : dtypes) seen_dtypes.insert(dtype);
   if (seen_dtypes.size() == 1) config->dtype = *seen_dtypes.begin();
 
-  // Tokenizer: tokenizer.json first; a SentencePiece tokenizer.model when
-  // tokenizer.json is of a kind not supported here.
+  // Tokenizer: tokenizer.json first (byte-level or SentencePiece BPE, see
+  // bpe_tokenizer.h); a SentencePiece tokenizer.model beside it when
+  // tokenizer.json is of a kind not supported here. Export writes back
+  // whichever was used (the tokenizer's serialized form).
   auto tokenizer = LoadTokenizerFromPath(dir.string());
-  if (!tokenizer.ok() && fs::exists(dir / "tokenizer.model")) {
-    tokenizer = LoadTokenizerFromPath((dir / "tokenizer.model").string());
+  if (!tokenizer.ok() && fs::exists(dir / "tokenizer.json") &&
+      fs::exists(dir / "tokenizer.model")) {
+    auto sp = LoadTokenizerFromPath((dir / "tokenizer.model").string());
+    if (!sp.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer: tokenizer.json: ", tokenizer.status().message(),
+                       "; tokenizer.model: ", sp.status().message()));
+    }
+    tokenizer = std::move(sp);
   }
   if (!tokenizer.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", tokenizer.status().message()));

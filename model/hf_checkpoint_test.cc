@@ -77,7 +77,8 @@ TEST_P(HfCheckpointTest, ExportThenImportIsBitIdentical) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HfCheckpointTest,
-                         ::testing::Values("gpt2", "llama", "qwen2"));
+                         ::testing::Values("gpt2", "llama", "qwen2", "llama3_rope",
+                                           "llama_linear_rope"));
 
 TEST(HfCheckpointErrorsTest, BadDirectoriesGiveClearErrors) {
   testing::TempDir dir;
@@ -91,6 +92,109 @@ TEST(HfCheckpointErrorsTest, BadDirectoriesGiveClearErrors) {
   s = ImportHfCheckpoint(dir.Sub("g")).status();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("model.safetensors"), std::string::npos) << s;
+  // RoPE scalings other than linear and llama3 are refused by name.
+  std::filesystem::copy(FixtureDir("llama"), dir.Sub("l"));
+  auto cfg = ParseJson(ReadTestFile(dir.Sub("l/config.json")));
+  ASSERT_TRUE(cfg.ok());
+  for (const char* kind : {"yarn", "dynamic", "longrope"}) {
+    (*cfg)["rope_scaling"] = {{"rope_type", kind}, {"factor", 2.0}};
+    std::ofstream(dir.Sub("l/config.json"), std::ios::trunc) << cfg->dump();
+    s = ImportHfCheckpoint(dir.Sub("l")).status();
+    EXPECT_NE(s.message().find(std::string("'") + kind + "'"), std::string::npos) << s;
+  }
+  (*cfg)["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};  // fields missing
+  std::ofstream(dir.Sub("l/config.json"), std::ios::trunc) << cfg->dump();
+  EXPECT_FALSE(ImportHfCheckpoint(dir.Sub("l")).ok());
+}
+
+// A Llama-2-style tokenizer.json (SentencePiece BPE, byte fallback) small
+// enough for the llama fixture's 300-token vocabulary.
+Json TinySentencePieceBpe() {
+  Json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    snprintf(name, sizeof(name), "<0x%02X>", b);
+    vocab[name] = 3 + b;
+  }
+  int id = 259;
+  for (const char* piece : {"▁", "t", "h", "e", "th", "the", "▁the", "r", "m", "a", "l"}) {
+    vocab[piece] = id++;
+  }
+  Json added = Json::array();
+  const char* specials[] = {"<unk>", "<s>", "</s>"};
+  for (int i = 0; i < 3; ++i) {
+    added.push_back(
+        {{"id", i}, {"content", specials[i]}, {"special", true}, {"normalized", false}});
+  }
+  return {{"added_tokens", added},
+          {"normalizer",
+           {{"type", "Sequence"},
+            {"normalizers",
+             {{{"type", "Prepend"}, {"prepend", "▁"}},
+              {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}}}}},
+          {"pre_tokenizer", nullptr},
+          {"decoder",
+           {{"type", "Sequence"},
+            {"decoders",
+             {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+              {{"type", "ByteFallback"}},
+              {{"type", "Fuse"}},
+              {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+          {"model",
+           {{"type", "BPE"}, {"unk_token", "<unk>"}, {"fuse_unk", true},
+            {"byte_fallback", true}, {"vocab", vocab},
+            {"merges", {"t h", "th e", "▁ the"}}}}};
+}
+
+// A Llama directory whose tokenizer.json is of the SentencePiece-BPE kind
+// imports with that tokenizer.json, although a tokenizer.model sits beside it
+// (one with 2000 pieces, too many for this model: choosing it would fail),
+// and exports it back as tokenizer.json.
+TEST(HfCheckpointTokenizerTest, SentencePieceBpeTokenizerJsonIsPreferred) {
+  testing::TempDir dir;
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    std::filesystem::copy(FixtureDir("llama") + "/" + f, dir.Sub(f));
+  }
+  std::filesystem::copy(testing::SourceDir() + "/tests/data/sp_bpe/tokenizer.model",
+                        dir.Sub("tokenizer.model"));
+  std::ofstream(dir.Sub("tokenizer.json")) << TinySentencePieceBpe().dump();
+  auto model = ImportHfCheckpoint(dir.path());
+  ASSERT_TRUE(model.ok()) << model.status();
+  const Tokenizer& tok = (*model)->tokenizer();
+  EXPECT_EQ(tok.vocab_size(), 270);
+  EXPECT_EQ(tok.eos_id(), 2);
+  // "▁the▁thermal": t+h, th+e, ▁+the twice; 's' is no piece: its byte.
+  EXPECT_EQ(tok.Encode("the thermals"),
+            (std::vector<int32_t>{265, 265, 266, 267, 268, 269, 3 + 's'}));
+  EXPECT_EQ(tok.Decode(tok.Encode("the thermals")), "the thermals");
+
+  testing::TempDir out;
+  ASSERT_TRUE(ExportHfCheckpoint(**model, out.path()).ok());
+  EXPECT_TRUE(std::filesystem::exists(out.Sub("tokenizer.json")));
+  EXPECT_FALSE(std::filesystem::exists(out.Sub("tokenizer.model")));
+  auto again = ImportHfCheckpoint(out.path());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->tokenizer().serialized(), tok.serialized());
+  EXPECT_EQ((*again)->tokenizer().Encode("the thermals"), tok.Encode("the thermals"));
+}
+
+// A tokenizer.json of a kind still unsupported falls back to
+// tokenizer.model; when both fail, the error names both.
+TEST(HfCheckpointTokenizerTest, UnsupportedTokenizerJsonFallsBackToTokenizerModel) {
+  testing::TempDir dir;
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    std::filesystem::copy(FixtureDir("llama") + "/" + f, dir.Sub(f));
+  }
+  std::ofstream(dir.Sub("tokenizer.json")) << R"({"model": {"type": "WordPiece", "vocab": {}}})";
+  std::ofstream(dir.Sub("tokenizer.model")) << "not a model";
+  auto s = ImportHfCheckpoint(dir.path()).status();
+  EXPECT_NE(s.message().find("tokenizer.json: "), std::string::npos) << s;
+  EXPECT_NE(s.message().find("tokenizer.model: "), std::string::npos) << s;
+  std::filesystem::copy(testing::SourceDir() + "/tests/data/sp_bpe/tokenizer.model",
+                        dir.Sub("tokenizer.model"),
+                        std::filesystem::copy_options::overwrite_existing);
+  s = ImportHfCheckpoint(dir.path()).status();  // the .model is used: too big for this model
+  EXPECT_NE(s.message().find("2000 pieces"), std::string::npos) << s;
 }
 
 }  // namespace

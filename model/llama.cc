@@ -97,6 +97,22 @@ LlamaBodyImpl::LlamaBodyImpl(const ModelConfig& c) {
   norm = register_module("norm", RmsNorm(c.d_model, c.norm_eps));
 }
 
+torch::Tensor ScaleRopeFrequencies(const torch::Tensor& inv_freq, const ModelConfig& c) {
+  if (c.rope_scaling == "linear") return inv_freq / c.rope_factor;
+  if (c.rope_scaling != "llama3") return inv_freq;
+  // Llama 3.1: by wavelength against the original context, low frequencies
+  // are divided by the factor, high ones kept, and the band between blends
+  // the two linearly in (original / wavelength).
+  const double original = c.rope_original_context;
+  auto wavelen = 2 * M_PI / inv_freq;
+  auto smooth = (original / wavelen - c.rope_low_freq_factor) /
+                (c.rope_high_freq_factor - c.rope_low_freq_factor);
+  auto blended = (1 - smooth) * inv_freq / c.rope_factor + smooth * inv_freq;
+  auto out = torch::where(wavelen > original / c.rope_low_freq_factor, inv_freq / c.rope_factor,
+                          blended);
+  return torch::where(wavelen < original / c.rope_high_freq_factor, inv_freq, out);
+}
+
 LlamaImpl::LlamaImpl(const ModelConfig& config) : CausalLm(config) {
   model_ = register_module("model", LlamaBody(config));
   if (!config.tie_embeddings) {
@@ -107,7 +123,7 @@ LlamaImpl::LlamaImpl(const ModelConfig& config) : CausalLm(config) {
   const int64_t hd = config.d_model / config.heads;
   inv_freq_ = 1.0 / torch::pow(config.rope_theta,
                                torch::arange(0, hd, 2, torch::kDouble) / static_cast<double>(hd));
-  inv_freq_ = inv_freq_.to(torch::kFloat);
+  inv_freq_ = ScaleRopeFrequencies(inv_freq_, config).to(torch::kFloat);
 }
 
 torch::Tensor LlamaImpl::Run(const torch::Tensor& tokens, int64_t start, KvCache* cache) {

@@ -68,6 +68,9 @@ class LlamaBodyImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LlamaBody);
 
+// RoPE frequencies (head_dim / 2, float64) under the config's rope scaling.
+torch::Tensor ScaleRopeFrequencies(const torch::Tensor& inv_freq, const ModelConfig& c);
+
 class LlamaImpl : public CausalLm {
  public:
   explicit LlamaImpl(const ModelConfig& config);

@@ -45,6 +45,20 @@ absl::Status ValidateModelConfig(const ModelConfig& m) {
         "config key 'model.heads': ", m.heads, " does not divide model.d_model ",
         m.d_model));
   }
+  if (!m.rope_scaling.empty()) {
+    if (m.rope_scaling != "linear" && m.rope_scaling != "llama3") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rope scaling '", m.rope_scaling, "' is not supported (linear, llama3)"));
+    }
+    if (!(m.rope_factor > 0) ||
+        (m.rope_scaling == "llama3" &&
+         (!(m.rope_low_freq_factor > 0) || !(m.rope_high_freq_factor > m.rope_low_freq_factor) ||
+          m.rope_original_context <= 0))) {
+      return absl::InvalidArgumentError(
+          "rope scaling: factor must be > 0; llama3 needs 0 < low_freq_factor < "
+          "high_freq_factor and original_max_position_embeddings > 0");
+    }
+  }
   if (m.vocab_size < 64 || m.context_tokens < 8 || m.layers < 1) {
     return absl::InvalidArgumentError(
         "config keys 'model.vocab_size' (>= 64), 'model.context_tokens' (>= 8) "
@@ -75,6 +89,11 @@ Json ModelConfigToJson(const ModelConfig& m) {
           {"kv_heads", m.kv_heads},
           {"intermediate_size", m.intermediate_size},
           {"rope_theta", m.rope_theta},
+          {"rope_scaling", m.rope_scaling},
+          {"rope_factor", m.rope_factor},
+          {"rope_low_freq_factor", m.rope_low_freq_factor},
+          {"rope_high_freq_factor", m.rope_high_freq_factor},
+          {"rope_original_context", m.rope_original_context},
           {"qkv_bias", m.qkv_bias},
           {"tie_embeddings", m.tie_embeddings},
           {"norm_eps", m.norm_eps},
@@ -93,6 +112,11 @@ absl::StatusOr<ModelConfig> ModelConfigFromJson(const Json& j) {
     m.kv_heads = j.value("kv_heads", 0);
     m.intermediate_size = j.value("intermediate_size", 0);
     m.rope_theta = j.value("rope_theta", 10000.0);
+    m.rope_scaling = j.value("rope_scaling", "");
+    m.rope_factor = j.value("rope_factor", 1.0);
+    m.rope_low_freq_factor = j.value("rope_low_freq_factor", 1.0);
+    m.rope_high_freq_factor = j.value("rope_high_freq_factor", 4.0);
+    m.rope_original_context = j.value("rope_original_context", 8192);
     m.qkv_bias = j.value("qkv_bias", false);
     m.tie_embeddings = j.value("tie_embeddings", true);
     m.norm_eps = j.value("norm_eps", 1e-5);

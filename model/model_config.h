@@ -23,6 +23,15 @@ struct ModelConfig {
   int kv_heads = 0;           // grouped-query attention; 0 = heads
   int intermediate_size = 0;  // SwiGLU width; 0 = 4 * d_model
   double rope_theta = 10000.0;
+  // RoPE scaling (config.json "rope_scaling"): "" (none), "linear" (every
+  // frequency / factor) or "llama3" (low frequencies / factor, high ones
+  // kept, a linear blend between, by wavelength against the original
+  // context: Llama 3.1).
+  std::string rope_scaling;
+  double rope_factor = 1.0;
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
+  int rope_original_context = 8192;
   bool qkv_bias = false;      // Qwen2-style q/k/v biases
   bool tie_embeddings = true;
   // Both families.

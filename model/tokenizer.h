@@ -1,5 +1,7 @@
 // Tokenizer: text <-> token ids. SentencePiece is the implementation here;
-// byte-level BPE joins it behind the same interface. No tensors.
+// byte-level BPE (bpe_tokenizer.h) and SentencePiece-style BPE from a
+// tokenizer.json (sp_bpe_tokenizer.h) join it behind the same interface.
+// No tensors.
 //
 // Thread-safety: Encode/Decode are const and safe from many threads.
 #ifndef STREAMLM_MODEL_TOKENIZER_H_
@@ -28,7 +30,7 @@ class Tokenizer {
 };
 
 // Loads a tokenizer from the bytes of a snapshot: a SentencePiece model
-// proto, or a byte-level BPE tokenizer.json (see bpe_tokenizer.h).
+// proto, or a BPE tokenizer.json of either kind (see LoadTokenizerJson()).
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(
     const std::string& bytes);
 

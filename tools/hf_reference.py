@@ -98,11 +98,41 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
+def scaled_inv_freq(inv, scaling):
+    """RoPE frequencies under a config.json "rope_scaling" entry, as the
+    published recipes define them: "linear" (position interpolation, Chen et
+    al. 2023) divides every frequency by the factor; "llama3" (Llama 3.1)
+    divides the low frequencies (wavelength above original_len /
+    low_freq_factor) by the factor, keeps the high ones (wavelength below
+    original_len / high_freq_factor), and blends linearly in between."""
+    if not scaling:
+        return inv
+    kind = scaling.get("rope_type", scaling.get("type"))
+    factor = scaling["factor"]
+    if kind == "linear":
+        return inv / factor
+    assert kind == "llama3", kind
+    old_len = scaling["original_max_position_embeddings"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    out = []
+    for f in inv.tolist():
+        wavelen = 2 * math.pi / f
+        if wavelen < old_len / high:
+            out.append(f)
+        elif wavelen > old_len / low:
+            out.append(f / factor)
+        else:
+            smooth = (old_len / wavelen - low) / (high - low)
+            out.append((1 - smooth) * f / factor + smooth * f)
+    return torch.tensor(out, dtype=torch.float64)
+
+
 def llama_forward(p, cfg, tokens):
     B, T = tokens.shape
     D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = D // H
     inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    inv = scaled_inv_freq(inv, cfg.get("rope_scaling"))
     ang = torch.outer(torch.arange(T, dtype=torch.float64), inv)
     cos = torch.cat([ang, ang], -1).cos().float()
     sin = torch.cat([ang, ang], -1).sin().float()
@@ -165,7 +195,7 @@ def gpt2(out, gen):
     return cfg, p, gpt2_forward, T
 
 
-def llama(out, gen, qwen):
+def llama(out, gen, qwen, rope_scaling=None):
     D, L, H, KV, FF, T = 32, 2, 4, 2, 48, 16
     dtype = "F16" if qwen else "BF16"
     cfg = {"model_type": "qwen2" if qwen else "llama",
@@ -174,6 +204,8 @@ def llama(out, gen, qwen):
            "num_key_value_heads": KV, "intermediate_size": FF, "rope_theta": 10000.0,
            "rms_norm_eps": 1e-6, "max_position_embeddings": T, "tie_word_embeddings": qwen,
            "hidden_act": "silu", "torch_dtype": "float16" if qwen else "bfloat16"}
+    if rope_scaling:
+        cfg["rope_scaling"] = rope_scaling
     hd = D // H
     p = {"model.embed_tokens.weight": make(gen, (V, D)), "model.norm.weight": 1 + make(gen, (D,), 0.1)}
     if not qwen:
@@ -224,8 +256,16 @@ def llama(out, gen, qwen):
 def main():
     root = sys.argv[1]
     gen = torch.Generator().manual_seed(11)
+    # Head size 8: wavelengths 2*pi*{1, 10, 100, 1000}; with an original
+    # context of 64 and factors 1 / 4 the llama3 rule keeps the first,
+    # blends the second and divides the last two.
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+    linear = {"type": "linear", "factor": 4.0}
     for name, build in [("gpt2", lambda o: gpt2(o, gen)), ("llama", lambda o: llama(o, gen, False)),
-                        ("qwen2", lambda o: llama(o, gen, True))]:
+                        ("qwen2", lambda o: llama(o, gen, True)),
+                        ("llama3_rope", lambda o: llama(o, gen, False, llama3)),
+                        ("llama_linear_rope", lambda o: llama(o, gen, False, linear))]:
         out = f"{root}/{name}"
         cfg, p, fwd, T = build(out)
         tokens = torch.randint(0, V, (2, T), generator=gen)
