@@ -358,7 +358,8 @@ void BpeTokenizer::EncodePiece(const char* p, size_t n, std::vector<int32_t>* ou
 void BpeTokenizer::EncodeOrdinary(const std::string& text, std::vector<int32_t>* out) const {
   struct Cache {
     uint64_t owner = 0;
-    std::unordered_map<std::string, std::vector<int32_t>> pieces;
+    // absl's map takes string_view lookups for string keys: no copy per piece.
+    absl::flat_hash_map<std::string, std::vector<int32_t>> pieces;
   };
   thread_local Cache cache;
   if (cache.owner != instance_) {
@@ -368,26 +369,25 @@ void BpeTokenizer::EncodeOrdinary(const std::string& text, std::vector<int32_t>*
   std::vector<std::pair<size_t, size_t>> pieces;
   if (pre_) pre_->Split(text, &pieces);
   else pieces.emplace_back(0, text.size());
-  std::string key;
   for (const auto& [b, e] : pieces) {
     if (e - b > 32) {  // long pieces are rare; do not let them fill the cache
       EncodePiece(text.data() + b, e - b, out);
       continue;
     }
-    key.assign(text, b, e - b);
+    const absl::string_view key(text.data() + b, e - b);
     auto it = cache.pieces.find(key);
     if (it == cache.pieces.end()) {
       if (cache.pieces.size() > (1 << 18)) cache.pieces.clear();
       std::vector<int32_t> ids;
       EncodePiece(key.data(), key.size(), &ids);
-      it = cache.pieces.emplace(key, std::move(ids)).first;
+      it = cache.pieces.emplace(std::string(key), std::move(ids)).first;
     }
     out->insert(out->end(), it->second.begin(), it->second.end());
   }
 }
 
 std::vector<int32_t> BpeTokenizer::Encode(std::string_view input) const {
-  std::string text = ReplaceInvalidUtf8(std::string(input));
+  std::string text = ReplaceInvalidUtf8(input);
   std::vector<int32_t> out;
   out.reserve(text.size() / 3);
   if (added_.tokens().empty()) {
