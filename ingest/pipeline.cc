@@ -14,17 +14,24 @@ int ResolveThreads(int configured) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-void CountCleaning(const CleanResult& r, Counters* counters) {
-  auto add = [&](const char* name, int64_t v, const std::string& label = "") {
-    if (v > 0) counters->Add(name, v, label);
+void CountPii(const PiiCounts& pii, Counters* counters) {
+  auto add = [&](int64_t v, const char* kind) {
+    if (v > 0) counters->Add("streamlm_pii_redacted_total", v, kind);
   };
-  add("streamlm_pii_redacted_total", r.pii.email, "kind=email");
-  add("streamlm_pii_redacted_total", r.pii.phone, "kind=phone");
-  add("streamlm_pii_redacted_total", r.pii.ip, "kind=ip_address");
-  add("streamlm_pii_redacted_total", r.pii.credit_card, "kind=credit_card");
-  add("streamlm_pii_redacted_total", r.pii.iban, "kind=iban");
-  add("streamlm_pii_redacted_total", r.pii.api_key, "kind=api_key");
-  add("streamlm_pii_redacted_total", r.pii.private_key, "kind=private_key");
+  add(pii.email, "kind=email");
+  add(pii.phone, "kind=phone");
+  add(pii.ip, "kind=ip_address");
+  add(pii.credit_card, "kind=credit_card");
+  add(pii.iban, "kind=iban");
+  add(pii.api_key, "kind=api_key");
+  add(pii.private_key, "kind=private_key");
+}
+
+void CountCleaning(const CleanResult& r, Counters* counters) {
+  auto add = [&](const char* name, int64_t v) {
+    if (v > 0) counters->Add(name, v);
+  };
+  CountPii(r.pii, counters);
   add("streamlm_clean_mojibake_fixed_total", r.normalize.mojibake_fixed);
   add("streamlm_clean_entities_decoded_total", r.normalize.entities_decoded);
   add("streamlm_clean_invisible_removed_total", r.normalize.invisible_removed);

@@ -112,6 +112,8 @@ int ResolveThreads(int configured);
 // streamlm_clean_invalid_bytes_total, streamlm_clean_html_records_total,
 // streamlm_clean_lines_dropped_total.
 void CountCleaning(const CleanResult& result, Counters* counters);
+// The PII part alone (streamlm_pii_redacted_total{kind=...}).
+void CountPii(const PiiCounts& pii, Counters* counters);
 
 // Runs fn(i) for i in [0, n) on up to `threads` threads (the caller's
 // included); returns when all are done.

@@ -81,6 +81,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     }
     l->since_snapshot_ = LineageFromJson(st.value("since_snapshot", Json::object()));
     l->steps_since_snapshot_ = st.value("steps_since_snapshot", int64_t{0});
+    const Json feedback_offsets = st.value("feedback_offsets", Json::object());
+    for (const auto& [p, off] : feedback_offsets.items()) {
+      l->feedback_start_offsets_[std::stoi(p)] = off.get<int64_t>();
+    }
     l->step_ = checkpoint->step;
   }
   if (resume_model) {
@@ -131,6 +135,14 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   auto source = TextSource::Create(so, counters);
   if (!source.ok()) return source.status();
   l->source_ = std::move(*source);
+
+  l->feedback_cleaner_ = std::make_unique<Cleaner>(config.clean_feedback);
+  TextSourceOptions fo = so;
+  fo.topic = config.topic_feedback;
+  fo.start_offsets = l->feedback_start_offsets_;
+  auto feedback = TextSource::Create(fo, counters);
+  if (!feedback.ok()) return feedback.status();
+  l->feedback_source_ = std::move(*feedback);
   l->last_snapshot_time_ = std::chrono::steady_clock::now();
   return l;
 }
@@ -162,6 +174,29 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
     ++since_snapshot_.records_trained;
     counters_->Add("streamlm_records_trained_total", 1);
   }
+}
+
+void Learner::IngestFeedback(std::vector<SourceRecord> records) {
+  if (records.empty()) return;
+  std::vector<Store::FeedbackEntry> kept;
+  for (SourceRecord& r : records) {
+    FeedbackResult f = CleanFeedbackRecord(
+        r.payload, static_cast<size_t>(config_.learner_max_record_bytes), *feedback_cleaner_);
+    if (!f.ok()) {
+      feedback_source_->Reject(r, f.reason, f.detail);
+      continue;
+    }
+    CountPii(f.pii, counters_);
+    kept.push_back({r.partition, r.offset, std::move(f.record)});
+  }
+  // Written now, keyed by position: a replay after a crash rewrites the same
+  // keys, and the offsets advance only with the next checkpoint.
+  absl::Status s = store_->PutFeedback(kept);
+  if (!s.ok()) {
+    SLM_LOG(kError) << "cannot store feedback: " << s;
+    return;
+  }
+  counters_->Add("streamlm_feedback_stored_total", static_cast<int64_t>(kept.size()));
 }
 
 absl::Status Learner::MaybeTrain() {
@@ -247,7 +282,12 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   Json range_json = Json::object();
   for (const auto& [p, off] : range_begin) range_json[std::to_string(p)] = off;
   Lineage carried = with_snapshot ? Lineage() : since_snapshot_;
+  std::map<int32_t, int64_t> feedback_next = feedback_start_offsets_;
+  for (const auto& [p, off] : feedback_source_->positions()) feedback_next[p] = off;
+  Json feedback_json = Json::object();
+  for (const auto& [p, off] : feedback_next) feedback_json[std::to_string(p)] = off;
   c.state = {{"pending_tokens", pending_tokens_},
+             {"feedback_offsets", feedback_json},
              {"range_begin", range_json},
              {"snapshot", with_snapshot ? snap.meta.id : last_snapshot_},
              {"since_snapshot", LineageToJson(carried)},
@@ -272,6 +312,8 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   // Offsets go to Kafka only after the checkpoint holds them (lag monitoring).
   absl::Status commit = source_->Commit(c.next_offsets);
   if (!commit.ok()) SLM_LOG(kDebug) << commit;
+  commit = feedback_source_->Commit(feedback_next);
+  if (!commit.ok()) SLM_LOG(kDebug) << commit;
   return absl::OkStatus();
 }
 
@@ -280,6 +322,7 @@ absl::Status Learner::Run() {
                  << config_.learner_group;
   while (!stop_) {
     Ingest(source_->Poll(256, 200));
+    IngestFeedback(feedback_source_->Poll(256, 0));
     absl::Status s = MaybeTrain();
     if (!s.ok()) return s;
     double since_s = std::chrono::duration<double>(

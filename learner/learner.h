@@ -50,6 +50,9 @@ class Learner {
   Learner(const Config& config, Store* store, Counters* counters,
           CandidateCallback on_candidate);
   void Ingest(std::vector<SourceRecord> records);
+  // Cleans `streamlm.feedback` records (clean.feedback profile) into the
+  // store; unusable ones go to the rejects topic.
+  void IngestFeedback(std::vector<SourceRecord> records);
   // Trains while enough fresh tokens are pending; snapshots every N steps.
   [[nodiscard]] absl::Status MaybeTrain();
   [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
@@ -64,11 +67,14 @@ class Learner {
   std::unique_ptr<ReplayBuffer> replay_;
   std::unique_ptr<Deduplicator> dedup_;  // null when dedup.window_docs is 0
   std::unique_ptr<TextPipeline> pipeline_;
+  std::unique_ptr<TextSource> feedback_source_;
+  std::unique_ptr<Cleaner> feedback_cleaner_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> step_{0};
 
   // Resumable state (all of it goes into each checkpoint).
   std::map<int32_t, int64_t> start_offsets_;
+  std::map<int32_t, int64_t> feedback_start_offsets_;
   std::vector<int32_t> pending_tokens_;  // consumed, not yet trained
   std::vector<std::string> pending_heldout_;
   std::map<int32_t, int64_t> range_begin_;  // since the last snapshot

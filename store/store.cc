@@ -3,6 +3,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -432,6 +434,42 @@ absl::StatusOr<std::vector<Json>> Store::ListDecisions(size_t limit) const {
     auto j = ParseJson(it->value().ToString());
     if (!j.ok()) return absl::DataLossError("decision log entry is corrupt");
     out.push_back(std::move(*j));
+    if (limit != 0 && out.size() >= limit) break;
+  }
+  return out;
+}
+
+namespace {
+
+std::string FeedbackKey(int32_t partition, int64_t offset) {
+  return absl::StrFormat("feedback/%06d/%020d", partition, offset);
+}
+
+}  // namespace
+
+absl::Status Store::PutFeedback(const std::vector<FeedbackEntry>& entries) {
+  if (entries.empty()) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  rocksdb::WriteBatch batch;
+  for (const FeedbackEntry& e : entries) {
+    batch.Put(FeedbackKey(e.partition, e.offset), e.record.dump());
+  }
+  return Write(&batch);
+}
+
+absl::StatusOr<std::vector<Store::FeedbackEntry>> Store::ListFeedback(size_t limit) const {
+  std::vector<FeedbackEntry> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("feedback/"); it->Valid() && it->key().starts_with("feedback/"); it->Next()) {
+    FeedbackEntry e;
+    if (std::sscanf(it->key().ToString().c_str(), "feedback/%" SCNd32 "/%" SCNd64,
+                    &e.partition, &e.offset) != 2) {
+      return absl::DataLossError("feedback key is corrupt: " + it->key().ToString());
+    }
+    auto j = ParseJson(it->value().ToString());
+    if (!j.ok()) return absl::DataLossError("feedback record is corrupt");
+    e.record = std::move(*j);
+    out.push_back(std::move(e));
     if (limit != 0 && out.size() >= limit) break;
   }
   return out;

@@ -134,6 +134,18 @@ class Store {
   [[nodiscard]] absl::StatusOr<std::vector<Json>> ListDecisions(
       size_t limit = 0) const;
 
+  // Cleaned `streamlm.feedback` records (ingest/pipeline.h), kept for the
+  // learning objectives that use them. Keyed by Kafka position, so records
+  // consumed again after a restart overwrite themselves: no duplicates.
+  struct FeedbackEntry {
+    int32_t partition = 0;
+    int64_t offset = 0;
+    Json record;
+  };
+  [[nodiscard]] absl::Status PutFeedback(const std::vector<FeedbackEntry>& entries);
+  // By partition, then offset; at most `limit` (0 = all).
+  [[nodiscard]] absl::StatusOr<std::vector<FeedbackEntry>> ListFeedback(size_t limit = 0) const;
+
   // NotFound when no checkpoint exists.
   [[nodiscard]] absl::StatusOr<LearnerCheckpoint> GetCheckpoint(
       const std::string& name = "learner") const;

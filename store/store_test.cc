@@ -164,6 +164,30 @@ TEST(StoreTest, HeldoutWindowKeepsNewestRecords) {
   EXPECT_EQ((*store)->GetHeldout(2)->front(), "7");
 }
 
+TEST(StoreTest, FeedbackIsKeyedByPositionSoReplaysDoNotDuplicate) {
+  TempDir dir;
+  {
+    auto store = Store::Open(dir.path());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->PutFeedback({{1, 10, {{"prompt", "b"}}},
+                                       {0, 12, {{"prompt", "a2"}}},
+                                       {0, 9, {{"prompt", "a1"}}}}).ok());
+    // Consumed again after a restart: same positions, same keys.
+    ASSERT_TRUE((*store)->PutFeedback({{0, 12, {{"prompt", "a2"}}}, {1, 11, {{"prompt", "c"}}}}).ok());
+  }
+  auto store = Store::Open(dir.path(), /*read_only=*/true);
+  ASSERT_TRUE(store.ok());
+  auto all = (*store)->ListFeedback();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 4u);
+  std::vector<std::string> prompts;
+  for (const auto& e : *all) prompts.push_back(e.record["prompt"]);
+  EXPECT_EQ(prompts, (std::vector<std::string>{"a1", "a2", "b", "c"}));  // partition, offset order
+  EXPECT_EQ((*all)[1].partition, 0);
+  EXPECT_EQ((*all)[1].offset, 12);
+  EXPECT_EQ((*store)->ListFeedback(2)->size(), 2u);
+}
+
 TEST(StoreTest, SecondWriterGetsClearError) {
   TempDir dir;
   auto first = Store::Open(dir.path());

@@ -96,6 +96,13 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   for (int i = 0; i < 2; ++i) {  // repeats are deduplicated
     ASSERT_TRUE((*producer)->Produce("streamlm.text", "", testing::StreamRecord(i)).ok());
   }
+  // Feedback is cleaned with its own profile and kept in the store.
+  ASSERT_TRUE((*producer)->Produce("streamlm.feedback", "",
+                                   R"({"prompt": "Where is the caf&eacute;?", "response": "Ask ann@example.com", "rating": 1})")
+                  .ok());
+  ASSERT_TRUE((*producer)->Produce("streamlm.feedback", "",
+                                   R"({"prompt": "p", "chosen": "a", "rejected": "b"})").ok());
+  ASSERT_TRUE((*producer)->Produce("streamlm.feedback", "", R"({"prompt": "p", "response": "r"})").ok());
   ASSERT_TRUE((*producer)->Flush(10000).ok());
 
   // Await a promotion (earlier candidates may be held or rejected).
@@ -178,8 +185,11 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   // Every bad record is on the rejects topic with its reason (the learner may
   // still be working through the last records: reread until they are there).
   const std::multiset<std::string> expected_reasons = {
-      "malformed_json",   "missing_text",   "invalid_utf8",     "empty",    "gopher_short_doc",
-      "c4_lorem_ipsum", "c4_curly_bracket", "duplicate", "duplicate"};
+      "streamlm.text:malformed_json",    "streamlm.text:missing_text",
+      "streamlm.text:invalid_utf8",      "streamlm.text:empty",
+      "streamlm.text:gopher_short_doc",  "streamlm.text:c4_lorem_ipsum",
+      "streamlm.text:c4_curly_bracket",  "streamlm.text:duplicate",
+      "streamlm.text:duplicate",         "streamlm.feedback:missing_field"};
   std::multiset<std::string> reasons;
   for (int attempt = 0; attempt < 120 && reasons != expected_reasons; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -189,8 +199,7 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
     for (const KafkaMessage& m : *rejects) {
       auto r = ParseJson(m.value);
       ASSERT_TRUE(r.ok()) << m.value;
-      EXPECT_EQ((*r)["topic"], "streamlm.text");
-      reasons.insert((*r)["reason"].get<std::string>());
+      reasons.insert((*r)["topic"].get<std::string>() + ":" + (*r)["reason"].get<std::string>());
     }
   }
   EXPECT_EQ(reasons, expected_reasons);
@@ -207,6 +216,13 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   ASSERT_EQ(proc.Stop(SIGTERM, 60000), 0) << proc.StderrTail();
   auto store = Store::Open(data_dir, /*read_only=*/true);
   ASSERT_TRUE(store.ok()) << store.status();
+  // The two good feedback records, cleaned: entity decoded, address redacted.
+  auto feedback = (*store)->ListFeedback();
+  ASSERT_TRUE(feedback.ok()) << feedback.status();
+  ASSERT_EQ(feedback->size(), 2u);
+  EXPECT_EQ((*feedback)[0].record["prompt"], "Where is the caf\xC3\xA9?");
+  EXPECT_EQ((*feedback)[0].record["response"], "Ask <EMAIL>");
+  EXPECT_EQ((*feedback)[1].record["chosen"], "a");
   auto stored = (*store)->ListDecisions();
   ASSERT_TRUE(stored.ok());
   bool in_store = false;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/broker.h"
 #include "common/config.h"
 #include "common/kafka.h"
@@ -58,7 +59,8 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
   ConfigureTorchThreads(0);
   testing::TempDir dir;
   Config config = TinyConfig(dir.Sub("store"));
-  auto broker = EmbeddedBroker::Start(0, {config.topic_text, config.topic_rejects}, 1);
+  auto broker = EmbeddedBroker::Start(
+      0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
   ASSERT_TRUE(broker.ok()) << broker.status();
   const std::string brokers = (*broker)->bootstrap();
   auto store_or = Store::Open(config.data_dir);
@@ -95,6 +97,15 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
   ++produced;
   ++expect_rejected;
   produce_good(kFirst / 2, kFirst);
+  // Feedback: five good records and a bad one before the restart, three after.
+  auto produce_feedback = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      Json f = {{"prompt", absl::StrCat("question ", i)}, {"response", "answer"}, {"rating", 1}};
+      ASSERT_TRUE((*producer)->Produce(config.topic_feedback, "", f.dump()).ok());
+    }
+  };
+  produce_feedback(0, 5);
+  ASSERT_TRUE((*producer)->Produce(config.topic_feedback, "", R"({"prompt": "no answer"})").ok());
   ASSERT_TRUE((*producer)->Flush(10000).ok());
 
   std::vector<std::string> candidates;
@@ -114,7 +125,8 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
     ASSERT_TRUE(learner.ok()) << learner.status();
     EXPECT_TRUE((*learner)->resumed_offsets().empty());
     RunUntil(learner->get(), [&] {
-      return count() >= 1 && counters.Get("streamlm_records_consumed_total") >= produced;
+      return count() >= 1 && counters.Get("streamlm_records_consumed_total") >= produced + 6 &&
+             counters.Get("streamlm_feedback_stored_total") >= 5;
     });
   }
   const int64_t first_stop = Consumed(store);
@@ -124,6 +136,7 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
   // Repeats of texts consumed before the restart: only a deduplicator that
   // came back from the checkpoint knows them.
   produce_good(0, 12);
+  produce_feedback(5, 8);
   EXPECT_EQ(replica.Check(testing::StreamSentence(3)), Deduplicator::Verdict::kExact);
   ASSERT_TRUE((*producer)->Flush(10000).ok());
   size_t before = count();
@@ -132,12 +145,21 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
     ASSERT_TRUE(learner.ok()) << learner.status();
     ASSERT_EQ((*learner)->resumed_offsets().at(0), first_stop);
     RunUntil(learner->get(), [&] {
-      return count() > before && counters.Get("streamlm_records_consumed_total") >= produced;
+      return count() > before && counters.Get("streamlm_records_consumed_total") >= produced + 9 &&
+             counters.Get("streamlm_feedback_stored_total") >= 8;
     });
   }
   EXPECT_EQ(Consumed(store), produced);
-  // A consumer that re-read old records would have counted them again.
-  EXPECT_EQ(counters.Get("streamlm_records_consumed_total"), produced);
+  // A consumer that re-read old records would have counted them again
+  // (text and feedback both count in records_consumed).
+  EXPECT_EQ(counters.Get("streamlm_records_consumed_total"), produced + 9);
+  EXPECT_EQ(counters.Get("streamlm_feedback_stored_total"), 8);
+  EXPECT_EQ(counters.Get("streamlm_records_rejected_total", "missing_field"), 1);
+  auto feedback = store->ListFeedback();
+  ASSERT_TRUE(feedback.ok());
+  ASSERT_EQ(feedback->size(), 8u);
+  EXPECT_EQ((*feedback)[7].record["prompt"], "question 7");
+  EXPECT_EQ(store->GetCheckpoint()->state["feedback_offsets"]["0"], 9);
 
   // Lineage: the learner's snapshots cover contiguous offset ranges, each
   // starting where its parent ended; the checkpoint carries the rest.
