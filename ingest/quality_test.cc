@@ -919,9 +919,10 @@ TEST(RealTextTest, MostBrownProseIsKept) {
   std::string summary;
   for (const auto& [r, c] : reasons) summary += " " + r + "=" + std::to_string(c);
   std::printf("Brown: %d of 200 kept; dropped:%s\n", kept, summary.c_str());
-  // Measured: 183 of 200 (91.5%); the rest fail Gopher's letter ratio on
-  // Brown's heavy punctuation ('' -- ??) and numbers.
-  EXPECT_GE(kept, 176) << summary;
+  // Measured: 199 of 200 (one has too few sentences). With datatrove's
+  // token-based letter ratio it was 183: Brown's separate '' -- ?? tokens
+  // count as words without letters there.
+  EXPECT_GE(kept, 190) << summary;
 }
 
 // A mail's body (after the first blank line), through stages 2-3 as the
