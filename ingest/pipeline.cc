@@ -92,6 +92,12 @@ void Cleaner::Redact(CleanResult& result) const {
   }
 }
 
+std::string Cleaner::RedactForAudit(std::string_view raw) const {
+  std::string text(raw);
+  if (options_.pii.enabled) pii_.Redact(text);
+  return text;
+}
+
 CleanResult Cleaner::Clean(std::string_view raw) const {
   CleanResult r = Filter(raw);
   Redact(r);

@@ -60,6 +60,10 @@ class Cleaner {
   void Redact(CleanResult& result) const;
   // Stages 2-4 and 6 (no dedup): for one-off texts such as feedback fields.
   CleanResult Clean(std::string_view raw) const;
+  // Stage 6 alone on any bytes (invalid UTF-8 is kept as it is), when PII
+  // redaction is on: for what is shown of a dropped record on the rejects
+  // topic, so auditing never republishes what the pipeline redacts.
+  std::string RedactForAudit(std::string_view raw) const;
 
   const CleanOptions& options() const { return options_; }
 

@@ -268,3 +268,19 @@ TEST(CountCleaning, ReportsWhatCleaningChangedInPrometheusText) {
 
 }  // namespace
 }  // namespace streamlm
+
+namespace streamlm {
+namespace {
+
+TEST(Cleaner, RedactForAuditOnlyRedacts) {
+  Cleaner cleaner{CleanOptions()};
+  // Raw payload bytes, JSON and all; invalid UTF-8 stays as it is.
+  EXPECT_EQ(cleaner.RedactForAudit("{\"text\": \"x\xFF mail bob@example.com &amp;\"}"),
+            "{\"text\": \"x\xFF mail <EMAIL> &amp;\"}");
+  CleanOptions off;
+  off.pii.enabled = false;
+  EXPECT_EQ(Cleaner(off).RedactForAudit("bob@example.com"), "bob@example.com");
+}
+
+}  // namespace
+}  // namespace streamlm

@@ -147,6 +147,12 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   return l;
 }
 
+namespace {
+// Rejects show 256 bytes of the record; redacting a longer prefix first
+// keeps an address that straddles the cut from surviving half-matched.
+constexpr size_t kAuditPrefixBytes = 1024;
+}  // namespace
+
 void Learner::Ingest(std::vector<SourceRecord> records) {
   if (records.empty()) return;
   std::vector<IngestItem> items(records.size());
@@ -158,7 +164,9 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
   for (size_t i = 0; i < items.size(); ++i) {
     IngestItem& item = items[i];
     if (!item.ok()) {
-      records[i].payload = std::move(item.payload);
+      // The rejects topic shows a prefix of the record: redacted too.
+      records[i].payload =
+          pipeline_->cleaner().RedactForAudit(Utf8Prefix(item.payload, kAuditPrefixBytes));
       source_->Reject(records[i], item.reason, item.detail);
       continue;
     }
@@ -183,6 +191,7 @@ void Learner::IngestFeedback(std::vector<SourceRecord> records) {
     FeedbackResult f = CleanFeedbackRecord(
         r.payload, static_cast<size_t>(config_.learner_max_record_bytes), *feedback_cleaner_);
     if (!f.ok()) {
+      r.payload = feedback_cleaner_->RedactForAudit(Utf8Prefix(r.payload, kAuditPrefixBytes));
       feedback_source_->Reject(r, f.reason, f.detail);
       continue;
     }

@@ -84,7 +84,7 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   ASSERT_TRUE(producer.ok());
   std::vector<std::string> bad_records = {
       "{not json", R"({"body": "no text"})", "{\"text\": \"\xff\xfe\"}", R"({"text": "   "})",
-      R"({"text": "Far too short."})",
+      R"({"text": "Far too short: ask bob@example.com."})",
       R"({"text": "The page said lorem ipsum in the middle of the text, and that was the end of the story for all of us."})",
       R"({"text": "The function returned {value} to the caller, and that was the end of the story for all of us."})"};
   for (const std::string& b : bad_records) {
@@ -200,6 +200,11 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
       auto r = ParseJson(m.value);
       ASSERT_TRUE(r.ok()) << m.value;
       reasons.insert((*r)["topic"].get<std::string>() + ":" + (*r)["reason"].get<std::string>());
+      // What rejects show of a record is redacted like what is trained on.
+      EXPECT_EQ((*r)["payload_prefix"].get<std::string>().find("bob@example.com"), std::string::npos);
+      if ((*r)["reason"] == "gopher_short_doc") {
+        EXPECT_EQ((*r)["payload_prefix"], R"({"text": "Far too short: ask <EMAIL>."})");
+      }
     }
   }
   EXPECT_EQ(reasons, expected_reasons);
