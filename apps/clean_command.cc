@@ -49,10 +49,7 @@ int RunClean(const Config& config, bool text, std::istream& in, std::ostream& ou
   Cleaner feedback(config.clean_feedback);
   std::unique_ptr<Deduplicator> dedup;
   if (config.dedup_window_docs > 0) {
-    DedupOptions o;
-    o.window_docs = static_cast<size_t>(config.dedup_window_docs);
-    o.threshold = config.dedup_threshold;
-    dedup = std::make_unique<Deduplicator>(o);
+    dedup = std::make_unique<Deduplicator>(DedupOptionsFromConfig(config));
   }
   Tally tally;
   bool first_doc = true;

@@ -311,6 +311,7 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
   keys.push_back(IntKey("dedup.window_docs", "recent documents remembered for deduplication; 0 = off", &C::dedup_window_docs, 0, int64_t{1} << 32));
+  keys.push_back(IntKey("dedup.window_s", "also forget documents seen longer ago than this (seconds); 0 = no time bound", &C::dedup_window_s, 0, int64_t{1} << 40));
   keys.push_back(DoubleKey("dedup.threshold", "MinHash agreement that marks a near duplicate", &C::dedup_threshold, 0.05, 1.0));
   AddCleanKeys(keys, "clean.text", &C::clean_text);
   AddCleanKeys(keys, "clean.feedback", &C::clean_feedback);

@@ -74,6 +74,7 @@ struct Config {
 
   // Deduplication of stream records (exact and MinHash near-duplicates).
   int64_t dedup_window_docs = 100000;  // 0 = off
+  int64_t dedup_window_s = 0;          // also forget after this long; 0 = no time bound
   double dedup_threshold = 0.75;
 
   // Cleaning, per source: `clean.text.*` for streamlm.text, `clean.feedback.*`

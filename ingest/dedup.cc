@@ -69,6 +69,14 @@ std::string NormalizeForDedup(std::string_view text) {
   return out;
 }
 
+DedupOptions DedupOptionsFromConfig(const Config& config) {
+  DedupOptions o;
+  o.window_docs = static_cast<size_t>(config.dedup_window_docs);
+  o.window_ms = config.dedup_window_s * 1000;
+  o.threshold = config.dedup_threshold;
+  return o;
+}
+
 Deduplicator::Deduplicator(DedupOptions options)
     : options_(options), buckets_(static_cast<size_t>(options.bands)) {
   // Per MinHash function, multiply-add-shift hashing (Dietzfelbinger) of
@@ -125,11 +133,14 @@ Deduplicator::Fingerprint Deduplicator::MakeFingerprint(std::string_view text) c
 }
 
 Deduplicator::Verdict Deduplicator::Check(std::string_view text) {
-  return Check(MakeFingerprint(text));
+  return Check(MakeFingerprint(text), NowMs());
 }
 
-Deduplicator::Verdict Deduplicator::Check(Fingerprint fp) {
-  Doc doc{fp.exact, std::move(fp.signature)};
+Deduplicator::Verdict Deduplicator::Check(Fingerprint fp, int64_t now_ms) {
+  if (options_.window_ms > 0) {
+    while (!docs_.empty() && docs_.front().time_ms < now_ms - options_.window_ms) ForgetOldest();
+  }
+  Doc doc{fp.exact, std::move(fp.signature), now_ms};
   if (exact_.count(doc.exact)) return Verdict::kExact;
   const size_t n = doc.signature.size();
   for (int b = 0; b < options_.bands; ++b) {
@@ -171,13 +182,15 @@ void Deduplicator::ForgetOldest() {
 }
 
 std::string Deduplicator::Serialize() const {
-  // "SLD2": signatures by multiply-add-shift hashing (a window saved by an
-  // older build, "SLMD", is not comparable and is not restored).
+  // "SLD2": signatures by multiply-add-shift hashing, with the time each
+  // document was remembered (a window saved by an older build, "SLMD", is
+  // not comparable and is not restored).
   std::string out = "SLD2";
   Put<uint64_t>(&out, docs_.size());
   Put<uint32_t>(&out, static_cast<uint32_t>(seeds_.size()));
   for (const Doc& d : docs_) {
     Put<uint64_t>(&out, d.exact);
+    Put<int64_t>(&out, d.time_ms);
     out.append(reinterpret_cast<const char*>(d.signature.data()), d.signature.size() * 4);
   }
   return out;
@@ -195,7 +208,8 @@ absl::Status Deduplicator::Restore(const std::string& bytes) {
   Deduplicator fresh(options_);
   for (uint64_t i = 0; i < count; ++i) {
     Doc d;
-    if (!Get(bytes, &pos, &d.exact) || bytes.size() - pos < size_t{width} * 4) {
+    if (!Get(bytes, &pos, &d.exact) || !Get(bytes, &pos, &d.time_ms) ||
+        bytes.size() - pos < size_t{width} * 4) {
       return absl::DataLossError("dedup state: truncated");
     }
     d.signature.resize(width);

@@ -20,16 +20,21 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/config.h"
 
 namespace streamlm {
 
 struct DedupOptions {
   size_t window_docs = 100000;  // documents remembered
+  int64_t window_ms = 0;        // and only this long (by ingest time); 0 = no time bound
   int bands = 14;
   int rows = 8;
   int shingle_words = 5;
   double threshold = 0.75;
 };
+
+// The dedup.* keys of a config.
+DedupOptions DedupOptionsFromConfig(const Config& config);
 
 class Deduplicator {
  public:
@@ -47,8 +52,10 @@ class Deduplicator {
   Fingerprint MakeFingerprint(std::string_view text) const;
 
   // Checks `text` against the window; a unique document is remembered.
+  // `now_ms` is the ingest time: documents older than `window_ms` are
+  // forgotten first.
   Verdict Check(std::string_view text);
-  Verdict Check(Fingerprint fingerprint);
+  Verdict Check(Fingerprint fingerprint, int64_t now_ms);
 
   size_t size() const { return docs_.size(); }
   std::string Serialize() const;
@@ -58,6 +65,7 @@ class Deduplicator {
   struct Doc {
     uint64_t exact;
     std::vector<uint32_t> signature;  // bands * rows MinHash values
+    int64_t time_ms = 0;              // when it was remembered
   };
   std::vector<uint32_t> Signature(std::string_view normalized) const;
   uint64_t BandKey(const std::vector<uint32_t>& sig, int band) const;

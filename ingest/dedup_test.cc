@@ -61,6 +61,23 @@ TEST(DedupTest, WindowBoundsMemoryAndForgetsTheOldest) {
   EXPECT_EQ(d.Check("delta q r s t u v w"), V::kExact);
 }
 
+TEST(DedupTest, TimeWindowForgetsOlderDocumentsAndSurvivesSerialization) {
+  DedupOptions o;
+  o.window_ms = 1000;
+  Deduplicator d(o);
+  auto fp = [&](const char* t) { return d.MakeFingerprint(t); };
+  EXPECT_EQ(d.Check(fp("alpha one two three four five six"), 10'000), V::kUnique);
+  EXPECT_EQ(d.Check(fp("beta one two three four five six"), 10'600), V::kUnique);
+  EXPECT_EQ(d.Check(fp("alpha one two three four five six"), 10'900), V::kExact);  // 900 ms old
+  // Restored windows keep the times they were remembered at.
+  Deduplicator e(o);
+  ASSERT_TRUE(e.Restore(d.Serialize()).ok());
+  EXPECT_EQ(e.Check(e.MakeFingerprint("alpha one two three four five six"), 11'001), V::kUnique);
+  EXPECT_EQ(e.Check(e.MakeFingerprint("beta one two three four five six"), 11'500), V::kExact);
+  EXPECT_EQ(e.size(), 2u);  // beta and the new alpha
+  EXPECT_EQ(d.size(), 2u);
+}
+
 TEST(DedupTest, StateSurvivesSerialization) {
   auto paras = BrownParagraphs(50);
   Deduplicator a;

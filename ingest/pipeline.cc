@@ -133,10 +133,11 @@ void TextPipeline::Run(std::vector<IngestItem>& items, Deduplicator* dedup,
   // Stage 5 in record order: what counts as "seen first" must not depend on
   // thread timing.
   if (dedup != nullptr) {
+    const int64_t now_ms = NowMs();
     for (size_t i = 0; i < items.size(); ++i) {
       IngestItem& item = items[i];
       if (!item.ok()) continue;
-      Deduplicator::Verdict v = dedup->Check(std::move(fingerprints[i]));
+      Deduplicator::Verdict v = dedup->Check(std::move(fingerprints[i]), now_ms);
       if (v == Deduplicator::Verdict::kExact) {
         item.reason = RejectReasonName(RejectReason::kDuplicate);
         item.detail = "same text as a recent record";

@@ -42,10 +42,7 @@ absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
     po.clean = config.clean_text;
     po.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
     po.threads = ResolveThreads(config.ingest_threads);
-    DedupOptions dedup_options;
-    dedup_options.window_docs = static_cast<size_t>(std::max<int64_t>(config.dedup_window_docs, 1));
-    dedup_options.threshold = config.dedup_threshold;
-    Deduplicator dedup(dedup_options);
+    Deduplicator dedup(DedupOptionsFromConfig(config));
     TextPipeline(po).Run(items, config.dedup_window_docs > 0 ? &dedup : nullptr, nullptr);
     size_t kept = 0;
     for (const IngestItem& item : items) {

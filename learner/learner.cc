@@ -61,10 +61,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   l->last_snapshot_ = base_id;
 
   if (config.dedup_window_docs > 0) {
-    DedupOptions o;
-    o.window_docs = static_cast<size_t>(config.dedup_window_docs);
-    o.threshold = config.dedup_threshold;
-    l->dedup_ = std::make_unique<Deduplicator>(o);
+    l->dedup_ = std::make_unique<Deduplicator>(DedupOptionsFromConfig(config));
     if (checkpoint.ok() && !checkpoint->dedup.empty()) {
       absl::Status s = l->dedup_->Restore(checkpoint->dedup);
       if (!s.ok()) return s;

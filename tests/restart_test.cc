@@ -73,10 +73,7 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
   // Expected accounting, from the texts themselves (a replica of the
   // learner's pipeline and deduplicator tells which are dropped).
   int64_t expect_trained = 0, expect_heldout = 0, expect_rejected = 0, produced = 0;
-  DedupOptions dedup_options;
-  dedup_options.window_docs = static_cast<size_t>(config.dedup_window_docs);
-  dedup_options.threshold = config.dedup_threshold;
-  Deduplicator replica(dedup_options);
+  Deduplicator replica(DedupOptionsFromConfig(config));
   PipelineOptions pipeline_options;
   pipeline_options.clean = config.clean_text;
   TextPipeline pipeline(pipeline_options);
