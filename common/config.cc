@@ -36,11 +36,21 @@ ConfigKey StringKey(std::string name, std::string help,
   return k;
 }
 
+// Keys reach their field through an accessor, so one key type serves a
+// Config member and a member of a nested option struct alike.
+template <typename T>
+using Field = std::function<T&(Config&)>;
+
+template <typename T>
+Field<T> Member(T Config::*member) {
+  return [member](Config& c) -> T& { return c.*member; };
+}
+
 // A numeric key: `Parsed` is what the text is read as (int64_t or double),
 // `T` the field's type; values outside [min, max] are refused.
 template <typename Parsed, typename T>
-ConfigKey NumberKey(std::string name, std::string help, T Config::*field, Parsed min,
-                    Parsed max, const char* kind) {
+ConfigKey NumberKey(std::string name, std::string help, Field<T> field, Parsed min, Parsed max,
+                    const char* kind) {
   ConfigKey k;
   k.name = name;
   k.help = std::move(help);
@@ -55,22 +65,34 @@ ConfigKey NumberKey(std::string name, std::string help, T Config::*field, Parsed
     if (!ok || !(parsed >= min && parsed <= max)) {
       return BadValue(name, v, absl::StrCat(kind, " in [", min, ", ", max, "]"));
     }
-    c.*field = static_cast<T>(parsed);
+    field(c) = static_cast<T>(parsed);
     return absl::OkStatus();
   };
-  k.get = [field](const Config& c) { return absl::StrCat(c.*field); };
+  k.get = [field](const Config& c) { return absl::StrCat(field(const_cast<Config&>(c))); };
   return k;
+}
+
+template <typename T>
+ConfigKey IntKey(std::string name, std::string help, Field<T> field, int64_t min, int64_t max) {
+  return NumberKey<int64_t, T>(std::move(name), std::move(help), std::move(field), min, max,
+                               "an integer");
 }
 
 template <typename T>
 ConfigKey IntKey(std::string name, std::string help, T Config::*field, int64_t min,
                  int64_t max) {
-  return NumberKey<int64_t>(std::move(name), std::move(help), field, min, max, "an integer");
+  return IntKey<T>(std::move(name), std::move(help), Member(field), min, max);
+}
+
+ConfigKey DoubleKey(std::string name, std::string help, Field<double> field, double min,
+                    double max) {
+  return NumberKey<double, double>(std::move(name), std::move(help), std::move(field), min, max,
+                                   "a number");
 }
 
 ConfigKey DoubleKey(std::string name, std::string help, double Config::*field, double min,
                     double max) {
-  return NumberKey<double>(std::move(name), std::move(help), field, min, max, "a number");
+  return DoubleKey(std::move(name), std::move(help), Member(field), min, max);
 }
 
 ConfigKey ListKey(std::string name, std::string help,
@@ -85,38 +107,6 @@ ConfigKey ListKey(std::string name, std::string help,
     return absl::OkStatus();
   };
   k.get = [field](const Config& c) { return absl::StrJoin(c.*field, ","); };
-  return k;
-}
-
-// Keys of nested option structs, reached through an accessor.
-template <typename T>
-using Field = std::function<T&(Config&)>;
-
-template <typename T>
-ConfigKey NestedNumberKey(std::string name, std::string help, Field<T> field, double min,
-                          double max) {
-  ConfigKey k;
-  k.name = name;
-  k.help = std::move(help);
-  k.set = [name, field, min, max](Config& c, const std::string& v) {
-    double parsed;
-    bool ok;
-    if constexpr (std::is_integral_v<T>) {
-      int64_t i;
-      ok = absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &i);
-      parsed = static_cast<double>(i);
-    } else {
-      ok = absl::SimpleAtod(absl::StripAsciiWhitespace(v), &parsed);
-    }
-    if (!ok || !(parsed >= min && parsed <= max)) {
-      return BadValue(name, v,
-                      absl::StrCat(std::is_integral_v<T> ? "an integer" : "a number", " in [",
-                                   min, ", ", max, "]"));
-    }
-    field(c) = static_cast<T>(parsed);
-    return absl::OkStatus();
-  };
-  k.get = [field](const Config& c) { return absl::StrCat(field(const_cast<Config&>(c))); };
   return k;
 }
 
@@ -167,9 +157,9 @@ void AddCleanKeys(std::vector<ConfigKey>& keys, const std::string& prefix,
 #define SLM_FIELD(T, path) Field<T>([profile](Config& c) -> T& { return (c.*profile).path; })
 #define SLM_BOOL(k, path, help) keys.push_back(NestedBoolKey(key(k), help, SLM_FIELD(bool, path)))
 #define SLM_INT(k, path, lo, hi, help) \
-  keys.push_back(NestedNumberKey<int64_t>(key(k), help, SLM_FIELD(int64_t, path), lo, hi))
+  keys.push_back(IntKey<int64_t>(key(k), help, SLM_FIELD(int64_t, path), lo, hi))
 #define SLM_REAL(k, path, lo, hi, help) \
-  keys.push_back(NestedNumberKey<double>(key(k), help, SLM_FIELD(double, path), lo, hi))
+  keys.push_back(DoubleKey(key(k), help, SLM_FIELD(double, path), lo, hi))
   SLM_BOOL("normalize.enabled", normalize.enabled, "repair and normalize text");
   keys.push_back(NestedChoiceKey(key("normalize.invalid_utf8"), "invalid UTF-8 bytes",
                                  SLM_FIELD(std::string, normalize.invalid_utf8),
