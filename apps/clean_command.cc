@@ -19,16 +19,9 @@ struct Tally {
   std::map<std::string, int64_t> redacted;
 
   void Add(const PiiCounts& p) {
-    auto add = [&](const char* kind, int n) {
+    p.ForEach([&](const char* kind, int n) {
       if (n > 0) redacted[kind] += n;
-    };
-    add("email", p.email);
-    add("phone", p.phone);
-    add("ip_address", p.ip);
-    add("credit_card", p.credit_card);
-    add("iban", p.iban);
-    add("api_key", p.api_key);
-    add("private_key", p.private_key);
+    });
   }
 };
 

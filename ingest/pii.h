@@ -27,6 +27,29 @@ struct PiiCounts {
   int total() const {
     return email + phone + ip + credit_card + iban + api_key + private_key;
   }
+  // fn(kind, count) for every kind, by the names metrics and `streamlm
+  // clean` use: email, phone, ip_address, credit_card, iban, api_key,
+  // private_key.
+  template <typename Fn>
+  void ForEach(Fn fn) const {
+    fn("email", email);
+    fn("phone", phone);
+    fn("ip_address", ip);
+    fn("credit_card", credit_card);
+    fn("iban", iban);
+    fn("api_key", api_key);
+    fn("private_key", private_key);
+  }
+  PiiCounts& operator+=(const PiiCounts& o) {
+    email += o.email;
+    phone += o.phone;
+    ip += o.ip;
+    credit_card += o.credit_card;
+    iban += o.iban;
+    api_key += o.api_key;
+    private_key += o.private_key;
+    return *this;
+  }
 };
 
 class PiiRedactor {

@@ -15,16 +15,9 @@ int ResolveThreads(int configured) {
 }
 
 void CountPii(const PiiCounts& pii, Counters* counters) {
-  auto add = [&](int64_t v, const char* kind) {
-    if (v > 0) counters->Add("streamlm_pii_redacted_total", v, kind);
-  };
-  add(pii.email, "kind=email");
-  add(pii.phone, "kind=phone");
-  add(pii.ip, "kind=ip_address");
-  add(pii.credit_card, "kind=credit_card");
-  add(pii.iban, "kind=iban");
-  add(pii.api_key, "kind=api_key");
-  add(pii.private_key, "kind=private_key");
+  pii.ForEach([&](const char* kind, int n) {
+    if (n > 0) counters->Add("streamlm_pii_redacted_total", n, absl::StrCat("kind=", kind));
+  });
 }
 
 void CountCleaning(const CleanResult& r, Counters* counters) {
@@ -109,8 +102,7 @@ TextPipeline::TextPipeline(const PipelineOptions& options)
 
 void TextPipeline::Run(std::vector<IngestItem>& items, Deduplicator* dedup,
                        const Tokenizer* tokenizer) const {
-  const bool repair = !options_.clean.normalize.enabled ||
-                      options_.clean.normalize.invalid_utf8 != "reject";
+  const bool repair = cleaner_.repairs_utf8();
   std::vector<Deduplicator::Fingerprint> fingerprints(dedup != nullptr ? items.size() : 0);
   // Stages 1-4, and the dedup fingerprint, in parallel.
   ParallelFor(items.size(), options_.threads, [&](size_t i) {
@@ -176,27 +168,9 @@ FeedbackResult FeedbackReject(const char* reason, std::string detail) {
 
 FeedbackResult CleanFeedbackRecord(std::string_view payload, size_t max_bytes,
                                    const Cleaner& cleaner) {
-  if (payload.size() > max_bytes) {
-    return FeedbackReject("oversized", absl::StrCat("record is ", payload.size(),
-                                                    " bytes, limit is ", max_bytes));
-  }
-  if (payload.empty()) return FeedbackReject("empty", "record value is empty");
-  std::string repaired;
-  if (!IsValidUtf8(payload)) {
-    if (cleaner.options().normalize.enabled &&
-        cleaner.options().normalize.invalid_utf8 == "reject") {
-      return FeedbackReject("invalid_utf8", "record is not valid UTF-8");
-    }
-    repaired = ReplaceInvalidUtf8(payload);
-    payload = repaired;
-  }
-  absl::StatusOr<Json> parsed = ParseJson(payload);
-  if (!parsed.ok()) return FeedbackReject("malformed_json", std::string(parsed.status().message()));
-  Json& j = *parsed;
-  if (!j.is_object()) {
-    return FeedbackReject("not_an_object", absl::StrCat("expected a JSON object, got ",
-                                                        j.type_name()));
-  }
+  JsonRecord parsed = ParseJsonObjectRecord(payload, max_bytes, cleaner.repairs_utf8());
+  if (!parsed.ok()) return FeedbackReject(RejectReasonName(parsed.reason), std::move(parsed.detail));
+  Json& j = parsed.value;
   // Which of the three shapes: decided by the fields present.
   std::vector<const char*> texts;
   if (j.contains("chosen") || j.contains("rejected")) {
@@ -229,19 +203,11 @@ FeedbackResult CleanFeedbackRecord(std::string_view payload, size_t max_bytes,
       return FeedbackReject("bad_field", absl::StrCat("\"", field, "\" is ", j[field].type_name(),
                                                       ", not a string"));
     }
-    std::string raw = j[field].get<std::string>();
-    if (!IsValidUtf8(raw)) raw = ReplaceInvalidUtf8(raw);  // from \u escapes
-    CleanResult c = cleaner.Clean(raw);
+    CleanResult c = cleaner.Clean(j[field].get_ref<const std::string&>());
     if (!c.ok()) {
       return FeedbackReject(c.reason, absl::StrCat("\"", field, "\": ", c.detail));
     }
-    out.pii.email += c.pii.email;
-    out.pii.phone += c.pii.phone;
-    out.pii.ip += c.pii.ip;
-    out.pii.credit_card += c.pii.credit_card;
-    out.pii.iban += c.pii.iban;
-    out.pii.api_key += c.pii.api_key;
-    out.pii.private_key += c.pii.private_key;
+    out.pii += c.pii;
     j[field] = std::move(c.text);
   }
   out.record = std::move(j);

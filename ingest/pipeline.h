@@ -66,6 +66,10 @@ class Cleaner {
   std::string RedactForAudit(std::string_view raw) const;
 
   const CleanOptions& options() const { return options_; }
+  // Whether invalid UTF-8 is replaced (the default) rather than rejected.
+  bool repairs_utf8() const {
+    return !options_.normalize.enabled || options_.normalize.invalid_utf8 != "reject";
+  }
 
  private:
   CleanOptions options_;

@@ -33,28 +33,40 @@ ParsedRecord Reject(RejectReason reason, std::string detail) {
 
 }  // namespace
 
-ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes, bool repair_utf8) {
+JsonRecord ParseJsonObjectRecord(std::string_view payload, size_t max_bytes, bool repair_utf8) {
+  JsonRecord r;
+  auto reject = [&r](RejectReason reason, std::string detail) {
+    r.reason = reason;
+    r.detail = std::move(detail);
+    return std::move(r);
+  };
   if (payload.size() > max_bytes) {
-    return Reject(RejectReason::kOversized,
-                  absl::StrCat("record is ", payload.size(),
-                               " bytes, limit is ", max_bytes));
+    return reject(RejectReason::kOversized,
+                  absl::StrCat("record is ", payload.size(), " bytes, limit is ", max_bytes));
   }
-  if (payload.empty()) return Reject(RejectReason::kEmpty, "record value is empty");
+  if (payload.empty()) return reject(RejectReason::kEmpty, "record value is empty");
   std::string repaired;
   if (!IsValidUtf8(payload)) {
-    if (!repair_utf8) return Reject(RejectReason::kInvalidUtf8, "record is not valid UTF-8");
+    if (!repair_utf8) return reject(RejectReason::kInvalidUtf8, "record is not valid UTF-8");
     repaired = ReplaceInvalidUtf8(payload);
     payload = repaired;
   }
   absl::StatusOr<Json> parsed = ParseJson(payload);
   if (!parsed.ok()) {
-    return Reject(RejectReason::kMalformedJson, std::string(parsed.status().message()));
+    return reject(RejectReason::kMalformedJson, std::string(parsed.status().message()));
   }
-  Json& j = *parsed;
-  if (!j.is_object()) {
-    return Reject(RejectReason::kNotAnObject,
-                  absl::StrCat("expected a JSON object, got ", j.type_name()));
+  if (!parsed->is_object()) {
+    return reject(RejectReason::kNotAnObject,
+                  absl::StrCat("expected a JSON object, got ", parsed->type_name()));
   }
+  r.value = std::move(*parsed);
+  return r;
+}
+
+ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes, bool repair_utf8) {
+  JsonRecord parsed = ParseJsonObjectRecord(payload, max_bytes, repair_utf8);
+  if (!parsed.ok()) return Reject(parsed.reason, std::move(parsed.detail));
+  Json& j = parsed.value;
   auto it = j.find("text");
   if (it == j.end()) return Reject(RejectReason::kMissingText, "no \"text\" field");
   if (!it->is_string()) {

@@ -44,6 +44,18 @@ struct ParsedRecord {
   bool ok() const { return reason == RejectReason::kNone; }
 };
 
+// What every topic's records share: at most `max_bytes`, UTF-8 (invalid
+// bytes are `invalid_utf8`, or replaced by U+FFFD when `repair_utf8`),
+// JSON, an object at the top. Reasons: `oversized`, `empty`,
+// `invalid_utf8`, `malformed_json`, `not_an_object`.
+struct JsonRecord {
+  RejectReason reason = RejectReason::kNone;
+  std::string detail;
+  Json value;
+  bool ok() const { return reason == RejectReason::kNone; }
+};
+JsonRecord ParseJsonObjectRecord(std::string_view payload, size_t max_bytes, bool repair_utf8);
+
 // The schema version this build reads; a record may say `"schema": 1`.
 inline constexpr int kTextSchemaVersion = 1;
 
