@@ -326,22 +326,22 @@ bool LooksLikeHtml(std::string_view text) {
   int tags = 0;
   for (size_t pos = text.find('<'); pos != std::string_view::npos;
        pos = text.find('<', pos + 1)) {
-    std::string_view rest = text.substr(pos + 1, 16);
-    std::string lower = absl::AsciiStrToLower(std::string(rest));
-    if (absl::StartsWith(lower, "html") || absl::StartsWith(lower, "body") ||
-        absl::StartsWith(lower, "!doctype html")) {
+    const std::string_view after_lt = text.substr(pos + 1, 16);
+    const absl::string_view rest(after_lt.data(), after_lt.size());
+    if (absl::StartsWithIgnoreCase(rest, "html") || absl::StartsWithIgnoreCase(rest, "body") ||
+        absl::StartsWithIgnoreCase(rest, "!doctype html")) {
       return true;
     }
-    std::string_view name = lower;
+    absl::string_view name = rest;
     if (!name.empty() && name[0] == '/') name.remove_prefix(1);
     size_t len = 0;
     while (len < name.size() && absl::ascii_isalnum(static_cast<unsigned char>(name[len]))) ++len;
     if (len == 0 || len == name.size()) continue;
     char after = name[len];
     if (after != '>' && after != ' ' && after != '/' && after != '\t' && after != '\n') continue;
-    std::string_view tag = name.substr(0, len);
+    absl::string_view tag = name.substr(0, len);
     for (const char* e : kElements) {
-      if (tag == e) {
+      if (absl::EqualsIgnoreCase(tag, e)) {
         if (++tags >= 3) return true;
         break;
       }
