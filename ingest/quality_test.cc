@@ -70,6 +70,18 @@ CleanOptions Only(Filter which) {
   return o;
 }
 
+// The n-gram limits of Gopher repetition, 2-grams to 10-grams.
+double GopherRepetitionOptions::*const kNgramLimits[] = {
+    &GopherRepetitionOptions::max_top_2gram_char_frac,
+    &GopherRepetitionOptions::max_top_3gram_char_frac,
+    &GopherRepetitionOptions::max_top_4gram_char_frac,
+    &GopherRepetitionOptions::max_dup_5gram_char_frac,
+    &GopherRepetitionOptions::max_dup_6gram_char_frac,
+    &GopherRepetitionOptions::max_dup_7gram_char_frac,
+    &GopherRepetitionOptions::max_dup_8gram_char_frac,
+    &GopherRepetitionOptions::max_dup_9gram_char_frac,
+    &GopherRepetitionOptions::max_dup_10gram_char_frac};
+
 // Only Gopher repetition, with every rule off (limit 0) but `keep`.
 CleanOptions RepetitionOnly(double GopherRepetitionOptions::*keep) {
   CleanOptions o = Only(Filter::kGopherRepetition);
@@ -78,18 +90,10 @@ CleanOptions RepetitionOnly(double GopherRepetitionOptions::*keep) {
   for (double GopherRepetitionOptions::*f :
        {&GopherRepetitionOptions::max_dup_line_frac, &GopherRepetitionOptions::max_dup_para_frac,
         &GopherRepetitionOptions::max_dup_line_char_frac,
-        &GopherRepetitionOptions::max_dup_para_char_frac,
-        &GopherRepetitionOptions::max_top_2gram_char_frac,
-        &GopherRepetitionOptions::max_top_3gram_char_frac,
-        &GopherRepetitionOptions::max_top_4gram_char_frac,
-        &GopherRepetitionOptions::max_dup_5gram_char_frac,
-        &GopherRepetitionOptions::max_dup_6gram_char_frac,
-        &GopherRepetitionOptions::max_dup_7gram_char_frac,
-        &GopherRepetitionOptions::max_dup_8gram_char_frac,
-        &GopherRepetitionOptions::max_dup_9gram_char_frac,
-        &GopherRepetitionOptions::max_dup_10gram_char_frac}) {
+        &GopherRepetitionOptions::max_dup_para_char_frac}) {
     r.*f = 0;
   }
+  for (double GopherRepetitionOptions::*f : kNgramLimits) r.*f = 0;
   r.*keep = limit;
   return o;
 }
@@ -415,11 +419,7 @@ class TopNgramTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(TopNgramTest, TripsOnlyWithOneDominantNgram) {
   const int n = GetParam();
-  double GopherRepetitionOptions::*const kLimits[] = {
-      &GopherRepetitionOptions::max_top_2gram_char_frac,
-      &GopherRepetitionOptions::max_top_3gram_char_frac,
-      &GopherRepetitionOptions::max_top_4gram_char_frac};
-  const CleanOptions o = RepetitionOnly(kLimits[n - 2]);
+  const CleanOptions o = RepetitionOnly(kNgramLimits[n - 2]);
   const char* const kA[] = {"red", "fox", "ran", "far"};
   const char* const kB[] = {"old", "owl", "sat", "low"};
   std::string one, two;
@@ -462,14 +462,7 @@ class DupNgramTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(DupNgramTest, TripsOnlyWhenTheBlockRepeats) {
   const int n = GetParam();
-  double GopherRepetitionOptions::*const kLimits[] = {
-      &GopherRepetitionOptions::max_dup_5gram_char_frac,
-      &GopherRepetitionOptions::max_dup_6gram_char_frac,
-      &GopherRepetitionOptions::max_dup_7gram_char_frac,
-      &GopherRepetitionOptions::max_dup_8gram_char_frac,
-      &GopherRepetitionOptions::max_dup_9gram_char_frac,
-      &GopherRepetitionOptions::max_dup_10gram_char_frac};
-  const CleanOptions o = RepetitionOnly(kLimits[n - 5]);
+  const CleanOptions o = RepetitionOnly(kNgramLimits[n - 2]);
   std::vector<std::string> block;
   for (int k = 0; k < n; ++k) block.push_back(Word(500 + k));
   std::vector<std::string> changed = block;
@@ -490,16 +483,6 @@ INSTANTIATE_TEST_SUITE_P(N, DupNgramTest, ::testing::Values(5, 6, 7, 8, 9, 10));
 // find_all_duplicate (strings and a map, no shortcuts), on random word
 // sequences from a small vocabulary (words = tokens: no punctuation).
 TEST(GopherRepetitionTest, NgramRulesMatchAPlainReimplementation) {
-  double GopherRepetitionOptions::*const kLimits[] = {
-      &GopherRepetitionOptions::max_top_2gram_char_frac,
-      &GopherRepetitionOptions::max_top_3gram_char_frac,
-      &GopherRepetitionOptions::max_top_4gram_char_frac,
-      &GopherRepetitionOptions::max_dup_5gram_char_frac,
-      &GopherRepetitionOptions::max_dup_6gram_char_frac,
-      &GopherRepetitionOptions::max_dup_7gram_char_frac,
-      &GopherRepetitionOptions::max_dup_8gram_char_frac,
-      &GopherRepetitionOptions::max_dup_9gram_char_frac,
-      &GopherRepetitionOptions::max_dup_10gram_char_frac};
   const std::vector<std::string> vocab = {"a", "bb", "ccc", "dd", "e", "ffff"};
   std::mt19937 rng(7);
   for (int iter = 0; iter < 300; ++iter) {
@@ -542,8 +525,8 @@ TEST(GopherRepetitionTest, NgramRulesMatchAPlainReimplementation) {
           expected = static_cast<double>(repeated) / static_cast<double>(text.size());
         }
       }
-      CleanOptions o = RepetitionOnly(kLimits[n - 2]);
-      o.gopher_repetition.*kLimits[n - 2] = 1e-9;  // always report the value
+      CleanOptions o = RepetitionOnly(kNgramLimits[n - 2]);
+      o.gopher_repetition.*kNgramLimits[n - 2] = 1e-9;  // always report the value
       const FilterVerdict verdict = Check(o, text);
       if (expected == 0) {
         EXPECT_TRUE(verdict.ok()) << text << " n=" << n;
