@@ -21,6 +21,28 @@ std::pair<torch::Tensor, torch::Tensor> AppendToCache(KvCache* cache, int layer,
   return {cache->keys[layer], cache->values[layer]};
 }
 
+std::pair<torch::Tensor, torch::Tensor> AppendToSlots(const SlotStep& step, int layer,
+                                                      const torch::Tensor& k,
+                                                      const torch::Tensor& v) {
+  const int64_t B = k.size(0);
+  auto rows = torch::arange(B, torch::dtype(torch::kLong).device(k.device()));
+  using torch::indexing::Slice;
+  torch::Tensor& keys = step.cache->keys[layer];
+  torch::Tensor& values = step.cache->values[layer];
+  // Advanced indices on dims 0 and 2 put the indexed dims first: [B, H_kv, hd].
+  keys.index_put_({rows, Slice(), step.positions}, k.squeeze(2));
+  values.index_put_({rows, Slice(), step.positions}, v.squeeze(2));
+  return {keys.slice(0, 0, B).slice(2, 0, step.max_len),
+          values.slice(0, 0, B).slice(2, 0, step.max_len)};
+}
+
+torch::Tensor SlotAttention(const torch::Tensor& q, const torch::Tensor& k,
+                            const torch::Tensor& v, const SlotStep& step) {
+  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(q.size(-1))));
+  att = torch::softmax(att.masked_fill(step.mask, -std::numeric_limits<float>::infinity()), -1);
+  return torch::matmul(att, v);
+}
+
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, int64_t past) {
   const int64_t T = q.size(2);
@@ -39,11 +61,15 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(int d_model, int heads)
 }
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KvCache* cache,
-                                               int layer) {
+                                               int layer, const SlotStep* step) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t hd = C / heads_;
   auto qkv = qkv_(x).view({B, T, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];  // [B, H, T, hd]
+  if (step != nullptr) {
+    std::tie(k, v) = AppendToSlots(*step, layer, k, v);
+    return proj_(SlotAttention(q, k, v, *step).transpose(1, 2).reshape({B, T, C}));
+  }
   int64_t past = 0;
   if (cache != nullptr) {
     past = cache->length;
@@ -63,8 +89,9 @@ BlockImpl::BlockImpl(int d_model, int heads, double eps) {
   fc_proj_ = register_module("fc_proj", torch::nn::Linear(4 * d_model, d_model));
 }
 
-torch::Tensor BlockImpl::forward(torch::Tensor x, KvCache* cache, int layer) {
-  x = x + attn_(ln1_(x), cache, layer);
+torch::Tensor BlockImpl::forward(torch::Tensor x, KvCache* cache, int layer,
+                                 const SlotStep* step) {
+  x = x + attn_(ln1_(x), cache, layer, step);
   // GPT-2 uses the tanh approximation of GELU.
   auto h = fc_(ln2_(x));
   h = 0.5 * h * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) *
@@ -110,6 +137,16 @@ torch::Tensor GptImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache
   for (const auto& block : *blocks_) x = block->as<Block>()->forward(x, cache, layer++);
   cache->length += T;
   x = ln_f_(x);
+  return torch::matmul(x, wte_->weight.t());
+}
+
+torch::Tensor GptImpl::ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) {
+  TORCH_CHECK(step.max_len <= config_.context_tokens, "slot decoding past the context of ",
+              config_.context_tokens, " tokens");
+  auto x = (wte_(tokens) + wpe_(step.positions)).unsqueeze(1);  // [B, 1, C]
+  int layer = 0;
+  for (const auto& block : *blocks_) x = block->as<Block>()->forward(x, nullptr, layer++, &step);
+  x = ln_f_(x.squeeze(1));
   return torch::matmul(x, wte_->weight.t());
 }
 

@@ -20,6 +20,33 @@ struct KvCache {
   int64_t length = 0;
 };
 
+// Keys and values of many sequences decoded together (continuous batching):
+// row b of every tensor belongs to the sequence in slot b. Rows [0, B) are
+// the active sequences of a step; their lengths differ, so each step passes
+// every row's position. Capacity (dim 2) grows on demand up to the context.
+struct SlotKvCache {
+  std::vector<torch::Tensor> keys, values;  // per layer [slots, H_kv, capacity, head_dim]
+};
+
+// One decode step of B sequences: row b feeds one token at `positions[b]`
+// and sees its own cached tokens 0..positions[b]-1 (`mask` hides the rest).
+struct SlotStep {
+  SlotKvCache* cache = nullptr;
+  torch::Tensor positions;  // [B] int64
+  torch::Tensor mask;       // [B, 1, 1, max_len] bool: true = hidden
+  int64_t max_len = 0;      // max(positions) + 1
+};
+
+// Writes the new keys/values [B, H_kv, 1, hd] of `layer` at each row's
+// position and returns the rows' keys and values [B, H_kv, max_len, hd].
+std::pair<torch::Tensor, torch::Tensor> AppendToSlots(const SlotStep& step, int layer,
+                                                      const torch::Tensor& k,
+                                                      const torch::Tensor& v);
+
+// softmax(q k^T / sqrt(hd), hiding step.mask) v for q [B, H, 1, hd].
+torch::Tensor SlotAttention(const torch::Tensor& q, const torch::Tensor& k,
+                            const torch::Tensor& v, const SlotStep& step);
+
 // Appends this step's keys/values [B, H_kv, T_new, hd] of `layer` to the
 // cache and returns all of the layer's keys and values so far.
 std::pair<torch::Tensor, torch::Tensor> AppendToCache(KvCache* cache, int layer,
@@ -40,6 +67,10 @@ class CausalLm : public torch::nn::Module {
   // Logits of `tokens` [B, T_new] placed after the `cache->length` cached
   // tokens; extends the cache. Requires cache->length + T_new <= context.
   virtual torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) = 0;
+  // One decode step of the B sequences in slots [0, B) of `step.cache`:
+  // tokens [B] int64. Returns logits [B, V]. Requires every position <
+  // context and the cache's capacity > max position.
+  virtual torch::Tensor ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) = 0;
   // Random initialization for training from scratch.
   virtual void InitWeights(uint64_t seed) = 0;
   // Mean next-token cross-entropy (nats) of `targets` [B, T].
@@ -58,7 +89,8 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   CausalSelfAttentionImpl(int d_model, int heads);
   // x: [B, T_new, C]. With `cache`, attends to the cached keys/values of
   // layer `layer` too and appends the new ones.
-  torch::Tensor forward(const torch::Tensor& x, KvCache* cache = nullptr, int layer = 0);
+  torch::Tensor forward(const torch::Tensor& x, KvCache* cache = nullptr, int layer = 0,
+                        const SlotStep* step = nullptr);
 
  private:
   int heads_;
@@ -69,7 +101,8 @@ TORCH_MODULE(CausalSelfAttention);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(int d_model, int heads, double eps);
-  torch::Tensor forward(torch::Tensor x, KvCache* cache = nullptr, int layer = 0);
+  torch::Tensor forward(torch::Tensor x, KvCache* cache = nullptr, int layer = 0,
+                        const SlotStep* step = nullptr);
 
  private:
   torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
@@ -83,6 +116,7 @@ class GptImpl : public CausalLm {
   explicit GptImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens) override;
   torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) override;
+  torch::Tensor ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) override;
   // GPT-2 initialization: N(0, 0.02), residual projections scaled by
   // 1/sqrt(2 * layers), zero biases, unit LayerNorm weights.
   void InitWeights(uint64_t seed) override;

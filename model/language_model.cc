@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include <omp.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "model/safetensors_header.h"
@@ -167,11 +169,96 @@ std::vector<SequenceLoss> LanguageModel::SequenceLosses(
   return out;
 }
 
+torch::Tensor VocabLogits(const torch::Tensor& logits, int vocab_size) {
+  return logits.to(torch::kFloat).slice(0, 0, vocab_size);
+}
+
+int64_t SampleToken(torch::Tensor logits, const SamplingParams& params,
+                    const std::vector<int32_t>& context, at::Generator& gen) {
+  if (params.repetition_penalty != 1.0) {
+    std::set<int64_t> unique(context.begin(), context.end());
+    std::vector<int64_t> seen;
+    for (int64_t id : unique) {
+      if (id >= 0 && id < logits.size(0)) seen.push_back(id);
+    }
+    auto idx = torch::tensor(seen, torch::kLong);
+    auto v = logits.index_select(0, idx);
+    v = torch::where(v > 0, v / params.repetition_penalty, v * params.repetition_penalty);
+    logits = logits.index_copy(0, idx, v);
+  }
+  if (params.temperature <= 0) return logits.argmax().item<int64_t>();
+  logits = logits / params.temperature;
+  if (params.top_k > 0 && params.top_k < logits.size(0)) {
+    auto kth = std::get<0>(logits.topk(params.top_k))[-1];
+    logits = logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
+  }
+  auto probs = torch::softmax(logits, -1);
+  if (params.top_p < 1.0) {
+    auto sorted = probs.sort(-1, /*descending=*/true);
+    auto sp = std::get<0>(sorted), si = std::get<1>(sorted);
+    auto cum = sp.cumsum(-1);
+    // Drop tokens once the mass before them already reaches top_p.
+    auto drop = (cum - sp) >= params.top_p;
+    sp = sp.masked_fill(drop, 0.0);
+    probs = torch::zeros_like(probs).scatter(0, si, sp);
+    probs = probs / probs.sum();
+  }
+  return torch::multinomial(probs, 1, false, gen).item<int64_t>();
+}
+
+TokenLogprob LogprobOf(const torch::Tensor& logits, int64_t id, int top) {
+  auto lp = torch::log_softmax(logits.to(torch::kDouble), -1);
+  TokenLogprob out;
+  out.logprob = lp[id].item<double>();
+  if (top > 0) {
+    auto best = lp.topk(std::min<int64_t>(top, lp.size(0)));
+    auto values = std::get<0>(best), ids = std::get<1>(best);
+    for (int64_t i = 0; i < values.size(0); ++i) {
+      out.top.emplace_back(static_cast<int32_t>(ids[i].item<int64_t>()), values[i].item<double>());
+    }
+  }
+  return out;
+}
+
+void SetThreadComputeBudget(int threads) {
+  // libtorch sets a thread's OpenMP team size from the process-wide value the
+  // first time the thread runs a parallel op; do that first so it does not
+  // override this thread's budget later.
+  at::internal::lazy_init_num_threads();
+  omp_set_num_threads(std::max(1, threads));
+}
+
+int LearnerThreads(const Config& config, bool serving_in_process) {
+  if (config.threads > 0) return config.threads;
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!serving_in_process) return cores;
+  int serving = config.serving_threads > 0 ? config.serving_threads : std::max(1, cores / 2);
+  return std::max(1, cores - serving);
+}
+
 Completion LanguageModel::Generate(const std::string& prompt,
                                    const SamplingParams& params) const {
+  Completion c = GenerateIds(tokenizer_->Encode(prompt), params);
+  return c;
+}
+
+std::vector<TokenLogprob> LanguageModel::PromptLogprobs(const std::vector<int32_t>& ids,
+                                                        int top) const {
+  torch::NoGradGuard no_grad;
+  std::vector<TokenLogprob> out(ids.size());
+  if (ids.size() < 2) return out;
+  std::vector<int64_t> wide(ids.begin(), ids.end());
+  auto logits = net_->forward(torch::tensor(wide, torch::kLong).unsqueeze(0))[0];
+  for (size_t i = 1; i < ids.size(); ++i) {
+    out[i] = LogprobOf(VocabLogits(logits[i - 1], tokenizer_->vocab_size()), ids[i], top);
+  }
+  return out;
+}
+
+Completion LanguageModel::GenerateIds(const std::vector<int32_t>& prompt_ids,
+                                      const SamplingParams& params) const {
   torch::NoGradGuard no_grad;
   Completion c;
-  const std::vector<int32_t> prompt_ids = tokenizer_->Encode(prompt);
   std::vector<int32_t> context = prompt_ids;
   c.prompt_tokens = static_cast<int>(context.size());
   if (context.empty()) context.push_back(tokenizer_->eos_id());
@@ -191,45 +278,14 @@ Completion LanguageModel::Generate(const std::string& prompt,
   };
   prefill(static_cast<size_t>(T));
   for (int step = 0; step < params.max_tokens; ++step) {
-    logits = logits.to(torch::kFloat).slice(0, 0, tokenizer_->vocab_size());
-    if (params.repetition_penalty != 1.0) {
-      std::set<int64_t> unique(context.begin(), context.end());
-      std::vector<int64_t> seen;
-      for (int64_t id : unique) {
-        if (id >= 0 && id < logits.size(0)) seen.push_back(id);
-      }
-      auto idx = torch::tensor(seen, torch::kLong);
-      auto v = logits.index_select(0, idx);
-      v = torch::where(v > 0, v / params.repetition_penalty, v * params.repetition_penalty);
-      logits = logits.index_copy(0, idx, v);
-    }
-    int64_t next;
-    if (params.temperature <= 0) {
-      next = logits.argmax().item<int64_t>();
-    } else {
-      logits = logits / params.temperature;
-      if (params.top_k > 0 && params.top_k < logits.size(0)) {
-        auto kth = std::get<0>(logits.topk(params.top_k))[-1];
-        logits = logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
-      }
-      auto probs = torch::softmax(logits, -1);
-      if (params.top_p < 1.0) {
-        auto sorted = probs.sort(-1, /*descending=*/true);
-        auto sp = std::get<0>(sorted), si = std::get<1>(sorted);
-        auto cum = sp.cumsum(-1);
-        // Drop tokens once the mass before them already reaches top_p.
-        auto drop = (cum - sp) >= params.top_p;
-        sp = sp.masked_fill(drop, 0.0);
-        probs = torch::zeros_like(probs).scatter(0, si, sp);
-        probs = probs / probs.sum();
-      }
-      next = torch::multinomial(probs, 1, false, gen).item<int64_t>();
-    }
+    logits = VocabLogits(logits, tokenizer_->vocab_size());
+    int64_t next = SampleToken(logits, params, context, gen);
     if (next == tokenizer_->eos_id()) {
       c.finish_reason = "stop";
       break;
     }
     c.ids.push_back(static_cast<int32_t>(next));
+    c.logprobs.push_back(LogprobOf(logits, next, 0).logprob);
     context.push_back(static_cast<int32_t>(next));
     if (step + 1 < params.max_tokens) {
       if (cache.length >= T) {

@@ -35,6 +35,8 @@ struct SamplingParams {
 struct Completion {
   std::string text;
   std::vector<int32_t> ids;
+  // Log-probability of each id under the model (before sampling settings).
+  std::vector<double> logprobs;
   std::string finish_reason;  // "stop" or "length"
   int prompt_tokens = 0;
 };
@@ -46,6 +48,32 @@ struct SequenceLoss {
 
 // Sets libtorch's intra-op threads (0 = all cores) once per process.
 void ConfigureTorchThreads(int threads);
+
+// Sets the intra-op threads (OpenMP and OpenBLAS) of the calling thread only:
+// the compute budget of one long-running part (learner, serving scheduler).
+void SetThreadComputeBudget(int threads);
+
+// Threads of the learner (and evaluator) under `config`: the `threads` key,
+// or every core less serving's share (serving.threads, or half the cores)
+// when serving runs in the same process; at least 1.
+int LearnerThreads(const Config& config, bool serving_in_process);
+
+// Logits of one position [V], cut to the tokenizer's ids, as float.
+torch::Tensor VocabLogits(const torch::Tensor& logits, int vocab_size);
+
+// Picks the next id from `logits` [V] (cut by VocabLogits) under `p`:
+// repetition penalty over `context`, then greedy when temperature is 0, else
+// temperature, top-k, top-p and a draw from `gen`.
+int64_t SampleToken(torch::Tensor logits, const SamplingParams& p,
+                    const std::vector<int32_t>& context, at::Generator& gen);
+
+// log-softmax of `logits` [V]: the chosen id's value and the `top` best
+// (id, logprob) pairs, best first.
+struct TokenLogprob {
+  double logprob = 0;
+  std::vector<std::pair<int32_t, double>> top;
+};
+TokenLogprob LogprobOf(const torch::Tensor& logits, int64_t id, int top);
 
 // This machine's fp32 matrix-multiply rate (GFLOP/s) on libtorch's threads:
 // the best of 3 products of two 2048x2048 matrices. The denominator of MFU.
@@ -79,6 +107,14 @@ class LanguageModel {
 
   Completion Generate(const std::string& prompt,
                       const SamplingParams& params) const;
+  // The same from token ids (one sequence at a time, growing KV cache).
+  Completion GenerateIds(const std::vector<int32_t>& prompt_ids,
+                         const SamplingParams& params) const;
+
+  // Per-token log-probabilities of `ids` (<= context tokens): entry i is the
+  // logprob of ids[i] given ids[0..i) (entry 0 has none and is 0), with the
+  // `top` best alternatives at each position.
+  std::vector<TokenLogprob> PromptLogprobs(const std::vector<int32_t>& ids, int top) const;
 
  private:
   LanguageModel(ModelConfig config, std::unique_ptr<Tokenizer> tokenizer);

@@ -42,7 +42,7 @@ torch::Tensor RotateHalf(const torch::Tensor& x) {
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                           const torch::Tensor& sin, KvCache* cache,
-                                          int layer) {
+                                          int layer, const SlotStep* step) {
   const int64_t B = x.size(0), T = x.size(1);
   auto q = q_proj_(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
   auto k = k_proj_(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
@@ -50,13 +50,18 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
   int64_t past = 0;
-  if (cache != nullptr) {
+  if (step != nullptr) {
+    std::tie(k, v) = AppendToSlots(*step, layer, k, v);
+  } else if (cache != nullptr) {
     past = cache->length;
     std::tie(k, v) = AppendToCache(cache, layer, k, v);
   }
   if (kv_heads_ != heads_) {  // each key/value head serves heads/kv_heads query heads
     k = k.repeat_interleave(heads_ / kv_heads_, 1);
     v = v.repeat_interleave(heads_ / kv_heads_, 1);
+  }
+  if (step != nullptr) {
+    return o_proj_(SlotAttention(q, k, v, *step).transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
   }
   auto y = CausalAttention(q, k, v, past).transpose(1, 2).reshape({B, T, heads_ * head_dim_});
   return o_proj_(y);
@@ -85,8 +90,9 @@ LlamaLayerImpl::LlamaLayerImpl(const ModelConfig& c) {
 }
 
 torch::Tensor LlamaLayerImpl::forward(torch::Tensor x, const torch::Tensor& cos,
-                                      const torch::Tensor& sin, KvCache* cache, int layer) {
-  x = x + self_attn_(input_layernorm_(x), cos, sin, cache, layer);
+                                      const torch::Tensor& sin, KvCache* cache, int layer,
+                                      const SlotStep* step) {
+  x = x + self_attn_(input_layernorm_(x), cos, sin, cache, layer, step);
   return x + mlp_(post_attention_layernorm_(x));
 }
 
@@ -138,8 +144,27 @@ torch::Tensor LlamaImpl::Run(const torch::Tensor& tokens, int64_t start, KvCache
   int layer = 0;
   for (const auto& l : *model_->layers) x = l->as<LlamaLayer>()->forward(x, cos, sin, cache, layer++);
   if (cache != nullptr) cache->length += T;
-  x = model_->norm(x);
-  return lm_head_ ? lm_head_(x) : torch::matmul(x, model_->embed_tokens->weight.t());
+  return Head(x);
+}
+
+torch::Tensor LlamaImpl::Head(const torch::Tensor& x) {
+  auto h = model_->norm(x);
+  return lm_head_ ? lm_head_(h) : torch::matmul(h, model_->embed_tokens->weight.t());
+}
+
+torch::Tensor LlamaImpl::ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) {
+  TORCH_CHECK(step.max_len <= config_.context_tokens, "slot decoding past the context of ",
+              config_.context_tokens, " tokens");
+  const int64_t B = tokens.size(0);
+  auto freqs = torch::outer(step.positions.to(torch::kFloat), inv_freq_);
+  auto emb = torch::cat({freqs, freqs}, -1).view({B, 1, 1, -1});  // broadcasts over heads
+  auto cos = emb.cos().to(tokens.device()), sin = emb.sin().to(tokens.device());
+  auto x = model_->embed_tokens(tokens).unsqueeze(1);  // [B, 1, C]
+  int layer = 0;
+  for (const auto& l : *model_->layers) {
+    x = l->as<LlamaLayer>()->forward(x, cos, sin, nullptr, layer++, &step);
+  }
+  return Head(x.squeeze(1));
 }
 
 torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens) { return Run(tokens, 0, nullptr); }

@@ -27,7 +27,8 @@ class LlamaAttentionImpl : public torch::nn::Module {
   explicit LlamaAttentionImpl(const ModelConfig& c);
   // cos/sin: [T, head_dim] for the new tokens' positions.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos,
-                        const torch::Tensor& sin, KvCache* cache, int layer);
+                        const torch::Tensor& sin, KvCache* cache, int layer,
+                        const SlotStep* step = nullptr);
 
  private:
   int heads_, kv_heads_, head_dim_;
@@ -49,7 +50,7 @@ class LlamaLayerImpl : public torch::nn::Module {
  public:
   explicit LlamaLayerImpl(const ModelConfig& c);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        KvCache* cache, int layer);
+                        KvCache* cache, int layer, const SlotStep* step = nullptr);
 
  private:
   RmsNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
@@ -76,11 +77,13 @@ class LlamaImpl : public CausalLm {
   explicit LlamaImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens) override;
   torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) override;
+  torch::Tensor ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) override;
   // N(0, 0.02) weights, zero biases, unit norms.
   void InitWeights(uint64_t seed) override;
 
  private:
   torch::Tensor Run(const torch::Tensor& tokens, int64_t start, KvCache* cache);
+  torch::Tensor Head(const torch::Tensor& x);
   LlamaBody model_{nullptr};
   torch::nn::Linear lm_head_{nullptr};  // absent when tied
   torch::Tensor inv_freq_;
