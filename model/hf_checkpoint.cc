@@ -196,6 +196,51 @@ absl::StatusOr<std::vector<std::pair<std::string, torch::Tensor>>> ReadWeights(
   return all;
 }
 
+// A special token in tokenizer_config.json: a string, an AddedToken object
+// ({"content": ...}) or null.
+std::string SpecialToken(const Json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("content") && j["content"].is_string()) {
+    return j["content"].get<std::string>();
+  }
+  return "";
+}
+
+// The chat template and special tokens of DIR/tokenizer_config.json, when
+// there is one. chat_template is a string, or a list of {name, template}
+// of which "default" is used (as transformers does without a name).
+absl::Status ReadChatTemplate(const fs::path& dir, ModelConfig* config) {
+  if (!fs::exists(dir / "tokenizer_config.json")) return absl::OkStatus();
+  auto text = ReadFileToString((dir / "tokenizer_config.json").string());
+  if (!text.ok()) return text.status();
+  auto j = ParseJson(*text);
+  if (!j.ok() || !j->is_object()) {
+    return absl::InvalidArgumentError("tokenizer_config.json is not a JSON object");
+  }
+  config->bos_token = SpecialToken(j->value("bos_token", Json()));
+  config->eos_token = SpecialToken(j->value("eos_token", Json()));
+  const Json chat = j->value("chat_template", Json());
+  if (chat.is_string()) {
+    config->chat_template = chat.get<std::string>();
+  } else if (chat.is_array()) {
+    for (const Json& t : chat) {
+      if (t.is_object() && t.value("name", "") == "default" && t.contains("template") &&
+          t["template"].is_string()) {
+        config->chat_template = t["template"].get<std::string>();
+      }
+    }
+    if (config->chat_template.empty() && !chat.empty()) {
+      return absl::InvalidArgumentError(
+          "tokenizer_config.json: chat_template lists several templates but none named "
+          "'default'");
+    }
+  } else if (!chat.is_null()) {
+    return absl::InvalidArgumentError(
+        "tokenizer_config.json: chat_template must be a string or a list of {name, template}");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::string& dir_name) {
@@ -232,6 +277,8 @@ absl::StatusOr<std::shared_ptr<LanguageModel>> ImportHfCheckpoint(const std::str
   if (!tokenizer.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", tokenizer.status().message()));
   }
+  absl::Status chat = ReadChatTemplate(dir, &*config);
+  if (!chat.ok()) return chat;
   auto model = LanguageModel::Create(*config, std::move(*tokenizer), 0);
   if (!model.ok()) return model.status();
 
@@ -273,6 +320,14 @@ absl::Status ExportHfCheckpoint(LanguageModel& model, const std::string& dir_nam
   absl::Status s = WriteStringToFile((dir / "config.json").string(), ConfigToHf(c).dump(2));
   if (s.ok()) s = WriteStringToFile((dir / "model.safetensors").string(), EncodeSafetensors(tensors, c.dtype));
   if (!s.ok()) return s;
+  if (!c.chat_template.empty() || !c.bos_token.empty() || !c.eos_token.empty()) {
+    Json tc = Json::object();
+    if (!c.chat_template.empty()) tc["chat_template"] = c.chat_template;
+    if (!c.bos_token.empty()) tc["bos_token"] = c.bos_token;
+    if (!c.eos_token.empty()) tc["eos_token"] = c.eos_token;
+    s = WriteStringToFile((dir / "tokenizer_config.json").string(), tc.dump(2));
+    if (!s.ok()) return s;
+  }
   const std::string& tok = model.tokenizer().serialized();
   return WriteStringToFile(
       (dir / (!tok.empty() && tok[0] == '{' ? "tokenizer.json" : "tokenizer.model")).string(), tok);

@@ -107,6 +107,65 @@ TEST(HfCheckpointErrorsTest, BadDirectoriesGiveClearErrors) {
   EXPECT_FALSE(ImportHfCheckpoint(dir.Sub("l")).ok());
 }
 
+// tokenizer_config.json's chat_template (string or the list-of-{name,
+// template} form, "default" picked) and special tokens (strings or
+// AddedToken objects) are imported, kept in the model config through its
+// JSON form (what snapshots store), and exported back.
+TEST(HfCheckpointChatTemplateTest, ChatTemplateIsImportedKeptAndExported) {
+  testing::TempDir dir;
+  std::filesystem::copy(FixtureDir("llama"), dir.Sub("l"));
+  const std::string tmpl =
+      "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}{% endfor %}";
+  Json tc = {{"bos_token", {{"__type", "AddedToken"}, {"content", "<s>"}, {"lstrip", false}}},
+             {"eos_token", "</s>"},
+             {"chat_template", Json::array({{{"name", "tool_use"}, {"template", "{{ tools }}"}},
+                                            {{"name", "default"}, {"template", tmpl}}})}};
+  std::ofstream(dir.Sub("l/tokenizer_config.json")) << tc.dump();
+  auto model = ImportHfCheckpoint(dir.Sub("l"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const ModelConfig& c = (*model)->config();
+  EXPECT_EQ(c.chat_template, tmpl);
+  EXPECT_EQ(c.bos_token, "<s>");
+  EXPECT_EQ(c.eos_token, "</s>");
+
+  Json stored = ModelConfigToJson(c);
+  EXPECT_EQ(stored["chat_template"], tmpl);
+  auto back = ModelConfigFromJson(stored);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->chat_template, tmpl);
+  EXPECT_EQ(back->bos_token, "<s>");
+  EXPECT_EQ(back->eos_token, "</s>");
+
+  testing::TempDir out;
+  ASSERT_TRUE(ExportHfCheckpoint(**model, out.path()).ok());
+  auto exported = ParseJson(ReadTestFile(out.Sub("tokenizer_config.json")));
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ((*exported)["chat_template"], tmpl);
+  auto again = ImportHfCheckpoint(out.path());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->config().chat_template, tmpl);
+  EXPECT_EQ((*again)->config().eos_token, "</s>");
+
+  // The plain string form; and a model without one keeps none (and its
+  // config JSON has no such keys).
+  std::ofstream(dir.Sub("l/tokenizer_config.json"), std::ios::trunc)
+      << Json{{"chat_template", "{{ messages[0]['content'] }}"}}.dump();
+  auto plain = ImportHfCheckpoint(dir.Sub("l"));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ((*plain)->config().chat_template, "{{ messages[0]['content'] }}");
+  EXPECT_EQ((*plain)->config().bos_token, "");
+  auto none = ImportHfCheckpoint(FixtureDir("gpt2"));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ((*none)->config().chat_template, "");
+  EXPECT_FALSE(ModelConfigToJson((*none)->config()).contains("chat_template"));
+
+  // Several named templates and no "default": refused, as transformers does.
+  std::ofstream(dir.Sub("l/tokenizer_config.json"), std::ios::trunc)
+      << Json{{"chat_template", Json::array({{{"name", "rag"}, {"template", "x"}}})}}.dump();
+  auto s = ImportHfCheckpoint(dir.Sub("l")).status();
+  EXPECT_NE(s.message().find("'default'"), std::string::npos) << s;
+}
+
 // A Llama-2-style tokenizer.json (SentencePiece BPE, byte fallback) small
 // enough for the llama fixture's 300-token vocabulary.
 Json TinySentencePieceBpe() {

@@ -80,7 +80,7 @@ absl::StatusOr<ModelConfig> ModelConfigFromConfig(const Config& c) {
 }
 
 Json ModelConfigToJson(const ModelConfig& m) {
-  return {{"family", m.family},
+  Json j = {{"family", m.family},
           {"vocab_size", m.vocab_size},
           {"context_tokens", m.context_tokens},
           {"d_model", m.d_model},
@@ -98,6 +98,11 @@ Json ModelConfigToJson(const ModelConfig& m) {
           {"tie_embeddings", m.tie_embeddings},
           {"norm_eps", m.norm_eps},
           {"dtype", m.dtype}};
+  // Written only when set, so configs without them stay as they were.
+  if (!m.chat_template.empty()) j["chat_template"] = m.chat_template;
+  if (!m.bos_token.empty()) j["bos_token"] = m.bos_token;
+  if (!m.eos_token.empty()) j["eos_token"] = m.eos_token;
+  return j;
 }
 
 absl::StatusOr<ModelConfig> ModelConfigFromJson(const Json& j) {
@@ -121,6 +126,9 @@ absl::StatusOr<ModelConfig> ModelConfigFromJson(const Json& j) {
     m.tie_embeddings = j.value("tie_embeddings", true);
     m.norm_eps = j.value("norm_eps", 1e-5);
     m.dtype = j.value("dtype", "F32");
+    m.chat_template = j.value("chat_template", "");
+    m.bos_token = j.value("bos_token", "");
+    m.eos_token = j.value("eos_token", "");
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat("model config: ", e.what()));
   }

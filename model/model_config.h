@@ -38,6 +38,12 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   // Element type of the weights as imported, kept for export ("F32", "F16", "BF16").
   std::string dtype = "F32";
+  // Chat prompt format, from tokenizer_config.json on import (empty = none;
+  // serving then uses DefaultChatTemplate()): the Jinja chat_template and
+  // the special tokens it refers to.
+  std::string chat_template;
+  std::string bos_token;
+  std::string eos_token;
 
   int kv_heads_or_heads() const { return kv_heads > 0 ? kv_heads : heads; }
   int intermediate_or_default() const {

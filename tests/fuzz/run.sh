@@ -22,6 +22,10 @@ case $name in
                "$src/common/log.cc")
          libs=(-I/usr/include/libxml2 -lxml2 -lutf8proc -lpcre2-8 -labsl_hash -labsl_city
                -labsl_low_level_hash -labsl_raw_hash_set) ;;
+  chat_template) srcs=("$src/tests/fuzz/chat_template_fuzz.cc" "$src/serving/chat_template.cc"
+                       "$src/serving/internal/jinja_parser.cc"
+                       "$src/serving/internal/jinja_interpreter.cc" "$src/common/json_util.cc")
+                 libs=(-lutf8proc) ;;
   *) echo "unknown fuzz target $name"; exit 2 ;;
 esac
 absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labsl_strings -labsl_strings_internal -labsl_int128
