@@ -1,5 +1,6 @@
 // The `streamlm` binary: one subcommand per user task (DESIGN.md).
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "apps/clean_command.h"
 #include "common/file_util.h"
 #include "bench/ingest_bench.h"
+#include "bench/serve_bench.h"
 #include "bench/tokenize_bench.h"
 #include "bench/train_bench.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +36,7 @@
 #include "learner/learner.h"
 #include "model/hf_checkpoint.h"
 #include "model/language_model.h"
+#include "serving/admin_api.h"
 #include "serving/server.h"
 #include "store/store.h"
 
@@ -199,6 +202,12 @@ int RunAll(const Config& c) {
     auto id = Bootstrap(c, store->get(), &stop);
     if (!id.ok()) return finish(Fail(id.status()));
   }
+  // Compute budget: serving's scheduler takes serving.threads; the learner
+  // (this thread) and the evaluator the rest, so neither starves the other.
+  const int learner_threads = LearnerThreads(c, /*serving_in_process=*/true);
+  SetThreadComputeBudget(learner_threads);
+  SLM_LOG(kInfo) << "compute budget: learner and evaluator " << learner_threads
+                 << " thread(s), serving " << Server::ServingThreads(c);
   Counters counters;
   auto producer = KafkaProducer::Create(brokers);
   if (!producer.ok()) return finish(Fail(producer.status()));
@@ -222,10 +231,12 @@ int RunAll(const Config& c) {
       "StreamLM is running (Ctrl-C stops it)\n"
       "  kafka  %s%s\n"
       "         produce text: kcat -P -b %s -t %s   (one JSON {\"text\": ...} per line)\n"
-      "  http   http://%s:%d  (POST /v1/completions, GET /v1/models, GET /v1/admin/decisions)\n"
+      "  http   http://%s:%d  (POST /v1/completions, /v1/chat/completions; GET /v1/models, /metrics)\n"
+      "  ui     http://%s:%d/ui  (dashboard: decisions, learner, serving)\n"
       "  store  %s   (streamlm decisions --data-dir %s)\n",
       brokers.c_str(), broker ? " (embedded)" : "", brokers.c_str(), c.topic_text.c_str(),
-      host.c_str(), server.port(), c.data_dir.c_str(), c.data_dir.c_str());
+      host.c_str(), server.port(), host.c_str(), server.port(), c.data_dir.c_str(),
+      c.data_dir.c_str());
   std::fflush(stdout);
 
   s = (*learner)->Run();
@@ -421,9 +432,29 @@ int RunSnapshots(const Config& c, bool json) {
   return 0;
 }
 
+// `streamlm promote` / `rollback` while `streamlm run` owns the store: the
+// same change through the running server's admin API.
+int RunAliasChangeOverHttp(const Config& c, const std::string& promote_id) {
+  std::fprintf(stderr,
+               "streamlm: the store at '%s' is in use by a running StreamLM; asking its "
+               "admin API at http://%s (--http) instead\n",
+               c.data_dir.c_str(), c.http.c_str());
+  auto answer = promote_id.empty()
+                    ? PostAdmin(c.http, "/v1/admin/rollback", Json::object(),
+                                c.serving_admin_token)
+                    : PostAdmin(c.http, "/v1/admin/promote", {{"snapshot", promote_id}},
+                                c.serving_admin_token);
+  if (!answer.ok()) return Fail(answer.status());
+  std::printf("champion: %s\n", answer->value("champion", "").c_str());
+  return 0;
+}
+
 int RunAliasChange(const Config& c, const std::string& promote_id) {
   auto store = Store::Open(c.data_dir);
-  if (!store.ok()) return Fail(store.status());
+  if (!store.ok()) {
+    if (IsStoreLocked(store.status())) return RunAliasChangeOverHttp(c, promote_id);
+    return Fail(store.status());
+  }
   absl::Status s = promote_id.empty() ? (*store)->Rollback() : (*store)->Promote(promote_id);
   if (!s.ok()) return Fail(s);
   std::printf("champion: %s\n", (*(*store)->GetAlias(kChampion)).c_str());
@@ -515,6 +546,41 @@ int Main(int argc, char** argv) {
       "train", "training tokens/s and MFU against this machine's measured matmul rate");
   bench_train->add_option("--config", bench_config, "model preset: small, default, tiny");
   bench_train->add_option("--steps", bench_steps, "timed steps (default: the preset's)");
+  ServeBenchOptions serve_bench;
+  std::string serve_concurrency = "1,2,4,8";
+  auto* bench_serve = bench->add_subcommand(
+      "serve", "load a running server's completions endpoint at each concurrency level: "
+               "tokens/s, latency, time to first token, learner steps/s meanwhile");
+  bench_serve->add_option("--url", serve_bench.url, "server, http://HOST:PORT")->required();
+  bench_serve->add_option("--concurrency", serve_concurrency,
+                          "comma-separated client counts, run in turn");
+  bench_serve->add_option("--duration-s", serve_bench.duration_s, "measured seconds per level")
+      ->check(CLI::Range(0.1, 86400.0));
+  bench_serve->add_option("--warmup-s", serve_bench.warmup_s, "unmeasured seconds per level")
+      ->check(CLI::Range(0.0, 3600.0));
+  bench_serve->add_option("--learner-idle-s", serve_bench.learner_idle_s,
+                          "first a level 0 of this many seconds without clients (learner alone)")
+      ->check(CLI::Range(0.0, 86400.0));
+  bench_serve->add_option("--prompt-tokens", serve_bench.prompt_tokens,
+                          "prompt length, in words of the corpus")->check(CLI::Range(1, 100000));
+  bench_serve->add_option("--max-tokens", serve_bench.max_tokens, "max_tokens of each request")
+      ->check(CLI::Range(1, 1 << 20));
+  bench_serve->add_option("--endpoint", serve_bench.endpoint, "completions or chat")
+      ->check(CLI::IsMember({"completions", "chat"}));
+  bench_serve->add_flag("--stream", serve_bench.stream,
+                        "stream: true (SSE); also measures time to first token");
+  bench_serve->add_option("--temperature", serve_bench.temperature, "sampling temperature")
+      ->check(CLI::Range(0.0, 2.0));
+  serve_bench.corpus_path = "data/corpus/brown.txt";
+  bench_serve->add_option("--corpus", serve_bench.corpus_path, "text the prompts are cut from");
+  bench_serve->add_option("--seed", serve_bench.seed, "seed for choosing prompts");
+  bench_serve->add_option("--api-key", serve_bench.api_key, "sent as a bearer token");
+  bench_serve->add_option("--feed-kafka", serve_bench.feed_kafka,
+                          "Kafka HOST:PORT: first produce corpus text for the server's learner "
+                          "(the `kafka` address in `streamlm run`'s banner)");
+  double serve_feed_mb = 2;
+  bench_serve->add_option("--feed-mb", serve_feed_mb, "megabytes of text for --feed-kafka")
+      ->check(CLI::Range(0.0, 1e4));
   for (CLI::App* sub : {run, broker, bootstrap, decisions, snapshots, promote, rollback}) {
     AddConfigFlags(sub, &cl);
   }
@@ -540,6 +606,20 @@ int Main(int argc, char** argv) {
   if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
   if (clean->parsed()) return RunClean(*config, clean_text, std::cin, std::cout, std::cerr);
   if (bench_ingest->parsed()) return RunBenchIngest(*config, tokenizer_path, input);
+  if (bench_serve->parsed()) {
+    auto levels = ParseConcurrencyList(serve_concurrency);
+    if (!levels.ok()) return Fail(levels.status());
+    serve_bench.concurrency = *levels;
+    serve_bench.feed_bytes = static_cast<int64_t>(serve_feed_mb * 1e6);
+    std::string in_tree = std::string(STREAMLM_SOURCE_DIR) + "/" + serve_bench.corpus_path;
+    if (!std::filesystem::exists(serve_bench.corpus_path) && std::filesystem::exists(in_tree)) {
+      serve_bench.corpus_path = in_tree;
+    }
+    auto result = RunServeBench(serve_bench);
+    if (!result.ok()) return Fail(result.status());
+    std::printf("%s\n", result->dump().c_str());
+    return 0;
+  }
   if (bench_train->parsed()) {
     ConfigureTorchThreads(config->threads);
     auto preset = TrainBenchPreset(bench_config);
@@ -554,4 +634,14 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace streamlm
 
-int main(int argc, char** argv) { return streamlm::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // OpenMP's worker threads spin while they wait for work by default, which
+  // on a machine shared by the learner, serving and other processes burns
+  // the cores the others need. libgomp reads the policy when it is loaded,
+  // before main(), so set it and start again once (unless the caller chose).
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: run as we are
+  }
+  return streamlm::Main(argc, argv);
+}

@@ -268,7 +268,7 @@ std::vector<ConfigKey> BuildKeys() {
     };
     keys.push_back(k);
   }
-  keys.push_back(IntKey("threads", "libtorch threads; 0 = all cores", &C::threads, 0, 1024));
+  keys.push_back(IntKey("threads", "libtorch threads of learner, bootstrap and evaluator; 0 = all cores less serving.threads", &C::threads, 0, 1024));
   keys.push_back(IntKey("broker.port", "embedded broker port (0 = any)", &C::broker_port, 0, 65535));
   keys.push_back(IntKey("broker.partitions", "partitions of topics the embedded broker creates", &C::broker_partitions, 1, 64));
   keys.push_back(StringKey("topic.text", "topic of new text", &C::topic_text, false));
@@ -313,6 +313,11 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", &C::serving_admin_token));
   keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", &C::serving_max_tokens, 1, 1 << 20));
   keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", &C::serving_poll_ms, 10, 3600000));
+  keys.push_back(IntKey("serving.threads", "libtorch threads of the serving scheduler; 0 = half the cores", &C::serving_threads, 0, 1024));
+  keys.push_back(IntKey("serving.max_batch", "sequences decoded together (continuous batching)", &C::serving_max_batch, 1, 4096));
+  keys.push_back(IntKey("serving.max_queue", "requests that may wait for a batch slot; more get 429", &C::serving_max_queue, 1, 1 << 20));
+  keys.push_back(DoubleKey("serving.request_timeout_s", "deadline of one request, queue included; 0 = none", &C::serving_request_timeout_s, 0, 86400));
+  keys.push_back(IntKey("serving.max_body_bytes", "largest request body; larger ones get 413", &C::serving_max_body_bytes, 1024, int64_t{1} << 30));
   return keys;
 }
 

@@ -27,7 +27,8 @@ struct Config {
   std::string kafka;
   // Serving endpoint address.
   std::string http = "127.0.0.1:8080";
-  // Worker threads for libtorch; 0 = all cores.
+  // libtorch threads of the learner, bootstrap and evaluator; 0 = all cores,
+  // less serving.threads when serving runs in the same process.
   int threads = 0;
 
   // Embedded broker.
@@ -93,6 +94,12 @@ struct Config {
   std::string serving_admin_token;  // empty = admin API open
   int serving_max_tokens = 256;
   int serving_poll_ms = 1000;
+  // Compute budget and limits of the serving scheduler (continuous batching).
+  int serving_threads = 0;      // libtorch threads for serving; 0 = half the cores (>= 1)
+  int serving_max_batch = 16;   // sequences decoded together
+  int serving_max_queue = 64;   // requests waiting beyond that; more get 429
+  double serving_request_timeout_s = 300;  // per-request deadline; 0 = none
+  int64_t serving_max_body_bytes = 1 << 20;  // larger request bodies get 413
 };
 
 // Describes one key: its name, a help line, and how to read/write it.

@@ -44,7 +44,12 @@ Evaluator::Evaluator(const Config& config, Store* store, KafkaProducer* decision
 
 Evaluator::~Evaluator() { Stop(); }
 
-void Evaluator::Start() { worker_ = std::thread([this] { Loop(); }); }
+void Evaluator::Start() {
+  worker_ = std::thread([this] {
+    SetThreadComputeBudget(LearnerThreads(config_, /*serving_in_process=*/true));
+    Loop();
+  });
+}
 
 void Evaluator::Stop() {
   {

@@ -39,7 +39,8 @@ std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
     first_seen_.emplace(m.partition, m.offset);
     counters_->Add("streamlm_records_consumed_total", 1);
     counters_->Add("streamlm_bytes_consumed_total", static_cast<int64_t>(m.value.size()));
-    out.push_back(SourceRecord{m.partition, m.offset, std::move(m.key), std::move(m.value)});
+    out.push_back(SourceRecord{m.partition, m.offset, std::move(m.key), std::move(m.value),
+                               m.timestamp_ms});
     if (std::chrono::steady_clock::now() > deadline) break;
   }
   return out;

@@ -28,6 +28,7 @@ struct SourceRecord {
   int64_t offset = 0;
   std::string key;      // as on the topic
   std::string payload;  // the raw value
+  int64_t timestamp_ms = 0;  // Kafka message timestamp; 0 when absent
 };
 
 struct TextSourceOptions {

@@ -178,6 +178,12 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
     pending_tokens_.push_back(tok.eos_id());
     ++since_snapshot_.records_trained;
     counters_->Add("streamlm_records_trained_total", 1);
+    const int64_t ts = records[i].timestamp_ms;
+    if (ts > 0) {
+      Lineage& l = since_snapshot_;
+      l.oldest_record_ms = l.oldest_record_ms == 0 ? ts : std::min(l.oldest_record_ms, ts);
+      l.newest_record_ms = std::max(l.newest_record_ms, ts);
+    }
   }
 }
 

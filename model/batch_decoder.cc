@@ -42,7 +42,8 @@ BatchDecoder::SeqId BatchDecoder::Add(const std::vector<int32_t>& ids, torch::Te
   TORCH_CHECK(active() < max_sequences_, "BatchDecoder is full");
   std::vector<int64_t> wide(ids.begin(), ids.end());
   KvCache one;
-  auto out = net_->ForwardCached(torch::tensor(wide, torch::kLong).unsqueeze(0), &one);
+  auto out = net_->ForwardCached(torch::tensor(wide, torch::kLong).unsqueeze(0), &one,
+                                 /*last_only=*/true);
   *logits = out[0][-1];
   EnsureCapacity(T);
   const int slot = active();

@@ -9,6 +9,8 @@ namespace {
 constexpr size_t kContextIds = 6;
 constexpr char kReplacement[] = "\xEF\xBF\xBD";
 
+bool HasVisible(const std::string& s) { return s.find_first_not_of(" \t\n\r") != std::string::npos; }
+
 bool EndsWithReplacement(const std::string& s) {
   return s.size() >= 3 && s.compare(s.size() - 3, 3, kReplacement) == 0;
 }
@@ -36,9 +38,15 @@ size_t CompleteUtf8Prefix(const std::string& s) {
 
 std::string TokenTextAfter(const Tokenizer& tokenizer, const std::vector<int32_t>& before,
                            int32_t id) {
+  // Enough context that its text has a visible character (see Add()).
   size_t keep = std::min(before.size(), kContextIds);
   std::vector<int32_t> head(before.end() - keep, before.end());
   std::string a = tokenizer.Decode(head);
+  while (keep < before.size() && keep < 64 && !HasVisible(a)) {
+    keep = std::min(before.size(), keep * 2);
+    head.assign(before.end() - keep, before.end());
+    a = tokenizer.Decode(head);
+  }
   head.push_back(id);
   std::string b = tokenizer.Decode(head);
   if (b.size() >= a.size() && b.compare(0, a.size(), a) == 0) return b.substr(a.size());
@@ -67,8 +75,12 @@ std::string IncrementalDetokenizer::Add(int32_t id) {
   std::string piece = after.substr(before.size());
   size_t complete = CompleteUtf8Prefix(piece);
   if (complete < piece.size()) return "";
-  // Slide the window: the new ids become the context of the next ones.
-  prefix_ = read_;
+  // Slide the window: the new ids become the context of the next ones, but
+  // only if their text has a visible character. Decoders drop whitespace at
+  // the start of a sequence (SentencePiece's word-initial space), so a
+  // window that starts with whitespace-only pieces would lose the spaces of
+  // the next ones.
+  if (HasVisible(piece)) prefix_ = read_;
   read_ = ids_.size();
   if (prefix_ > 64) {  // keep the vector short
     size_t drop = prefix_;

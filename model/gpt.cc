@@ -126,7 +126,8 @@ torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
   return torch::matmul(x, wte_->weight.t());
 }
 
-torch::Tensor GptImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache) {
+torch::Tensor GptImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache,
+                                     bool last_only) {
   const int64_t T = tokens.size(1);
   TORCH_CHECK(cache->length + T <= config_.context_tokens, "cached decoding past the context of ",
               config_.context_tokens, " tokens");
@@ -136,6 +137,7 @@ torch::Tensor GptImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache
   int layer = 0;
   for (const auto& block : *blocks_) x = block->as<Block>()->forward(x, cache, layer++);
   cache->length += T;
+  if (last_only) x = x.slice(1, T - 1);
   x = ln_f_(x);
   return torch::matmul(x, wte_->weight.t());
 }

@@ -66,7 +66,10 @@ class CausalLm : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& tokens) = 0;
   // Logits of `tokens` [B, T_new] placed after the `cache->length` cached
   // tokens; extends the cache. Requires cache->length + T_new <= context.
-  virtual torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) = 0;
+  // With `last_only`, only the last position's logits [B, 1, V] (a prefill
+  // needs no more, and the output projection is a large part of its cost).
+  virtual torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache,
+                                      bool last_only = false) = 0;
   // One decode step of the B sequences in slots [0, B) of `step.cache`:
   // tokens [B] int64. Returns logits [B, V]. Requires every position <
   // context and the cache's capacity > max position.
@@ -115,7 +118,8 @@ class GptImpl : public CausalLm {
  public:
   explicit GptImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens) override;
-  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) override;
+  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache,
+                              bool last_only = false) override;
   torch::Tensor ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) override;
   // GPT-2 initialization: N(0, 0.02), residual projections scaled by
   // 1/sqrt(2 * layers), zero biases, unit LayerNorm weights.

@@ -274,7 +274,8 @@ Completion LanguageModel::GenerateIds(const std::vector<int32_t>& prompt_ids,
   auto prefill = [&](size_t keep) {
     cache = KvCache();
     std::vector<int64_t> window(context.end() - std::min(keep, context.size()), context.end());
-    logits = net_->ForwardCached(torch::tensor(window, torch::kLong).unsqueeze(0), &cache)[0][-1];
+    logits = net_->ForwardCached(torch::tensor(window, torch::kLong).unsqueeze(0), &cache,
+                                 /*last_only=*/true)[0][-1];
   };
   prefill(static_cast<size_t>(T));
   for (int step = 0; step < params.max_tokens; ++step) {

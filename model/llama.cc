@@ -132,7 +132,8 @@ LlamaImpl::LlamaImpl(const ModelConfig& config) : CausalLm(config) {
   inv_freq_ = ScaleRopeFrequencies(inv_freq_, config).to(torch::kFloat);
 }
 
-torch::Tensor LlamaImpl::Run(const torch::Tensor& tokens, int64_t start, KvCache* cache) {
+torch::Tensor LlamaImpl::Run(const torch::Tensor& tokens, int64_t start, KvCache* cache,
+                             bool last_only) {
   const int64_t T = tokens.size(1);
   TORCH_CHECK(start + T <= config_.context_tokens, "sequence of ", start + T,
               " tokens exceeds the context of ", config_.context_tokens);
@@ -144,7 +145,7 @@ torch::Tensor LlamaImpl::Run(const torch::Tensor& tokens, int64_t start, KvCache
   int layer = 0;
   for (const auto& l : *model_->layers) x = l->as<LlamaLayer>()->forward(x, cos, sin, cache, layer++);
   if (cache != nullptr) cache->length += T;
-  return Head(x);
+  return Head(last_only ? x.slice(1, T - 1) : x);
 }
 
 torch::Tensor LlamaImpl::Head(const torch::Tensor& x) {
@@ -169,8 +170,9 @@ torch::Tensor LlamaImpl::ForwardSlots(const torch::Tensor& tokens, const SlotSte
 
 torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens) { return Run(tokens, 0, nullptr); }
 
-torch::Tensor LlamaImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache) {
-  return Run(tokens, cache->length, cache);
+torch::Tensor LlamaImpl::ForwardCached(const torch::Tensor& tokens, KvCache* cache,
+                                       bool last_only) {
+  return Run(tokens, cache->length, cache, last_only);
 }
 
 void LlamaImpl::InitWeights(uint64_t seed) {

@@ -76,13 +76,15 @@ class LlamaImpl : public CausalLm {
  public:
   explicit LlamaImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens) override;
-  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache) override;
+  torch::Tensor ForwardCached(const torch::Tensor& tokens, KvCache* cache,
+                              bool last_only = false) override;
   torch::Tensor ForwardSlots(const torch::Tensor& tokens, const SlotStep& step) override;
   // N(0, 0.02) weights, zero biases, unit norms.
   void InitWeights(uint64_t seed) override;
 
  private:
-  torch::Tensor Run(const torch::Tensor& tokens, int64_t start, KvCache* cache);
+  torch::Tensor Run(const torch::Tensor& tokens, int64_t start, KvCache* cache,
+                    bool last_only = false);
   torch::Tensor Head(const torch::Tensor& x);
   LlamaBody model_{nullptr};
   torch::nn::Linear lm_head_{nullptr};  // absent when tied

@@ -1,30 +1,67 @@
 #include "serving/server.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "model/language_model.h"
+#include "serving/admin_api.h"
+#include "serving/chat_template.h"
+#include "serving/dashboard.h"
+#include "serving/scheduler.h"
 
 namespace streamlm {
 namespace {
 
-void SendJson(httplib::Response& res, int status, const Json& body) {
+// Response bodies keep their keys in the order written (OpenAI's field order;
+// top_logprobs best first).
+using OJson = nlohmann::ordered_json;
+
+void SendJson(httplib::Response& res, int status, const OJson& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, OJson::error_handler_t::replace), "application/json");
+}
+
+// OpenAI's error object: {"error": {"message", "type", "param", "code"}}.
+OJson ErrorBody(const std::string& message, const std::string& type, const std::string& param,
+                const std::string& code) {
+  return {{"error", {{"message", message},
+                     {"type", type},
+                     {"param", param.empty() ? OJson(nullptr) : OJson(param)},
+                     {"code", code.empty() ? OJson(nullptr) : OJson(code)}}}};
 }
 
 void SendError(httplib::Response& res, int status, const std::string& message,
                const std::string& param = "",
-               const std::string& type = "invalid_request_error") {
-  SendJson(res, status,
-           {{"error", {{"message", message},
-                       {"type", type},
-                       {"param", param.empty() ? Json(nullptr) : Json(param)},
-                       {"code", nullptr}}}});
+               const std::string& type = "invalid_request_error",
+               const std::string& code = "") {
+  SendJson(res, status, ErrorBody(message, type, param, code));
+}
+
+// HTTP status and OpenAI error type for a scheduler or model error.
+void SendStatus(httplib::Response& res, const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      res.set_header("Retry-After", "1");
+      SendError(res, 429, std::string(s.message()), "", "rate_limit_error", "queue_full");
+      return;
+    case absl::StatusCode::kDeadlineExceeded:
+      SendError(res, 504, std::string(s.message()), "", "timeout_error", "timeout");
+      return;
+    case absl::StatusCode::kUnavailable:
+      SendError(res, 503, std::string(s.message()), "", "server_error", "unavailable");
+      return;
+    default:
+      SendError(res, 500, std::string(s.message()), "", "server_error");
+  }
 }
 
 // Reads an optional number field; false (with the response filled) on error.
@@ -54,13 +91,104 @@ bool IntField(const Json& body, const char* name, int64_t lo, int64_t hi,
   return true;
 }
 
+bool BoolField(const Json& body, const char* name, bool* out, httplib::Response& res) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return true;
+  if (!it->is_boolean()) {
+    SendError(res, 400, absl::StrCat("'", name, "' must be true or false"), name);
+    return false;
+  }
+  *out = it->get<bool>();
+  return true;
+}
+
+bool IsLoopback(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr a4;
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  in6_addr a6;
+  if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+// The OpenAI legacy completions logprobs object, built as tokens arrive.
+struct LegacyLogprobs {
+  OJson tokens = OJson::array(), token_logprobs = OJson::array(), top_logprobs = OJson::array(),
+        text_offset = OJson::array();
+  void Add(const std::string& token, const TokenLogprob* lp,
+           const std::vector<std::string>& top_text, size_t offset) {
+    tokens.push_back(token);
+    text_offset.push_back(offset);
+    if (lp == nullptr) {
+      token_logprobs.push_back(nullptr);
+      top_logprobs.push_back(nullptr);
+      return;
+    }
+    token_logprobs.push_back(lp->logprob);
+    OJson top = OJson::object();
+    for (size_t i = 0; i < lp->top.size() && i < top_text.size(); ++i) {
+      if (!top.contains(top_text[i])) top[top_text[i]] = lp->top[i].second;
+    }
+    top_logprobs.push_back(top);
+  }
+  OJson ToJson() const {
+    return {{"tokens", tokens}, {"token_logprobs", token_logprobs},
+            {"top_logprobs", top_logprobs}, {"text_offset", text_offset}};
+  }
+};
+
+// The chat logprobs entry of one token.
+OJson ChatLogprob(const std::string& token, const TokenLogprob& lp,
+                  const std::vector<std::string>& top_text) {
+  auto bytes = [](const std::string& s) {
+    OJson b = OJson::array();
+    for (unsigned char c : s) b.push_back(static_cast<int>(c));
+    return b;
+  };
+  OJson top = OJson::array();
+  for (size_t i = 0; i < lp.top.size() && i < top_text.size(); ++i) {
+    const std::string& t = top_text[i];
+    top.push_back({{"token", t}, {"logprob", lp.top[i].second}, {"bytes", bytes(t)}});
+  }
+  return {{"token", token}, {"logprob", lp.logprob}, {"bytes", bytes(token)},
+          {"top_logprobs", top}};
+}
+
 }  // namespace
+
+// A validated generation request and how to answer it.
+struct Server::Call {
+  bool chat = false;
+  bool stream = false;
+  bool include_usage = false;
+  bool echo = false;
+  int logprobs = -1;  // completions: top-N per token; chat: top_logprobs when logprobs is true
+  std::string id;     // cmpl-... / chatcmpl-...
+  int64_t created_s = 0;
+  std::string prompt_text;  // for echo
+  std::shared_ptr<const Served> served;
+  GenerationRequest request;
+};
 
 Server::Server(const Config& config, Store* store, Counters* counters)
     : config_(config), store_(store), counters_(counters),
-      http_(std::make_unique<httplib::Server>()) {}
+      http_(std::make_unique<httplib::Server>()) {
+  Scheduler::Options o;
+  o.max_batch = config.serving_max_batch;
+  o.max_queue = config.serving_max_queue;
+  o.threads = ServingThreads(config);
+  scheduler_ = std::make_unique<Scheduler>(o, counters);
+}
 
 Server::~Server() { Stop(); }
+
+int Server::ServingThreads(const Config& config) {
+  if (config.serving_threads > 0) return config.serving_threads;
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / 2);
+}
 
 std::shared_ptr<const Server::Served> Server::current() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -80,10 +208,35 @@ absl::Status Server::RefreshChampion() {
   auto next = std::make_shared<Served>();
   next->id = *id;
   next->created_ms = snap->meta.created_ms;
+  next->lineage = LineageToJson(snap->meta.lineage);
   next->model = *model;
+  const ModelConfig& mc = (*model)->config();
+  auto tmpl = ChatTemplate::Parse(mc.chat_template.empty() ? DefaultChatTemplate()
+                                                           : mc.chat_template);
+  if (tmpl.ok()) {
+    next->chat_template = std::make_shared<ChatTemplate>(std::move(*tmpl));
+  } else {
+    next->chat_template_error = std::string(tmpl.status().message());
+    SLM_LOG(kWarning) << "snapshot " << *id << ": chat template cannot be used: "
+                      << tmpl.status();
+  }
+  // Freshness: how long after their Kafka timestamps the records this
+  // snapshot was trained on reach serving.
+  const Lineage& lin = snap->meta.lineage;
+  if (now && lin.newest_record_ms > 0) {
+    double seconds = std::max<int64_t>(0, NowMs() - lin.newest_record_ms) / 1e3;
+    counters_->Observe("streamlm_freshness_seconds", seconds, Counters::FreshnessBuckets());
+    if (lin.oldest_record_ms > 0) {
+      counters_->Observe("streamlm_freshness_oldest_seconds",
+                         std::max<int64_t>(0, NowMs() - lin.oldest_record_ms) / 1e3,
+                         Counters::FreshnessBuckets());
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     served_ = next;
+    recent_ids_.push_back(*id);
+    while (recent_ids_.size() > 8) recent_ids_.pop_front();
   }
   counters_->Add("streamlm_serving_model_swaps_total", 1);
   SLM_LOG(kInfo) << "serving " << *id << (now ? " (was " + now->id + ")" : "");
@@ -103,123 +256,595 @@ void Server::PollLoop() {
     if (stopping_) break;
     lock.unlock();
     absl::Status s = RefreshChampion();
-    if (!s.ok()) SLM_LOG(kDebug) << "champion refresh: " << s;
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      counters_->Add("streamlm_serving_refresh_failures_total", 1);
+      SLM_LOG(kWarning) << "champion refresh: " << s;
+    }
     lock.lock();
   }
 }
 
 bool Server::CheckAdmin(const httplib::Request& req, httplib::Response& res) {
-  if (config_.serving_admin_token.empty()) return true;
+  if (config_.serving_admin_token.empty()) {
+    if (loopback_only_) return true;
+    SendError(res, 401,
+              "the admin API is closed: serving listens on a non-loopback address and "
+              "serving.admin_token is not set",
+              "", "authentication_error", "admin_token_required");
+    return false;
+  }
   if (req.get_header_value("Authorization") == "Bearer " + config_.serving_admin_token) {
     return true;
   }
   SendError(res, 401, "admin API needs 'Authorization: Bearer <serving.admin_token>'", "",
-            "authentication_error");
+            "authentication_error", "invalid_token");
   return false;
 }
 
+bool Server::CheckModel(const Json& body, const Served& served, httplib::Response& res) {
+  auto it = body.find("model");
+  if (it == body.end() || it->is_null()) return true;
+  if (!it->is_string()) {
+    SendError(res, 400, "'model' must be a string", "model");
+    return false;
+  }
+  const std::string& m = it->get_ref<const std::string&>();
+  if (m == served.id || m == "streamlm" || m == kChampion) return true;
+  {
+    // A client that listed the models just before a swap still gets served.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (std::find(recent_ids_.begin(), recent_ids_.end(), m) != recent_ids_.end()) return true;
+  }
+  SendError(res, 404,
+            absl::StrCat("model '", m, "' is not served; GET /v1/models lists ", served.id),
+            "model", "invalid_request_error", "model_not_found");
+  return false;
+}
+
+namespace {
+
+// Parses what completions and chat share; false with `res` filled on error.
+bool ParseSampling(const Json& body, const Config& config, bool chat, SamplingParams* p,
+                   bool* stream, bool* include_usage, httplib::Response& res) {
+  int64_t max_tokens = chat ? config.serving_max_tokens : 16, top_k = 0, n = 1, seed = -1;
+  double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
+  if (!IntField(body, "max_tokens", 0, config.serving_max_tokens, &max_tokens, res) ||
+      (chat && !IntField(body, "max_completion_tokens", 0, config.serving_max_tokens,
+                         &max_tokens, res)) ||
+      !IntField(body, "top_k", 0, 1 << 20, &top_k, res) ||
+      !IntField(body, "n", 1, 1, &n, res) ||
+      !IntField(body, "seed", INT64_MIN, INT64_MAX, &seed, res) ||
+      !NumberField(body, "temperature", 0, 2, &temperature, res) ||
+      !NumberField(body, "top_p", 1e-9, 1, &top_p, res) ||
+      !NumberField(body, "repetition_penalty", 1e-3, 100, &repetition_penalty, res) ||
+      !BoolField(body, "stream", stream, res)) {
+    return false;
+  }
+  auto so = body.find("stream_options");
+  if (so != body.end() && !so->is_null()) {
+    if (!so->is_object()) {
+      SendError(res, 400, "'stream_options' must be an object", "stream_options");
+      return false;
+    }
+    if (!*stream) {
+      SendError(res, 400, "'stream_options' is only allowed with 'stream': true",
+                "stream_options");
+      return false;
+    }
+    if (!BoolField(*so, "include_usage", include_usage, res)) return false;
+  }
+  auto stop_it = body.find("stop");
+  if (stop_it != body.end() && !stop_it->is_null()) {
+    if (stop_it->is_string()) {
+      p->stop.push_back(stop_it->get<std::string>());
+    } else if (stop_it->is_array() && stop_it->size() <= 4 &&
+               std::all_of(stop_it->begin(), stop_it->end(),
+                           [](const Json& s) { return s.is_string(); })) {
+      for (const Json& s : *stop_it) p->stop.push_back(s.get<std::string>());
+    } else {
+      SendError(res, 400, "'stop' must be a string or an array of up to 4 strings", "stop");
+      return false;
+    }
+  }
+  p->max_tokens = static_cast<int>(max_tokens);
+  p->temperature = temperature;
+  p->top_k = static_cast<int>(top_k);
+  p->top_p = top_p;
+  p->repetition_penalty = repetition_penalty;
+  if (seed != -1) {
+    p->has_seed = true;
+    p->seed = static_cast<uint64_t>(seed);
+  }
+  return true;
+}
+
+// The body as a JSON object, or false with a 400 naming the problem.
+bool ParseBody(const httplib::Request& req, Json* body, httplib::Response& res) {
+  auto parsed = ParseJson(req.body);
+  if (!parsed.ok()) {
+    SendError(res, 400, absl::StrCat("request body is not valid JSON: ",
+                                     parsed.status().message()));
+    return false;
+  }
+  if (!parsed->is_object()) {
+    SendError(res, 400, "request body must be a JSON object");
+    return false;
+  }
+  *body = std::move(*parsed);
+  return true;
+}
+
+}  // namespace
+
 void Server::HandleCompletions(const httplib::Request& req, httplib::Response& res) {
   counters_->Add("streamlm_http_completions_total", 1);
-  auto body = ParseJson(req.body);
-  if (!body.ok() || !body->is_object()) {
-    SendError(res, 400, "request body must be a JSON object");
-    return;
-  }
+  Json body;
+  if (!ParseBody(req, &body, res)) return;
   auto served = current();
   if (!served) {
     SendError(res, 503, "no champion model is loaded yet", "", "server_error");
     return;
   }
-  auto model_it = body->find("model");
-  if (model_it != body->end() && !model_it->is_null()) {
-    if (!model_it->is_string()) {
-      SendError(res, 400, "'model' must be a string", "model");
-      return;
-    }
-    const std::string& m = model_it->get_ref<const std::string&>();
-    if (m != served->id && m != "streamlm" && m != kChampion) {
-      SendError(res, 404,
-                absl::StrCat("model '", m, "' is not served; GET /v1/models lists ",
-                             served->id),
-                "model", "model_not_found");
-      return;
-    }
-  }
-  auto prompt_it = body->find("prompt");
-  std::string prompt;
-  if (prompt_it == body->end()) {
+  if (!CheckModel(body, *served, res)) return;
+  auto call = std::make_shared<Call>();
+  call->served = served;
+  auto prompt_it = body.find("prompt");
+  if (prompt_it == body.end()) {
     SendError(res, 400, "'prompt' is required", "prompt");
     return;
   }
+  const Tokenizer& tok = served->model->tokenizer();
+  std::vector<int32_t> ids;
+  auto token_array = [&](const Json& a) {
+    if (!a.is_array() || a.empty()) return false;
+    for (const Json& v : a) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+          v.get<int64_t>() >= tok.vocab_size()) {
+        return false;
+      }
+    }
+    return true;
+  };
   if (prompt_it->is_string()) {
-    prompt = prompt_it->get<std::string>();
+    call->prompt_text = prompt_it->get<std::string>();
+    ids = tok.Encode(call->prompt_text);
   } else if (prompt_it->is_array() && prompt_it->size() == 1 && (*prompt_it)[0].is_string()) {
-    prompt = (*prompt_it)[0].get<std::string>();
+    call->prompt_text = (*prompt_it)[0].get<std::string>();
+    ids = tok.Encode(call->prompt_text);
+  } else if (token_array(*prompt_it)) {
+    for (const Json& v : *prompt_it) ids.push_back(v.get<int32_t>());
+    call->prompt_text = tok.Decode(ids);
   } else {
-    SendError(res, 400, "'prompt' must be a string (or an array of one string)", "prompt");
+    SendError(res, 400,
+              absl::StrCat("'prompt' must be a string, an array of one string, or an array of "
+                           "token ids in [0, ", tok.vocab_size(), ")"),
+              "prompt");
     return;
   }
-  if (body->value("stream", false) == true) {
-    SendError(res, 400, "'stream': true is not supported yet; omit it", "stream");
+  SamplingParams& p = call->request.params;
+  if (!ParseSampling(body, config_, false, &p, &call->stream, &call->include_usage, res)) return;
+  int64_t logprobs = -1;
+  if (!IntField(body, "logprobs", 0, 5, &logprobs, res) ||
+      !BoolField(body, "echo", &call->echo, res)) {
     return;
   }
-  SamplingParams p;
-  int64_t max_tokens = 16, top_k = 0, n = 1, seed = -1;
-  double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
-  if (!IntField(*body, "max_tokens", 0, config_.serving_max_tokens, &max_tokens, res) ||
-      !IntField(*body, "top_k", 0, 1 << 20, &top_k, res) ||
-      !IntField(*body, "n", 1, 1, &n, res) ||
-      !IntField(*body, "seed", 0, INT64_MAX, &seed, res) ||
-      !NumberField(*body, "temperature", 0, 2, &temperature, res) ||
-      !NumberField(*body, "top_p", 1e-9, 1, &top_p, res) ||
-      !NumberField(*body, "repetition_penalty", 1e-3, 100, &repetition_penalty, res)) {
+  call->logprobs = static_cast<int>(logprobs);
+  call->id = absl::StrCat("cmpl-", NowMs(), "-", next_request_++);
+  call->request.prompt_ids = std::move(ids);
+  call->request.logprobs = call->logprobs;
+  if (call->echo && call->logprobs >= 0) call->request.prompt_logprobs = call->logprobs;
+  Run(call, res);
+}
+
+void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
+  counters_->Add("streamlm_http_chat_completions_total", 1);
+  Json body;
+  if (!ParseBody(req, &body, res)) return;
+  auto served = current();
+  if (!served) {
+    SendError(res, 503, "no champion model is loaded yet", "", "server_error");
     return;
   }
-  auto stop_it = body->find("stop");
-  if (stop_it != body->end() && !stop_it->is_null()) {
-    if (stop_it->is_string()) {
-      p.stop.push_back(stop_it->get<std::string>());
-    } else if (stop_it->is_array() && stop_it->size() <= 4 &&
-               std::all_of(stop_it->begin(), stop_it->end(),
-                           [](const Json& s) { return s.is_string(); })) {
-      for (const Json& s : *stop_it) p.stop.push_back(s.get<std::string>());
+  if (!CheckModel(body, *served, res)) return;
+  auto messages_it = body.find("messages");
+  if (messages_it == body.end() || !messages_it->is_array() || messages_it->empty()) {
+    SendError(res, 400, "'messages' must be a non-empty array of {role, content}", "messages");
+    return;
+  }
+  // Content may be a string or OpenAI's array of text parts; the template
+  // sees strings.
+  Json messages = Json::array();
+  for (size_t i = 0; i < messages_it->size(); ++i) {
+    const Json& m = (*messages_it)[i];
+    std::string where = absl::StrCat("messages[", i, "]");
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+      SendError(res, 400, where + " must be an object with a string 'role'", where);
+      return;
+    }
+    const std::string role = m["role"];
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer") {
+      SendError(res, 400,
+                absl::StrCat(where, ".role '", role,
+                             "' is not one of system, developer, user, assistant"),
+                where + ".role");
+      return;
+    }
+    std::string content;
+    auto c = m.find("content");
+    if (c == m.end() || c->is_null()) {
+      content = "";
+    } else if (c->is_string()) {
+      content = c->get<std::string>();
+    } else if (c->is_array()) {
+      for (const Json& part : *c) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+            !part["text"].is_string()) {
+          SendError(res, 400, where + ".content parts must be {\"type\": \"text\", \"text\": str}",
+                    where + ".content");
+          return;
+        }
+        content += part["text"].get<std::string>();
+      }
     } else {
-      SendError(res, 400, "'stop' must be a string or an array of up to 4 strings", "stop");
+      SendError(res, 400, where + ".content must be a string or an array of text parts",
+                where + ".content");
+      return;
+    }
+    messages.push_back({{"role", role == "developer" ? "system" : role}, {"content", content}});
+  }
+  if (!served->chat_template) {
+    SendError(res, 500,
+              "the served model's chat template cannot be rendered: " +
+                  served->chat_template_error,
+              "", "server_error", "chat_template_error");
+    return;
+  }
+  const ModelConfig& mc = served->model->config();
+  Json vars = {{"bos_token", mc.bos_token}, {"eos_token", mc.eos_token}};
+  auto prompt = served->chat_template->Render(messages, /*add_generation_prompt=*/true, vars);
+  if (!prompt.ok()) {
+    SendError(res, 400, absl::StrCat("chat template: ", prompt.status().message()), "messages",
+              "invalid_request_error", "chat_template_error");
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->chat = true;
+  call->served = served;
+  SamplingParams& p = call->request.params;
+  if (!ParseSampling(body, config_, true, &p, &call->stream, &call->include_usage, res)) return;
+  bool logprobs = false;
+  int64_t top = 0;
+  if (!BoolField(body, "logprobs", &logprobs, res) ||
+      !IntField(body, "top_logprobs", 0, 20, &top, res)) {
+    return;
+  }
+  if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !logprobs) {
+    SendError(res, 400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
+    return;
+  }
+  call->logprobs = logprobs ? static_cast<int>(top) : -1;
+  if (mc.chat_template.empty()) {
+    // The default template's transcript: the model's turn ends where it
+    // starts writing the user's next one.
+    p.stop.push_back("\n\nUser:");
+  }
+  call->id = absl::StrCat("chatcmpl-", NowMs(), "-", next_request_++);
+  // Special tokens of the template (BOS, header markers) are in the text;
+  // the tokenizer maps its added tokens to their ids.
+  call->request.prompt_ids = served->model->tokenizer().Encode(*prompt);
+  call->request.logprobs = call->logprobs;
+  Run(call, res);
+}
+
+void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
+  const LanguageModel& model = *call->served->model;
+  const int64_t context = model.config().context_tokens;
+  const int64_t prompt_tokens = static_cast<int64_t>(call->request.prompt_ids.size());
+  if (prompt_tokens > context) {
+    SendError(res, 400,
+              absl::StrCat("This model's maximum context length is ", context,
+                           " tokens, but the prompt has ", prompt_tokens,
+                           " tokens. Shorten the prompt."),
+              call->chat ? "messages" : "prompt", "invalid_request_error",
+              "context_length_exceeded");
+    return;
+  }
+  call->created_s = NowMs() / 1000;
+  call->request.model = call->served->model;
+  if (config_.serving_request_timeout_s > 0) {
+    call->request.deadline_ms =
+        NowMs() + static_cast<int64_t>(config_.serving_request_timeout_s * 1000);
+  }
+  call->request.wake_per_token = call->stream;
+  auto submitted = scheduler_->Submit(call->request);
+  if (!submitted.ok()) {
+    SendStatus(res, submitted.status());
+    return;
+  }
+  std::shared_ptr<GenerationStream> stream = *submitted;
+  const std::string object = call->chat ? "chat.completion" : "text_completion";
+  auto usage = [prompt_tokens](int completion) {
+    return OJson{{"prompt_tokens", prompt_tokens},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt_tokens + completion}};
+  };
+  // Waits for the next event, giving up when the scheduler is gone.
+  auto next = [stream](GenerationEvent* e) {
+    for (int waited_s = 0; waited_s < 3600; ++waited_s) {
+      if (stream->Next(e, 1000)) return true;
+    }
+    return false;
+  };
+
+  if (!call->stream) {
+    std::string text;
+    LegacyLogprobs legacy;
+    OJson chat_logprobs = OJson::array();
+    if (call->echo) text = call->prompt_text;
+    GenerationEvent e;
+    std::string pending_token_text;
+    while (true) {
+      if (!next(&e)) {
+        SendError(res, 503, "serving stopped before the answer was complete", "", "server_error");
+        stream->Cancel();
+        return;
+      }
+      if (e.kind == GenerationEvent::kError) {
+        SendStatus(res, e.error);
+        return;
+      }
+      if (e.kind == GenerationEvent::kPrompt) {
+        size_t offset = 0;
+        for (size_t i = 0; i < e.prompt.size(); ++i) {
+          legacy.Add(e.token_text[i], i == 0 ? nullptr : &e.prompt[i], e.top_text[i], offset);
+          offset += e.token_text[i].size();
+        }
+        continue;
+      }
+      if (e.kind == GenerationEvent::kToken) {
+        if (call->logprobs >= 0) {
+          if (call->chat) {
+            chat_logprobs.push_back(ChatLogprob(e.token_text[0], e.logprob, e.top_text[0]));
+          } else {
+            legacy.Add(e.token_text[0], &e.logprob, e.top_text[0], text.size());
+          }
+        }
+        text += e.text;
+        continue;
+      }
+      text += e.text;  // kDone
+      OJson choice;
+      if (call->chat) {
+        choice = {{"index", 0},
+                  {"message", {{"role", "assistant"}, {"content", text}}},
+                  {"logprobs", call->logprobs >= 0 ? OJson{{"content", chat_logprobs}} : OJson()},
+                  {"finish_reason", e.finish_reason}};
+      } else {
+        choice = {{"text", text},
+                  {"index", 0},
+                  {"logprobs", call->logprobs >= 0 ? legacy.ToJson() : OJson()},
+                  {"finish_reason", e.finish_reason}};
+      }
+      counters_->Add("streamlm_http_completion_tokens_total", e.completion_tokens);
+      SendJson(res, 200,
+               OJson{{"id", call->id},
+                {"object", object},
+                {"created", call->created_s},
+                {"model", call->served->id},
+                {"system_fingerprint", call->served->id},
+                {"choices", OJson::array({choice})},
+                {"usage", usage(e.completion_tokens)}});
       return;
     }
   }
-  p.max_tokens = static_cast<int>(max_tokens);
-  p.temperature = temperature;
-  p.top_k = static_cast<int>(top_k);
-  p.top_p = top_p;
-  p.repetition_penalty = repetition_penalty;
-  if (seed >= 0) {
-    p.has_seed = true;
-    p.seed = static_cast<uint64_t>(seed);
+
+  // Server-sent events in OpenAI's chunk format.
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  const std::string chunk_object = call->chat ? "chat.completion.chunk" : "text_completion";
+  auto chunk = [call, chunk_object](OJson choices) {
+    return OJson{{"id", call->id},
+                {"object", chunk_object},
+                {"created", call->created_s},
+                {"model", call->served->id},
+                {"system_fingerprint", call->served->id},
+                {"choices", std::move(choices)}};
+  };
+  auto state = std::make_shared<std::pair<bool, size_t>>(false, 0);  // role sent, text bytes
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, call, stream, chunk, usage, state, next](size_t, httplib::DataSink& sink) {
+        auto send = [&sink](const OJson& j) {
+          std::string line =
+              "data: " + j.dump(-1, ' ', false, OJson::error_handler_t::replace) + "\n\n";
+          return sink.write(line.data(), line.size());
+        };
+        auto text_choice = [&](const std::string& text, OJson logprobs, OJson finish) {
+          if (call->chat) {
+            OJson delta = OJson::object();
+            if (!state->first) {
+              delta["role"] = "assistant";
+              state->first = true;
+            }
+            if (!text.empty() || finish.is_null()) delta["content"] = text;
+            return OJson{{"index", 0}, {"delta", delta}, {"logprobs", logprobs},
+                        {"finish_reason", finish}};
+          }
+          return OJson{{"text", text}, {"index", 0}, {"logprobs", logprobs},
+                      {"finish_reason", finish}};
+        };
+        if (call->chat && !state->first) {
+          if (!send(chunk(OJson::array({text_choice("", OJson(), OJson())})))) {
+            stream->Cancel();
+            return false;
+          }
+        }
+        if (call->echo && !call->chat && state->second == 0 && !call->prompt_text.empty()) {
+          // The prompt's logprobs come first when asked for; without them the
+          // echoed prompt is the first chunk.
+          if (call->request.prompt_logprobs < 0 &&
+              !send(chunk(OJson::array({text_choice(call->prompt_text, OJson(), OJson())})))) {
+            stream->Cancel();
+            return false;
+          }
+        }
+        GenerationEvent e;
+        while (true) {
+          if (!next(&e)) {
+            stream->Cancel();
+            return false;
+          }
+          if (e.kind == GenerationEvent::kError) {
+            send(ErrorBody(std::string(e.error.message()), "server_error", "",
+                           std::string(absl::StatusCodeToString(e.error.code()))));
+            sink.write("data: [DONE]\n\n", 14);
+            sink.done();
+            return true;
+          }
+          if (e.kind == GenerationEvent::kPrompt) {
+            LegacyLogprobs legacy;
+            size_t offset = 0;
+            for (size_t i = 0; i < e.prompt.size(); ++i) {
+              legacy.Add(e.token_text[i], i == 0 ? nullptr : &e.prompt[i], e.top_text[i], offset);
+              offset += e.token_text[i].size();
+            }
+            state->second += offset;
+            if (!send(chunk(OJson::array({text_choice(call->prompt_text, legacy.ToJson(), OJson())})))) {
+              stream->Cancel();
+              return false;
+            }
+            continue;
+          }
+          if (e.kind == GenerationEvent::kToken) {
+            // A chunk per token even when its text is held back (an
+            // incomplete character or stop string): a client that went
+            // away is noticed at the next write, and no generation runs on
+            // for nobody.
+            OJson lp;
+            if (call->logprobs >= 0) {
+              if (call->chat) {
+                lp = {{"content", OJson::array({ChatLogprob(e.token_text[0], e.logprob,
+                                                           e.top_text[0])})}};
+              } else {
+                LegacyLogprobs legacy;
+                legacy.Add(e.token_text[0], &e.logprob, e.top_text[0], state->second);
+                lp = legacy.ToJson();
+              }
+            }
+            state->second += e.text.size();
+            if (!send(chunk(OJson::array({text_choice(e.text, lp, OJson())})))) {
+              stream->Cancel();  // the client went away: stop generating
+              return false;
+            }
+            continue;
+          }
+          // kDone
+          if (!e.text.empty()) {
+            state->second += e.text.size();
+            if (!send(chunk(OJson::array({text_choice(e.text, OJson(), OJson())})))) {
+              stream->Cancel();
+              return false;
+            }
+          }
+          send(chunk(OJson::array({text_choice("", OJson(), e.finish_reason)})));
+          if (call->include_usage) {
+            OJson u = chunk(OJson::array());
+            u["usage"] = usage(e.completion_tokens);
+            send(u);
+          }
+          counters_->Add("streamlm_http_completion_tokens_total", e.completion_tokens);
+          sink.write("data: [DONE]\n\n", 14);
+          sink.done();
+          return true;
+        }
+      },
+      [stream](bool success) {
+        if (!success) stream->Cancel();
+      });
+}
+
+void Server::HandleTokenize(const httplib::Request& req, httplib::Response& res) {
+  Json body;
+  if (!ParseBody(req, &body, res)) return;
+  auto served = current();
+  if (!served) {
+    SendError(res, 503, "no champion model is loaded yet", "", "server_error");
+    return;
   }
-  Completion c = served->model->Generate(prompt, p);
-  int64_t now_s = NowMs() / 1000;
-  int completion_tokens = static_cast<int>(c.ids.size());
-  counters_->Add("streamlm_http_completion_tokens_total", completion_tokens);
-  SendJson(res, 200,
-           {{"id", absl::StrCat("cmpl-", NowMs(), "-", counters_->Get("streamlm_http_completions_total"))},
-            {"object", "text_completion"},
-            {"created", now_s},
-            {"model", served->id},
-            {"choices", {{{"text", c.text},
-                          {"index", 0},
-                          {"logprobs", nullptr},
-                          {"finish_reason", c.finish_reason}}}},
-            {"usage", {{"prompt_tokens", c.prompt_tokens},
-                       {"completion_tokens", completion_tokens},
-                       {"total_tokens", c.prompt_tokens + completion_tokens}}}});
+  if (!CheckModel(body, *served, res)) return;
+  std::string text;
+  if (body.contains("prompt") && body["prompt"].is_string()) {
+    text = body["prompt"];
+  } else if (body.contains("messages")) {
+    SendError(res, 400, "tokenize takes 'prompt' (a string); render chat messages yourself",
+              "messages");
+    return;
+  } else {
+    SendError(res, 400, "'prompt' must be a string", "prompt");
+    return;
+  }
+  std::vector<int32_t> ids = served->model->tokenizer().Encode(text);
+  SendJson(res, 200, {{"tokens", ids},
+                      {"count", ids.size()},
+                      {"max_model_len", served->model->config().context_tokens},
+                      {"model", served->id}});
+}
+
+void Server::HandleDetokenize(const httplib::Request& req, httplib::Response& res) {
+  Json body;
+  if (!ParseBody(req, &body, res)) return;
+  auto served = current();
+  if (!served) {
+    SendError(res, 503, "no champion model is loaded yet", "", "server_error");
+    return;
+  }
+  if (!CheckModel(body, *served, res)) return;
+  const Tokenizer& tok = served->model->tokenizer();
+  auto it = body.find("tokens");
+  if (it == body.end() || !it->is_array()) {
+    SendError(res, 400, "'tokens' must be an array of token ids", "tokens");
+    return;
+  }
+  std::vector<int32_t> ids;
+  for (const Json& v : *it) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= tok.vocab_size()) {
+      SendError(res, 400,
+                absl::StrCat("'tokens' must hold integers in [0, ", tok.vocab_size(), ")"),
+                "tokens");
+      return;
+    }
+    ids.push_back(v.get<int32_t>());
+  }
+  SendJson(res, 200, {{"prompt", tok.Decode(ids)}, {"model", served->id}});
 }
 
 absl::Status Server::Start() {
+  size_t colon = config_.http.rfind(':');
+  std::string host = config_.http.substr(0, colon);
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(config_.http.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError("config key 'http': expected HOST:PORT, got '" +
+                                      config_.http + "'");
+  }
+  loopback_only_ = IsLoopback(host);
+  if (!loopback_only_ && config_.serving_admin_token.empty()) {
+    SLM_LOG(kWarning) << "serving listens on " << config_.http
+                      << " without serving.admin_token: the admin API refuses every request";
+  }
   absl::Status s = RefreshChampion();
   if (!s.ok() && !absl::IsNotFound(s)) return s;
   httplib::Server& h = *http_;
-  h.set_payload_max_length(1 << 20);
+  // Streaming answers hold a worker each while they run: room for a full
+  // batch and a full queue, plus a few for metrics and health checks.
+  const int workers = config_.serving_max_batch + config_.serving_max_queue + 8;
+  h.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  h.set_payload_max_length(static_cast<size_t>(config_.serving_max_body_bytes));
+  // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server
+  // share the port silently; a port in use must be an error.
+  h.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   h.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"status", "ok"}});
   });
@@ -231,15 +856,48 @@ absl::Status Server::Start() {
   h.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     Json data = Json::array();
     if (auto served = current()) {
+      std::string root = served->id;
+      // Walk the lineage to the bootstrap or imported ancestor.
+      std::string parent = served->lineage.value("parent", "");
+      for (int hops = 0; !parent.empty() && hops < 10000; ++hops) {
+        root = parent;
+        auto meta = store_->GetSnapshotMeta(parent);
+        if (!meta.ok()) break;
+        parent = meta->lineage.parent;
+      }
+      const ModelConfig& mc = served->model->config();
       data.push_back({{"id", served->id},
                       {"object", "model"},
                       {"created", served->created_ms / 1000},
-                      {"owned_by", "streamlm"}});
+                      {"owned_by", "streamlm"},
+                      {"root", root},
+                      {"parent", served->lineage.value("parent", "").empty()
+                                     ? Json()
+                                     : Json(served->lineage["parent"])},
+                      {"max_model_len", mc.context_tokens},
+                      {"family", mc.family},
+                      {"lineage", served->lineage}});
     }
     SendJson(res, 200, {{"object", "list"}, {"data", data}});
   });
   h.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     HandleCompletions(req, res);
+  });
+  h.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleChat(req, res);
+  });
+  h.Post("/v1/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleTokenize(req, res);
+  });
+  h.Post("/v1/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleDetokenize(req, res);
+  });
+  RegisterAdminApi(
+      h, store_,
+      [this](const httplib::Request& q, httplib::Response& s) { return CheckAdmin(q, s); },
+      [this] { return RefreshChampion(); });
+  RegisterDashboard(h, store_, [this](const httplib::Request& q, httplib::Response& s) {
+    return CheckAdmin(q, s);
   });
   h.Get("/v1/admin/decisions", [this](const httplib::Request& req, httplib::Response& res) {
     if (!CheckAdmin(req, res)) return;
@@ -257,7 +915,27 @@ absl::Status Server::Start() {
     SendJson(res, 200, Json(*decisions));
   });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    counters_->Set("streamlm_num_requests_running", scheduler_->running());
+    counters_->Set("streamlm_num_requests_waiting", scheduler_->waiting());
     res.set_content(counters_->RenderPrometheus(), "text/plain; version=0.0.4");
+  });
+  // Errors raised before a handler runs (unknown route, body over the
+  // limit) get OpenAI's error object too.
+  h.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      SendError(res, 413,
+                absl::StrCat("request body is larger than serving.max_body_bytes (",
+                             config_.serving_max_body_bytes, " bytes)"),
+                "", "invalid_request_error", "request_too_large");
+    } else if (res.status == 404) {
+      SendError(res, 404, absl::StrCat("no route ", req.method, " ", req.path), "",
+                "invalid_request_error", "not_found");
+    } else if (res.status == 405) {
+      SendError(res, 405, absl::StrCat("method ", req.method, " is not allowed on ", req.path));
+    } else {
+      SendError(res, res.status, absl::StrCat("HTTP ", res.status));
+    }
   });
   h.set_exception_handler([](const httplib::Request&, httplib::Response& res,
                              std::exception_ptr ep) {
@@ -271,18 +949,12 @@ absl::Status Server::Start() {
     SendError(res, 500, what, "", "server_error");
   });
 
-  size_t colon = config_.http.rfind(':');
-  std::string host = config_.http.substr(0, colon);
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(config_.http.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError("config key 'http': expected HOST:PORT, got '" +
-                                      config_.http + "'");
-  }
   port_ = port == 0 ? h.bind_to_any_port(host) : (h.bind_to_port(host, port) ? port : -1);
   if (port_ <= 0) {
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", config_.http, " (config key http / --http): address in use or invalid"));
   }
+  scheduler_->Start();
   listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
   poll_thread_ = std::thread([this] { PollLoop(); });
   return absl::OkStatus();
@@ -294,6 +966,7 @@ void Server::Stop() {
     stopping_ = true;
   }
   poll_cv_.notify_all();
+  if (scheduler_) scheduler_->Stop();
   if (http_) http_->stop();
   if (listen_thread_.joinable()) listen_thread_.join();
   if (poll_thread_.joinable()) poll_thread_.join();

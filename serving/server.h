@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/config.h"
 #include "common/json_util.h"
 #include "common/metrics.h"
@@ -24,6 +26,9 @@ class Response;
 namespace streamlm {
 
 class LanguageModel;
+class ChatTemplate;
+class Scheduler;
+struct GenerationRequest;
 
 class Server {
  public:
@@ -41,28 +46,52 @@ class Server {
   // Evaluator hook: a decision was made; pick up a promotion now.
   void OnDecision(const Json& decision);
 
+  // Libtorch threads the serving scheduler uses under `config`: the
+  // serving.threads key, or half the cores (at least 1) when it is 0.
+  static int ServingThreads(const Config& config);
+
  private:
   struct Served {
     std::string id;
     int64_t created_ms = 0;
+    Json lineage;  // parent, root, offsets and counts (SnapshotMeta lineage)
     std::shared_ptr<const LanguageModel> model;
+    // The model's chat template (its own or DefaultChatTemplate()); when it
+    // does not parse, chat requests fail with `chat_template_error`.
+    std::shared_ptr<const ChatTemplate> chat_template;
+    std::string chat_template_error;
   };
+  // A validated generation request and how to answer it.
+  struct Call;
+
   std::shared_ptr<const Served> current() const;
+  // Resolves the request's `model` field against what is served; false (and
+  // `res` filled) when it names another model.
+  bool CheckModel(const Json& body, const Served& served, httplib::Response& res);
   void HandleCompletions(const httplib::Request& req, httplib::Response& res);
+  void HandleChat(const httplib::Request& req, httplib::Response& res);
+  void HandleTokenize(const httplib::Request& req, httplib::Response& res);
+  void HandleDetokenize(const httplib::Request& req, httplib::Response& res);
+  // Submits `call` to the scheduler and answers: one JSON body, or SSE chunks.
+  void Run(std::shared_ptr<Call> call, httplib::Response& res);
   bool CheckAdmin(const httplib::Request& req, httplib::Response& res);
   void PollLoop();
 
   Config config_;
   Store* store_;
   Counters* counters_;
+  std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<httplib::Server> http_;
   std::thread listen_thread_;
   std::thread poll_thread_;
   int port_ = 0;
+  bool loopback_only_ = true;  // `http` binds a loopback address
+  std::atomic<int64_t> next_request_{1};
 
   mutable std::mutex mu_;
-  std::shared_ptr<const Served> served_;  // GUARDED_BY(mu_)
-  std::mutex refresh_mu_;                 // one load at a time
+  std::shared_ptr<const Served> served_;   // GUARDED_BY(mu_)
+  std::deque<std::string> recent_ids_;     // GUARDED_BY(mu_) champions served lately
+  std::mutex refresh_mu_;                  // one load at a time
   std::mutex poll_mu_;
   std::condition_variable poll_cv_;
   bool stopping_ = false;  // GUARDED_BY(poll_mu_)

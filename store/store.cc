@@ -78,7 +78,9 @@ Json LineageToJson(const Lineage& l) {
           {"records_heldout", l.records_heldout},
           {"records_rejected", l.records_rejected},
           {"tokens_trained", l.tokens_trained},
-          {"step", l.step}};
+          {"step", l.step},
+          {"oldest_record_ms", l.oldest_record_ms},
+          {"newest_record_ms", l.newest_record_ms}};
 }
 
 Lineage LineageFromJson(const Json& j) {
@@ -95,6 +97,8 @@ Lineage LineageFromJson(const Json& j) {
   l.records_rejected = j.value("records_rejected", int64_t{0});
   l.tokens_trained = j.value("tokens_trained", int64_t{0});
   l.step = j.value("step", int64_t{0});
+  l.oldest_record_ms = j.value("oldest_record_ms", int64_t{0});
+  l.newest_record_ms = j.value("newest_record_ms", int64_t{0});
   return l;
 }
 
@@ -125,6 +129,14 @@ Store::Store(rocksdb::DB* db, bool read_only) : db_(db), read_only_(read_only) {
 
 Store::~Store() { delete db_; }
 
+namespace {
+constexpr char kLockedHint[] = " (another StreamLM process owns this --data-dir)";
+}  // namespace
+
+bool IsStoreLocked(const absl::Status& s) {
+  return absl::IsUnavailable(s) && absl::StrContains(s.message(), kLockedHint);
+}
+
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
                                                    bool read_only) {
   rocksdb::Options options;
@@ -137,7 +149,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
   if (!s.ok()) {
     std::string hint;
     if (absl::StrContains(s.ToString(), "lock")) {
-      hint = " (another StreamLM process owns this --data-dir)";
+      hint = kLockedHint;
     } else if (read_only && s.IsPathNotFound()) {
       hint = " (no store there yet: run `streamlm run` or `streamlm bootstrap`)";
     }

@@ -48,6 +48,10 @@ struct Lineage {
   int64_t records_rejected = 0;
   int64_t tokens_trained = 0;
   int64_t step = 0;  // learner step at which this snapshot was taken
+  // Kafka timestamps (ms) of the oldest and newest record trained on since
+  // the parent; 0 when unknown. Serving reports freshness from them.
+  int64_t oldest_record_ms = 0;
+  int64_t newest_record_ms = 0;
 };
 
 struct SnapshotMeta {
@@ -85,6 +89,10 @@ Json LineageToJson(const Lineage& l);
 Lineage LineageFromJson(const Json& j);
 Json SnapshotMetaToJson(const SnapshotMeta& m);
 absl::StatusOr<SnapshotMeta> SnapshotMetaFromJson(const Json& j);
+
+// True when `s` is Store::Open's error for a directory whose lock another
+// process holds (e.g. `streamlm run` is up on the same --data-dir).
+bool IsStoreLocked(const absl::Status& s);
 
 class Store {
  public:
