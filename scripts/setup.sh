@@ -11,6 +11,7 @@ PACKAGES=(
   libsentencepiece-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcpp-httplib-dev zlib1g-dev libpcre2-dev libutf8proc-dev libxml2-dev
   kcat python3-confluent-kafka curl clang-14 libclang-rt-14-dev
+  chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
