@@ -232,6 +232,7 @@ Json RunLevel(const HostPort& hp, const ServeBenchOptions& o, int concurrency,
     clients.emplace_back([&, k] {
       httplib::Client client(hp.host, hp.port);
       client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);  // else Nagle delays the request body
       client.set_connection_timeout(10, 0);
       client.set_read_timeout(o.request_timeout_s, 0);
       client.set_write_timeout(o.request_timeout_s, 0);

@@ -313,7 +313,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", &C::serving_admin_token));
   keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", &C::serving_max_tokens, 1, 1 << 20));
   keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", &C::serving_poll_ms, 10, 3600000));
-  keys.push_back(IntKey("serving.threads", "libtorch threads of the serving scheduler; 0 = half the cores", &C::serving_threads, 0, 1024));
+  keys.push_back(IntKey("serving.threads", "cores serving computes on while the learner works; 0 = half the cores", &C::serving_threads, 0, 1024));
+  keys.push_back(IntKey("serving.idle_threads", "cores serving may use while the learner is idle; 0 = all cores", &C::serving_idle_threads, 0, 1024));
   keys.push_back(IntKey("serving.max_batch", "sequences decoded together (continuous batching)", &C::serving_max_batch, 1, 4096));
   keys.push_back(IntKey("serving.max_queue", "requests that may wait for a batch slot; more get 429", &C::serving_max_queue, 1, 1 << 20));
   keys.push_back(DoubleKey("serving.request_timeout_s", "deadline of one request, queue included; 0 = none", &C::serving_request_timeout_s, 0, 86400));

@@ -95,7 +95,11 @@ struct Config {
   int serving_max_tokens = 256;
   int serving_poll_ms = 1000;
   // Compute budget and limits of the serving scheduler (continuous batching).
-  int serving_threads = 0;      // libtorch threads for serving; 0 = half the cores (>= 1)
+  // Serving computes on this many cores (one worker thread each) while the
+  // learner works; 0 = half the cores (>= 1). While the learner is idle it
+  // may use serving.idle_threads; 0 = all cores.
+  int serving_threads = 0;
+  int serving_idle_threads = 0;
   int serving_max_batch = 16;   // sequences decoded together
   int serving_max_queue = 64;   // requests waiting beyond that; more get 429
   double serving_request_timeout_s = 300;  // per-request deadline; 0 = none

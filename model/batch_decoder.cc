@@ -58,12 +58,12 @@ BatchDecoder::SeqId BatchDecoder::Add(const std::vector<int32_t>& ids, torch::Te
   return seq;
 }
 
-std::vector<torch::Tensor> BatchDecoder::Step(const std::vector<std::pair<SeqId, int64_t>>& feed) {
+torch::Tensor BatchDecoder::Step(const std::vector<std::pair<SeqId, int64_t>>& feed) {
   torch::NoGradGuard no_grad;
   const int64_t B = active();
   TORCH_CHECK(static_cast<int64_t>(feed.size()) == B, "Step must feed every active sequence");
   std::vector<int64_t> tokens(B), positions(B);
-  std::vector<int> row_of_entry(feed.size());
+  std::vector<int64_t> row_of_entry(feed.size());
   int64_t max_len = 0;
   for (size_t i = 0; i < feed.size(); ++i) {
     int slot = seq_slot_.at(feed[i].first);
@@ -81,10 +81,9 @@ std::vector<torch::Tensor> BatchDecoder::Step(const std::vector<std::pair<SeqId,
                   .view({B, 1, 1, max_len});
   auto logits = net_->ForwardSlots(torch::tensor(tokens, torch::kLong), step);
   for (int64_t s = 0; s < B; ++s) ++slot_len_[s];
-  std::vector<torch::Tensor> out;
-  out.reserve(feed.size());
-  for (int row : row_of_entry) out.push_back(logits[row]);
-  return out;
+  bool in_order = true;
+  for (size_t i = 0; i < row_of_entry.size(); ++i) in_order &= row_of_entry[i] == static_cast<int64_t>(i);
+  return in_order ? logits : logits.index_select(0, torch::tensor(row_of_entry, torch::kLong));
 }
 
 void BatchDecoder::Remove(SeqId seq) {

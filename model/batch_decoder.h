@@ -34,9 +34,9 @@ class BatchDecoder {
   // REQUIRES: active() < capacity().
   SeqId Add(const std::vector<int32_t>& ids, torch::Tensor* logits);
   // Feeds one token to each listed sequence; `feed` must name every active
-  // sequence once. Returns logits [V] per entry, in `feed` order.
+  // sequence once. Returns logits [n, V], row i for feed[i].
   // REQUIRES: Length(seq) < context for each.
-  std::vector<torch::Tensor> Step(const std::vector<std::pair<SeqId, int64_t>>& feed);
+  torch::Tensor Step(const std::vector<std::pair<SeqId, int64_t>>& feed);
   void Remove(SeqId seq);
   // Tokens cached for `seq`.
   int64_t Length(SeqId seq) const;

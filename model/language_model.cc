@@ -281,7 +281,7 @@ Completion LanguageModel::GenerateIds(const std::vector<int32_t>& prompt_ids,
   for (int step = 0; step < params.max_tokens; ++step) {
     logits = VocabLogits(logits, tokenizer_->vocab_size());
     int64_t next = SampleToken(logits, params, context, gen);
-    if (next == tokenizer_->eos_id()) {
+    if (next == tokenizer_->eos_id() && !params.ignore_eos) {
       c.finish_reason = "stop";
       break;
     }

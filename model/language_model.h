@@ -28,6 +28,9 @@ struct SamplingParams {
   // (multiplied when negative). 1 = off.
   double repetition_penalty = 1.0;
   std::vector<std::string> stop;
+  // End-of-sequence is sampled like any token and does not end the output
+  // (vLLM's `ignore_eos`: fixed-length outputs for benchmarks and tests).
+  bool ignore_eos = false;
   uint64_t seed = 0;
   bool has_seed = false;
 };

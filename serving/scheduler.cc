@@ -51,6 +51,7 @@ struct Scheduler::Active {
   size_t sent = 0;         // bytes of `text` already in events
   int generated = 0;
   int64_t next_token = -1;  // sampled, still to be fed
+  int64_t greedy_next = -1;  // argmax of `logits` when computed with the batch's
   bool done = false;
 };
 
@@ -58,6 +59,13 @@ struct Scheduler::Group {
   std::shared_ptr<const LanguageModel> model;
   std::unique_ptr<BatchDecoder> decoder;
   std::vector<std::unique_ptr<Active>> seqs;
+};
+
+struct Scheduler::Worker {
+  int index = 0;
+  int load = 0;  // GUARDED_BY(mu_) sequences running or admitted
+  // Owned by the worker's thread.
+  std::vector<std::unique_ptr<Group>> groups;
 };
 
 namespace {
@@ -80,6 +88,12 @@ Scheduler::Scheduler(const Options& options, Counters* counters)
     : options_(options), counters_(counters) {
   options_.max_batch = std::max(1, options_.max_batch);
   options_.max_queue = std::max(1, options_.max_queue);
+  options_.threads = std::max(1, options_.threads);
+  options_.idle_threads = std::max(options_.threads, options_.idle_threads);
+  for (int i = 0; i < options_.idle_threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->index = i;
+  }
   // Exported from the start, so rates and alerts see 0 rather than nothing.
   for (const char* name : {"streamlm_prompt_tokens_total", "streamlm_generation_tokens_total",
                            "streamlm_requests_cancelled_total", "streamlm_requests_timed_out_total"}) {
@@ -93,7 +107,21 @@ Scheduler::Scheduler(const Options& options, Counters* counters)
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    threads_.emplace_back([this, worker] { Loop(worker); });
+  }
+}
+
+int Scheduler::AllowedWorkers() {
+  if (!options_.learner_progress) return options_.idle_threads;
+  const int64_t now = NowMs();
+  int64_t progress = options_.learner_progress();
+  if (progress != learner_seen_) {
+    learner_seen_ = progress;
+    learner_moved_ms_ = now;
+  }
+  return now - learner_moved_ms_ < kLearnerIdleMs ? options_.threads : options_.idle_threads;
 }
 
 void Scheduler::Stop() {
@@ -102,7 +130,10 @@ void Scheduler::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
 }
 
 int Scheduler::waiting() const {
@@ -193,8 +224,11 @@ bool Scheduler::Advance(Active* a, Group* g) {
     Finish(a, "length", true);
     return false;
   }
-  int64_t next = SampleToken(a->logits, p, a->context, a->gen);
-  if (next == tok.eos_id()) {
+  const bool plain_greedy = p.temperature <= 0 && p.repetition_penalty == 1.0;
+  int64_t next = plain_greedy && a->greedy_next >= 0 ? a->greedy_next
+                                                     : SampleToken(a->logits, p, a->context, a->gen);
+  a->greedy_next = -1;
+  if (next == tok.eos_id() && !p.ignore_eos) {
     Finish(a, "stop", true);
     return false;
   }
@@ -250,7 +284,7 @@ bool Scheduler::Advance(Active* a, Group* g) {
   return true;
 }
 
-void Scheduler::Admit(std::vector<std::unique_ptr<Job>>* jobs) {
+void Scheduler::Admit(Worker* w, std::vector<std::unique_ptr<Job>>* jobs) {
   for (auto& job : *jobs) {
     const GenerationRequest& r = job->request;
     job->admitted_ms = NowMs();
@@ -297,12 +331,12 @@ void Scheduler::Admit(std::vector<std::unique_ptr<Job>>* jobs) {
       continue;
     }
     Group* group = nullptr;
-    for (auto& g : groups_) {
+    for (auto& g : w->groups) {
       if (g->model == r.model) group = g.get();
     }
     if (group == nullptr) {
-      groups_.push_back(std::make_unique<Group>());
-      group = groups_.back().get();
+      w->groups.push_back(std::make_unique<Group>());
+      group = w->groups.back().get();
       group->model = r.model;
       group->decoder = std::make_unique<BatchDecoder>(r.model, options_.max_batch);
     }
@@ -323,28 +357,46 @@ void Scheduler::Admit(std::vector<std::unique_ptr<Job>>* jobs) {
   }
 }
 
-void Scheduler::Loop() {
-  SetThreadComputeBudget(options_.threads);
+void Scheduler::Loop(Worker* w) {
+  SetThreadComputeBudget(1);
   torch::NoGradGuard no_grad;
+  std::vector<std::unique_ptr<Group>>& groups = w->groups;
+  // Publishes this worker's load; returns all workers' total. REQUIRES: mu_.
+  auto publish = [this, w](int load) {
+    w->load = load;
+    int total = 0;
+    for (const auto& other : workers_) total += other->load;
+    running_.store(total);
+    counters_->Set("streamlm_num_requests_running", total);
+  };
   while (true) {
     std::vector<std::unique_ptr<Job>> admitted;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || running_.load() > 0; });
+      // The allowed count changes with the learner's activity, without a
+      // notification: look again every 100 ms.
+      while (!stopping_ && w->load == 0 && (queue_.empty() || w->index >= AllowedWorkers())) {
+        cv_.wait_for(lock, std::chrono::milliseconds(100));
+      }
       if (stopping_) break;
-      int active = running_.load();
-      while (!queue_.empty() && active < options_.max_batch) {
+      const int allowed = AllowedWorkers();
+      while (!queue_.empty() && w->index < allowed && w->load < options_.max_batch) {
+        // The least loaded allowed worker takes the next request.
+        int least = w->load;
+        for (int i = 0; i < allowed; ++i) least = std::min(least, workers_[i]->load);
+        if (w->load > least) break;
         admitted.push_back(std::move(queue_.front()));
         queue_.pop_front();
-        ++active;
+        ++w->load;
       }
+      if (!queue_.empty()) cv_.notify_all();  // others may take the rest
       counters_->Set("streamlm_num_requests_waiting", static_cast<double>(queue_.size()));
+      publish(w->load);
     }
     try {
-      Admit(&admitted);
+      Admit(w, &admitted);
       int total = 0;
-      for (auto& g : groups_) {
-        // Sample every sequence's next token; drop the ones that finished.
+      for (auto& g : groups) {        // Sample every sequence's next token; drop the ones that finished.
         std::vector<std::pair<BatchDecoder::SeqId, int64_t>> feed;
         std::vector<Active*> refill;
         for (auto& a : g->seqs) {
@@ -364,11 +416,15 @@ void Scheduler::Loop() {
                       g->seqs.end());
         const int vocab = g->model->tokenizer().vocab_size();
         if (!feed.empty()) {
-          std::vector<torch::Tensor> logits = g->decoder->Step(feed);
+          torch::Tensor logits = g->decoder->Step(feed).to(torch::kFloat).slice(1, 0, vocab);
+          // Greedy choices of the whole batch in one op.
+          torch::Tensor best = logits.argmax(-1);
+          auto best_ids = best.accessor<int64_t, 1>();
           size_t i = 0;
           for (auto& a : g->seqs) {
             if (i < feed.size() && a->seq == feed[i].first) {
-              a->logits = VocabLogits(logits[i++], vocab);
+              a->greedy_next = best_ids[static_cast<int64_t>(i)];
+              a->logits = logits[static_cast<int64_t>(i++)];
             }
           }
         }
@@ -384,16 +440,18 @@ void Scheduler::Loop() {
         total += static_cast<int>(g->seqs.size());
       }
       // Models no longer served and without sequences are released.
-      groups_.erase(std::remove_if(groups_.begin(), groups_.end(),
-                                   [](const std::unique_ptr<Group>& g) { return g->seqs.empty(); }),
-                    groups_.end());
-      running_.store(total);
-      counters_->Set("streamlm_num_requests_running", total);
+      groups.erase(std::remove_if(groups.begin(), groups.end(),
+                                  [](const std::unique_ptr<Group>& g) { return g->seqs.empty(); }),
+                   groups.end());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        publish(total);
+      }
       if (total > 0) counters_->Observe("streamlm_batch_size", total, {1, 2, 4, 8, 16, 32, 64});
     } catch (const std::exception& ex) {
       // A model error fails the requests in flight, not the server.
       SLM_LOG(kError) << "serving scheduler: " << ex.what();
-      for (auto& g : groups_) {
+      for (auto& g : groups) {
         for (auto& a : g->seqs) {
           if (a->done) continue;
           GenerationEvent e;
@@ -402,9 +460,9 @@ void Scheduler::Loop() {
           a->job->stream->Push(std::move(e));
         }
       }
-      groups_.clear();
-      running_.store(0);
-      counters_->Set("streamlm_num_requests_running", 0);
+      groups.clear();
+      std::lock_guard<std::mutex> lock(mu_);
+      publish(0);
     }
   }
   // Shutting down: whoever still waits gets an error.
@@ -416,7 +474,8 @@ void Scheduler::Loop() {
     s->Push(std::move(e));
   };
   for (auto& j : queue_) fail(j->stream.get());
-  for (auto& g : groups_) {
+  queue_.clear();
+  for (auto& g : groups) {
     for (auto& a : g->seqs) fail(a->job->stream.get());
   }
 }

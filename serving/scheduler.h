@@ -1,13 +1,17 @@
-// Scheduler: continuous batching for serving. One thread owns the models'
-// KV caches and runs, step after step, one decode step for every active
-// sequence of a model together (BatchDecoder); requests that arrive join at
-// the next step (after their prefill), finished or cancelled ones leave at
-// once. Requests wait in a bounded queue; when it is full Submit() refuses
-// (the server answers 429 with Retry-After).
+// Scheduler: continuous batching for serving. Each worker thread owns its
+// KV caches and runs, step after step, one decode step for all of its active
+// sequences of a model together (BatchDecoder); requests that arrive join a
+// worker's batch at its next step (after their prefill), finished or
+// cancelled ones leave at once. Requests wait in one bounded queue; when it
+// is full Submit() refuses (the server answers 429 with Retry-After).
 //
-// Compute budget: the scheduler thread runs libtorch with `threads` intra-op
-// threads (SetThreadComputeBudget), so serving load takes at most that many
-// cores from the learner, whatever the number of clients.
+// Compute budget: every worker computes on one core (libtorch/OpenMP team
+// of 1: these models' ops are too small to split well). `threads` workers
+// take requests while the learner works; while it is idle (its progress
+// counter has not moved for kLearnerIdleMs) up to `idle_threads` do, so
+// cores the learner leaves unused serve, and are handed back as soon as it
+// works again (the extra workers finish what they hold, then wait). The
+// least loaded allowed worker takes the next request.
 //
 // Each request is pinned to the model it was submitted with; a swap of the
 // served champion affects only requests submitted after it, so a response
@@ -22,6 +26,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,10 +96,14 @@ class GenerationStream {
 class Scheduler {
  public:
   struct Options {
-    int max_batch = 16;   // sequences decoded together
+    int max_batch = 16;   // sequences one worker decodes together
     int max_queue = 64;   // requests waiting for a slot
-    int threads = 1;      // libtorch intra-op threads of the scheduler thread
+    int threads = 1;      // workers taking requests while the learner works
+    int idle_threads = 0;  // ... while it is idle; 0 = `threads`
+    // A counter the learner advances as it works; empty = no learner here.
+    std::function<int64_t()> learner_progress;
   };
+  static constexpr int64_t kLearnerIdleMs = 2000;
   Scheduler(const Options& options, Counters* counters);
   ~Scheduler();
 
@@ -109,8 +118,11 @@ class Scheduler {
   struct Job;
   struct Active;
   struct Group;
-  void Loop();
-  void Admit(std::vector<std::unique_ptr<Job>>* jobs);
+  struct Worker;
+  void Loop(Worker* w);
+  void Admit(Worker* w, std::vector<std::unique_ptr<Job>>* jobs);
+  // Workers that may take requests now. REQUIRES: mu_ held.
+  int AllowedWorkers();
   // Samples the next token of `a`; true if the sequence goes on.
   bool Advance(Active* a, Group* g);
   // Ends `a` with a kDone event; `flush` releases held-back text.
@@ -119,14 +131,15 @@ class Scheduler {
 
   Options options_;
   Counters* counters_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> queue_;  // GUARDED_BY(mu_)
   bool stopping_ = false;                   // GUARDED_BY(mu_)
+  int64_t learner_seen_ = -1;               // GUARDED_BY(mu_)
+  int64_t learner_moved_ms_ = 0;            // GUARDED_BY(mu_)
   std::atomic<int> running_{0};
-  // Owned by the scheduler thread.
-  std::vector<std::unique_ptr<Group>> groups_;
 };
 
 }  // namespace streamlm

@@ -83,9 +83,14 @@ class SchedulerTest : public ::testing::Test {
 };
 std::shared_ptr<LanguageModel> SchedulerTest::model_;
 
-TEST_F(SchedulerTest, BatchedGenerationEqualsOneAtATime) {
+class BatchedVsAlone : public SchedulerTest, public ::testing::WithParamInterface<int> {};
+
+// With one worker and with two (each its own batch, requests spread over
+// them), every request gets what it would get alone.
+TEST_P(BatchedVsAlone, BatchedGenerationEqualsOneAtATime) {
   Scheduler::Options o;
   o.max_batch = 8;
+  o.threads = GetParam();
   Scheduler sched(o, &counters_);
   const Tokenizer& tok = model_->tokenizer();
   std::vector<std::string> prompts = {"the harbour", "ship sailed north at dawn the crew",
@@ -141,6 +146,44 @@ TEST_F(SchedulerTest, BatchedGenerationEqualsOneAtATime) {
   EXPECT_EQ(counters_.Get("streamlm_generation_tokens_total"), compared_tokens);
 }
 
+INSTANTIATE_TEST_SUITE_P(Workers, BatchedVsAlone, ::testing::Values(1, 2));
+
+// While the learner works only `threads` workers take requests; the others
+// join when it has been idle for kLearnerIdleMs.
+TEST_F(SchedulerTest, IdleLearnerLendsItsCoresToServing) {
+  std::atomic<int64_t> progress{0};
+  std::atomic<bool> learner_busy{true};
+  Scheduler::Options o;
+  o.max_batch = 4;
+  o.threads = 1;
+  o.idle_threads = 2;
+  o.learner_progress = [&] { return learner_busy ? progress.fetch_add(1) + 1 : progress.load(); };
+  Scheduler sched(o, &counters_);
+  GenerationRequest r;
+  r.model = model_;
+  r.prompt_ids = model_->tokenizer().Encode("north");
+  r.params.max_tokens = 100000;  // runs until cancelled
+  r.params.ignore_eos = true;
+  std::vector<std::shared_ptr<GenerationStream>> streams;
+  for (int i = 0; i < 6; ++i) streams.push_back(*sched.Submit(r));
+  sched.Start();
+  // The learner works: one worker with a batch of 4 runs, two requests wait.
+  for (int i = 0; i < 300 && sched.running() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(sched.running(), 4);
+  EXPECT_EQ(sched.waiting(), 2);
+  // The learner goes idle: after kLearnerIdleMs the second worker takes them.
+  learner_busy = false;
+  for (int i = 0; i < 500 && sched.waiting() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(sched.waiting(), 0);
+  EXPECT_EQ(sched.running(), 6);
+  for (auto& s : streams) s->Cancel();
+}
+
 TEST_F(SchedulerTest, StopStringsEndTheTextLikeGenerate) {
   Scheduler sched(Scheduler::Options(), &counters_);
   sched.Start();
@@ -172,6 +215,7 @@ TEST_F(SchedulerTest, FullQueueRefusesAndDeadlinesAndCancelsEndRequests) {
   r.prompt_ids = model_->tokenizer().Encode("north");
   r.params.max_tokens = 100000;  // runs until cancelled
   r.params.temperature = 1.0;
+  r.params.ignore_eos = true;
   auto first = sched.Submit(r);
   GenerationRequest late = r;
   late.deadline_ms = NowMs() - 1;  // already past

@@ -179,6 +179,14 @@ Server::Server(const Config& config, Store* store, Counters* counters)
   o.max_batch = config.serving_max_batch;
   o.max_queue = config.serving_max_queue;
   o.threads = ServingThreads(config);
+  o.idle_threads = config.serving_idle_threads > 0
+                       ? config.serving_idle_threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The learner (in this process) counts records and steps as it works.
+  o.learner_progress = [counters] {
+    return counters->Get("streamlm_records_consumed_total") +
+           counters->Get("streamlm_learner_steps_total");
+  };
   scheduler_ = std::make_unique<Scheduler>(o, counters);
 }
 
@@ -317,6 +325,7 @@ bool ParseSampling(const Json& body, const Config& config, bool chat, SamplingPa
       !NumberField(body, "temperature", 0, 2, &temperature, res) ||
       !NumberField(body, "top_p", 1e-9, 1, &top_p, res) ||
       !NumberField(body, "repetition_penalty", 1e-3, 100, &repetition_penalty, res) ||
+      !BoolField(body, "ignore_eos", &p->ignore_eos, res) ||
       !BoolField(body, "stream", stream, res)) {
     return false;
   }
@@ -841,6 +850,9 @@ absl::Status Server::Start() {
   h.set_payload_max_length(static_cast<size_t>(config_.serving_max_body_bytes));
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server
   // share the port silently; a port in use must be an error.
+  // Streamed chunks are small writes: without TCP_NODELAY, Nagle's
+  // algorithm holds them back (measured: ~85 ms to the first token).
+  h.set_tcp_nodelay(true);
   h.set_socket_options([](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
