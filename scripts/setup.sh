@@ -39,6 +39,8 @@ if [ -e "$blas" ] && command -v update-alternatives >/dev/null; then
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Paths relative to the checkout, so another clone (CI's) reuses the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 # Precompiled headers and ccache need these to agree.
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 if [ ! -f build/build.ninja ]; then

@@ -385,16 +385,23 @@ bool ParseBody(const httplib::Request& req, Json* body, httplib::Response& res) 
 
 }  // namespace
 
-void Server::HandleCompletions(const httplib::Request& req, httplib::Response& res) {
-  counters_->Add("streamlm_http_completions_total", 1);
-  Json body;
-  if (!ParseBody(req, &body, res)) return;
+std::shared_ptr<const Server::Served> Server::Begin(const httplib::Request& req, Json* body,
+                                                    httplib::Response& res) {
+  if (!ParseBody(req, body, res)) return nullptr;
   auto served = current();
   if (!served) {
     SendError(res, 503, "no champion model is loaded yet", "", "server_error");
-    return;
+    return nullptr;
   }
-  if (!CheckModel(body, *served, res)) return;
+  if (!CheckModel(*body, *served, res)) return nullptr;
+  return served;
+}
+
+void Server::HandleCompletions(const httplib::Request& req, httplib::Response& res) {
+  counters_->Add("streamlm_http_completions_total", 1);
+  Json body;
+  auto served = Begin(req, &body, res);
+  if (!served) return;
   auto call = std::make_shared<Call>();
   call->served = served;
   auto prompt_it = body.find("prompt");
@@ -448,13 +455,8 @@ void Server::HandleCompletions(const httplib::Request& req, httplib::Response& r
 void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
   counters_->Add("streamlm_http_chat_completions_total", 1);
   Json body;
-  if (!ParseBody(req, &body, res)) return;
-  auto served = current();
-  if (!served) {
-    SendError(res, 503, "no champion model is loaded yet", "", "server_error");
-    return;
-  }
-  if (!CheckModel(body, *served, res)) return;
+  auto served = Begin(req, &body, res);
+  if (!served) return;
   auto messages_it = body.find("messages");
   if (messages_it == body.end() || !messages_it->is_array() || messages_it->empty()) {
     SendError(res, 400, "'messages' must be a non-empty array of {role, content}", "messages");
@@ -774,13 +776,8 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
 
 void Server::HandleTokenize(const httplib::Request& req, httplib::Response& res) {
   Json body;
-  if (!ParseBody(req, &body, res)) return;
-  auto served = current();
-  if (!served) {
-    SendError(res, 503, "no champion model is loaded yet", "", "server_error");
-    return;
-  }
-  if (!CheckModel(body, *served, res)) return;
+  auto served = Begin(req, &body, res);
+  if (!served) return;
   std::string text;
   if (body.contains("prompt") && body["prompt"].is_string()) {
     text = body["prompt"];
@@ -801,13 +798,8 @@ void Server::HandleTokenize(const httplib::Request& req, httplib::Response& res)
 
 void Server::HandleDetokenize(const httplib::Request& req, httplib::Response& res) {
   Json body;
-  if (!ParseBody(req, &body, res)) return;
-  auto served = current();
-  if (!served) {
-    SendError(res, 503, "no champion model is loaded yet", "", "server_error");
-    return;
-  }
-  if (!CheckModel(body, *served, res)) return;
+  auto served = Begin(req, &body, res);
+  if (!served) return;
   const Tokenizer& tok = served->model->tokenizer();
   auto it = body.find("tokens");
   if (it == body.end() || !it->is_array()) {

@@ -68,6 +68,10 @@ class Server {
   // Resolves the request's `model` field against what is served; false (and
   // `res` filled) when it names another model.
   bool CheckModel(const Json& body, const Served& served, httplib::Response& res);
+  // What every model endpoint does first: parse the JSON object body, take
+  // the champion, check `model`. Null (and `res` filled) on error.
+  std::shared_ptr<const Served> Begin(const httplib::Request& req, Json* body,
+                                      httplib::Response& res);
   void HandleCompletions(const httplib::Request& req, httplib::Response& res);
   void HandleChat(const httplib::Request& req, httplib::Response& res);
   void HandleTokenize(const httplib::Request& req, httplib::Response& res);
