@@ -140,9 +140,12 @@ TEST_P(BatchedVsAlone, BatchedGenerationEqualsOneAtATime) {
     compared_tokens += static_cast<int>(want.ids.size());
   }
   EXPECT_GT(compared_tokens, 60);
-  // More than one sequence was decoded per step.
-  EXPECT_GT(counters_.HistogramCountSum("streamlm_batch_size").second,
-            counters_.HistogramCountSum("streamlm_batch_size").first * 1.5);
+  // One worker decoded more than one sequence per step (two workers split
+  // the requests, so their steps are smaller).
+  if (GetParam() == 1) {
+    EXPECT_GT(counters_.HistogramCountSum("streamlm_batch_size").second,
+              counters_.HistogramCountSum("streamlm_batch_size").first * 1.5);
+  }
   EXPECT_EQ(counters_.Get("streamlm_generation_tokens_total"), compared_tokens);
 }
 
