@@ -207,7 +207,7 @@ int RunAll(const Config& c) {
   const int learner_threads = LearnerThreads(c, /*serving_in_process=*/true);
   SetThreadComputeBudget(learner_threads);
   SLM_LOG(kInfo) << "compute budget: learner and evaluator " << learner_threads
-                 << " thread(s), serving " << Server::ServingThreads(c);
+                 << " thread(s), serving " << ServingThreads(c);
   Counters counters;
   auto producer = KafkaProducer::Create(brokers);
   if (!producer.ok()) return finish(Fail(producer.status()));

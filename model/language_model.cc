@@ -228,12 +228,16 @@ void SetThreadComputeBudget(int threads) {
   omp_set_num_threads(std::max(1, threads));
 }
 
+int ServingThreads(const Config& config) {
+  if (config.serving_threads > 0) return config.serving_threads;
+  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / 2);
+}
+
 int LearnerThreads(const Config& config, bool serving_in_process) {
   if (config.threads > 0) return config.threads;
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!serving_in_process) return cores;
-  int serving = config.serving_threads > 0 ? config.serving_threads : std::max(1, cores / 2);
-  return std::max(1, cores - serving);
+  return std::max(1, cores - ServingThreads(config));
 }
 
 Completion LanguageModel::Generate(const std::string& prompt,

@@ -56,9 +56,13 @@ void ConfigureTorchThreads(int threads);
 // the compute budget of one long-running part (learner, serving scheduler).
 void SetThreadComputeBudget(int threads);
 
+// Cores serving computes on while the learner works: the serving.threads
+// key, or half the cores (at least 1) when it is 0.
+int ServingThreads(const Config& config);
+
 // Threads of the learner (and evaluator) under `config`: the `threads` key,
-// or every core less serving's share (serving.threads, or half the cores)
-// when serving runs in the same process; at least 1.
+// or every core less ServingThreads() when serving runs in the same
+// process; at least 1.
 int LearnerThreads(const Config& config, bool serving_in_process);
 
 // Logits of one position [V], cut to the tokenizer's ids, as float.

@@ -76,6 +76,25 @@ size_t MaxStopBytes(const SamplingParams& p) {
   return n;
 }
 
+// Cuts `text` where a stop string first occurs, searching only where a
+// match could have begun after the `sent` bytes already released (one
+// string after another, each in what the last left). The cut never goes
+// below `floor`. True when a stop string was found.
+bool CutAtStop(const std::vector<std::string>& stop, size_t sent, size_t floor,
+               std::string* text) {
+  bool found = false;
+  for (const std::string& s : stop) {
+    if (s.empty()) continue;
+    size_t from = sent >= s.size() ? sent - s.size() + 1 : 0;
+    size_t pos = text->find(s, std::min(from, text->size()));
+    if (pos != std::string::npos) {
+      text->resize(std::max(pos, floor));
+      found = true;
+    }
+  }
+  return found;
+}
+
 // Largest end <= `end` that does not split a UTF-8 character of `s`.
 size_t CharBoundary(const std::string& s, size_t end) {
   while (end > 0 && end < s.size() && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
@@ -183,13 +202,8 @@ void Scheduler::Finish(Active* a, const std::string& reason, bool flush) {
     // Release what was held back: an incomplete character, or the tail that
     // could have begun a stop string. A stop string may complete in it.
     a->text += a->detok->Flush();
-    for (const std::string& s : a->job->request.params.stop) {
-      size_t from = a->sent >= s.size() ? a->sent - s.size() + 1 : 0;
-      size_t pos = s.empty() ? std::string::npos : a->text.find(s, std::min(from, a->text.size()));
-      if (pos != std::string::npos) {
-        a->text.resize(std::max(pos, a->sent));
-        e.finish_reason = "stop";
-      }
+    if (CutAtStop(a->job->request.params.stop, a->sent, a->sent, &a->text)) {
+      e.finish_reason = "stop";
     }
   }
   if (a->sent < a->text.size()) e.text = a->text.substr(a->sent);
@@ -253,16 +267,7 @@ bool Scheduler::Advance(Active* a, Group* g) {
   a->text += a->detok->Add(static_cast<int32_t>(next));
   // Stop strings: search only where a new match can start.
   const size_t hold = MaxStopBytes(p);
-  bool stopped = false;
-  for (const std::string& s : p.stop) {
-    if (s.empty()) continue;
-    size_t from = a->sent >= s.size() ? a->sent - s.size() + 1 : 0;
-    size_t pos = a->text.find(s, std::min(from, a->text.size()));
-    if (pos != std::string::npos) {
-      a->text.resize(pos);
-      stopped = true;
-    }
-  }
+  const bool stopped = CutAtStop(p.stop, a->sent, /*floor=*/0, &a->text);
   // Hold back a tail that could be the start of a stop string.
   size_t safe = a->text.size();
   if (!stopped && hold > 1) safe = safe > hold - 1 ? safe - (hold - 1) : 0;
@@ -282,6 +287,15 @@ bool Scheduler::Advance(Active* a, Group* g) {
   }
   a->next_token = next;
   return true;
+}
+
+void Scheduler::Prefill(Active* a, Group* g, int keep_tokens) {
+  const size_t keep = static_cast<size_t>(keep_tokens);
+  std::vector<int32_t> window(a->context.end() - std::min(keep, a->context.size()),
+                              a->context.end());
+  torch::Tensor logits;
+  a->seq = g->decoder->Add(window, &logits);
+  a->logits = VocabLogits(logits, g->model->tokenizer().vocab_size());
 }
 
 void Scheduler::Admit(Worker* w, std::vector<std::unique_ptr<Job>>* jobs) {
@@ -305,7 +319,6 @@ void Scheduler::Admit(Worker* w, std::vector<std::unique_ptr<Job>>* jobs) {
       continue;
     }
     const LanguageModel& model = *r.model;
-    const int vocab = model.tokenizer().vocab_size();
     if (r.prompt_logprobs >= 0) {
       GenerationEvent e;
       e.kind = GenerationEvent::kPrompt;
@@ -346,12 +359,7 @@ void Scheduler::Admit(Worker* w, std::vector<std::unique_ptr<Job>>* jobs) {
     a->detok = std::make_unique<IncrementalDetokenizer>(&model.tokenizer(), r.prompt_ids);
     a->gen = at::detail::createCPUGenerator(
         r.params.has_seed ? r.params.seed : static_cast<uint64_t>(std::random_device{}()));
-    const size_t T = static_cast<size_t>(model.config().context_tokens);
-    std::vector<int32_t> window(a->context.end() - std::min(T, a->context.size()),
-                                a->context.end());
-    torch::Tensor logits;
-    a->seq = group->decoder->Add(window, &logits);
-    a->logits = VocabLogits(logits, vocab);
+    Prefill(a.get(), group, model.config().context_tokens);
     a->job = std::move(job);
     group->seqs.push_back(std::move(a));
   }
@@ -430,12 +438,7 @@ void Scheduler::Loop(Worker* w) {
         }
         // The context is full: continue from its newest half, as Generate() does.
         for (Active* a : refill) {
-          size_t keep = static_cast<size_t>(g->model->config().context_tokens / 2);
-          std::vector<int32_t> window(a->context.end() - std::min(keep, a->context.size()),
-                                      a->context.end());
-          torch::Tensor logits;
-          a->seq = g->decoder->Add(window, &logits);
-          a->logits = VocabLogits(logits, vocab);
+          Prefill(a, g.get(), g->model->config().context_tokens / 2);
         }
         total += static_cast<int>(g->seqs.size());
       }

@@ -123,6 +123,9 @@ class Scheduler {
   void Admit(Worker* w, std::vector<std::unique_ptr<Job>>* jobs);
   // Workers that may take requests now. REQUIRES: mu_ held.
   int AllowedWorkers();
+  // Puts the newest `keep_tokens` of `a`'s context into a KV-cache row of
+  // `g` and sets `a`'s next-token logits.
+  void Prefill(Active* a, Group* g, int keep_tokens);
   // Samples the next token of `a`; true if the sequence goes on.
   bool Advance(Active* a, Group* g);
   // Ends `a` with a kDone event; `flush` releases held-back text.

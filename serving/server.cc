@@ -133,11 +133,34 @@ struct LegacyLogprobs {
     }
     top_logprobs.push_back(top);
   }
+  // The prompt's tokens (the first has no logprob); returns their bytes.
+  size_t AddPrompt(const GenerationEvent& e) {
+    size_t offset = 0;
+    for (size_t i = 0; i < e.prompt.size(); ++i) {
+      Add(e.token_text[i], i == 0 ? nullptr : &e.prompt[i], e.top_text[i], offset);
+      offset += e.token_text[i].size();
+    }
+    return offset;
+  }
   OJson ToJson() const {
     return {{"tokens", tokens}, {"token_logprobs", token_logprobs},
             {"top_logprobs", top_logprobs}, {"text_offset", text_offset}};
   }
 };
+
+// Token ids from a JSON array of integers in [0, vocab_size); false when
+// `a` is not such an array.
+bool TokenIds(const Json& a, int vocab_size, std::vector<int32_t>* ids) {
+  if (!a.is_array()) return false;
+  ids->clear();
+  for (const Json& v : a) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size) {
+      return false;
+    }
+    ids->push_back(v.get<int32_t>());
+  }
+  return true;
+}
 
 // The chat logprobs entry of one token.
 OJson ChatLogprob(const std::string& token, const TokenLogprob& lp,
@@ -191,12 +214,6 @@ Server::Server(const Config& config, Store* store, Counters* counters)
 }
 
 Server::~Server() { Stop(); }
-
-int Server::ServingThreads(const Config& config) {
-  if (config.serving_threads > 0) return config.serving_threads;
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / 2);
-}
 
 std::shared_ptr<const Server::Served> Server::current() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -411,24 +428,13 @@ void Server::HandleCompletions(const httplib::Request& req, httplib::Response& r
   }
   const Tokenizer& tok = served->model->tokenizer();
   std::vector<int32_t> ids;
-  auto token_array = [&](const Json& a) {
-    if (!a.is_array() || a.empty()) return false;
-    for (const Json& v : a) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
-          v.get<int64_t>() >= tok.vocab_size()) {
-        return false;
-      }
-    }
-    return true;
-  };
   if (prompt_it->is_string()) {
     call->prompt_text = prompt_it->get<std::string>();
     ids = tok.Encode(call->prompt_text);
   } else if (prompt_it->is_array() && prompt_it->size() == 1 && (*prompt_it)[0].is_string()) {
     call->prompt_text = (*prompt_it)[0].get<std::string>();
     ids = tok.Encode(call->prompt_text);
-  } else if (token_array(*prompt_it)) {
-    for (const Json& v : *prompt_it) ids.push_back(v.get<int32_t>());
+  } else if (!prompt_it->empty() && TokenIds(*prompt_it, tok.vocab_size(), &ids)) {
     call->prompt_text = tok.Decode(ids);
   } else {
     SendError(res, 400,
@@ -605,11 +611,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
         return;
       }
       if (e.kind == GenerationEvent::kPrompt) {
-        size_t offset = 0;
-        for (size_t i = 0; i < e.prompt.size(); ++i) {
-          legacy.Add(e.token_text[i], i == 0 ? nullptr : &e.prompt[i], e.top_text[i], offset);
-          offset += e.token_text[i].size();
-        }
+        legacy.AddPrompt(e);
         continue;
       }
       if (e.kind == GenerationEvent::kToken) {
@@ -714,12 +716,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
           }
           if (e.kind == GenerationEvent::kPrompt) {
             LegacyLogprobs legacy;
-            size_t offset = 0;
-            for (size_t i = 0; i < e.prompt.size(); ++i) {
-              legacy.Add(e.token_text[i], i == 0 ? nullptr : &e.prompt[i], e.top_text[i], offset);
-              offset += e.token_text[i].size();
-            }
-            state->second += offset;
+            state->second += legacy.AddPrompt(e);
             if (!send(chunk(OJson::array({text_choice(call->prompt_text, legacy.ToJson(), OJson())})))) {
               stream->Cancel();
               return false;
@@ -807,14 +804,11 @@ void Server::HandleDetokenize(const httplib::Request& req, httplib::Response& re
     return;
   }
   std::vector<int32_t> ids;
-  for (const Json& v : *it) {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= tok.vocab_size()) {
-      SendError(res, 400,
-                absl::StrCat("'tokens' must hold integers in [0, ", tok.vocab_size(), ")"),
-                "tokens");
-      return;
-    }
-    ids.push_back(v.get<int32_t>());
+  if (!TokenIds(*it, tok.vocab_size(), &ids)) {
+    SendError(res, 400,
+              absl::StrCat("'tokens' must hold integers in [0, ", tok.vocab_size(), ")"),
+              "tokens");
+    return;
   }
   SendJson(res, 200, {{"prompt", tok.Decode(ids)}, {"model", served->id}});
 }

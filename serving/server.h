@@ -46,10 +46,6 @@ class Server {
   // Evaluator hook: a decision was made; pick up a promotion now.
   void OnDecision(const Json& decision);
 
-  // Cores serving computes on while the learner works: the serving.threads
-  // key, or half the cores (at least 1) when it is 0.
-  static int ServingThreads(const Config& config);
-
  private:
   struct Served {
     std::string id;
