@@ -300,6 +300,21 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
+  keys.push_back(IntKey("feedback.batch_size", "feedback records per feedback step", &C::feedback_batch_size, 1, 65536));
+  keys.push_back(DoubleKey("feedback.lr", "learning rate of feedback steps", &C::feedback_lr, 0, 10));
+  keys.push_back(DoubleKey("feedback.replay_ratio", "LM blocks replayed per feedback record in a feedback step", &C::feedback_replay_ratio, 0, 64));
+  keys.push_back(DoubleKey("feedback.lm_weight", "weight of the replayed LM loss in a feedback step", &C::feedback_lm_weight, 0, 1000));
+  keys.push_back(DoubleKey("feedback.beta", "DPO/KTO temperature beta", &C::feedback_beta, 1e-6, 1000));
+  keys.push_back(DoubleKey("feedback.dpo_weight", "weight of the DPO loss (preference pairs)", &C::feedback_dpo_weight, 0, 1000));
+  keys.push_back(DoubleKey("feedback.kto_weight", "weight of the KTO loss (ratings)", &C::feedback_kto_weight, 0, 1000));
+  keys.push_back(DoubleKey("feedback.sft_weight", "weight of the SFT loss (corrections)", &C::feedback_sft_weight, 0, 1000));
+  keys.push_back(DoubleKey("feedback.kto_desirable_weight", "KTO weight of thumbs-up records", &C::feedback_kto_desirable_weight, 0, 1000));
+  keys.push_back(DoubleKey("feedback.kto_undesirable_weight", "KTO weight of thumbs-down records", &C::feedback_kto_undesirable_weight, 0, 1000));
+  keys.push_back(IntKey("feedback.heldout_every", "1 in N feedback records is held out for evaluation", &C::feedback_heldout_every, 2, 1000000));
+  keys.push_back(DoubleKey("feedback.max_user_share", "share of recent trained feedback one user may contribute", &C::feedback_max_user_share, 0.001, 1));
+  keys.push_back(IntKey("feedback.user_window", "trained feedback records the per-user share is measured over", &C::feedback_user_window, 1, 100000000));
+  keys.push_back(IntKey("feedback.user_min_quota", "records any user may contribute to that window regardless of share", &C::feedback_user_min_quota, 0, 100000000));
+  keys.push_back(StringKey("feedback.trusted_file", "JSON lines of trusted feedback: never trained on, always evaluated", &C::feedback_trusted_file));
   keys.push_back(IntKey("dedup.window_docs", "recent documents remembered for deduplication; 0 = off", &C::dedup_window_docs, 0, int64_t{1} << 32));
   keys.push_back(IntKey("dedup.window_s", "also forget documents seen longer ago than this (seconds); 0 = no time bound", &C::dedup_window_s, 0, int64_t{1} << 40));
   keys.push_back(DoubleKey("dedup.threshold", "MinHash agreement that marks a near duplicate", &C::dedup_threshold, 0.05, 1.0));
@@ -310,6 +325,9 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));
   keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", &C::gate_max_forgetting, 0, 100));
   keys.push_back(DoubleKey("gate.min_adaptation", "min fall of stream held-out loss (nats/token)", &C::gate_min_adaptation, -100, 100));
+  keys.push_back(IntKey("eval.feedback_window", "newest held-out feedback records scored per decision", &C::eval_feedback_window, 0, 1 << 30));
+  keys.push_back(IntKey("gate.min_feedback_pairs", "held-out feedback records needed to judge feedback", &C::gate_min_feedback_pairs, 1, 1 << 30));
+  keys.push_back(DoubleKey("gate.max_preference_regression", "preference accuracy a candidate may lose on established or trusted feedback", &C::gate_max_preference_regression, 0, 1));
   keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", &C::serving_admin_token));
   keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", &C::serving_max_tokens, 1, 1 << 20));
   keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", &C::serving_poll_ms, 10, 3600000));
@@ -319,6 +337,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("serving.max_queue", "requests that may wait for a batch slot; more get 429", &C::serving_max_queue, 1, 1 << 20));
   keys.push_back(DoubleKey("serving.request_timeout_s", "deadline of one request, queue included; 0 = none", &C::serving_request_timeout_s, 0, 86400));
   keys.push_back(IntKey("serving.max_body_bytes", "largest request body; larger ones get 413", &C::serving_max_body_bytes, 1024, int64_t{1} << 30));
+  keys.push_back(IntKey("serving.completion_log_size", "completions remembered for POST /v1/feedback", &C::serving_completion_log_size, 0, 100000000));
+  keys.push_back(DoubleKey("serving.completion_log_ttl_s", "how long a completion can receive feedback (seconds)", &C::serving_completion_log_ttl_s, 1, 1e9));
   return keys;
 }
 

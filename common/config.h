@@ -73,6 +73,32 @@ struct Config {
   int learner_heldout_every_records = 10;  // 1 in N records never trained on
   int64_t learner_max_record_bytes = 1 << 20;
 
+  // Learning from human feedback (learner/objectives.h): DPO for preference
+  // pairs, KTO for ratings, SFT for corrections, each against a frozen
+  // reference model (the champion when the cycle started).
+  int feedback_batch_size = 8;         // feedback records per feedback step
+  double feedback_lr = 1e-3;           // learning rate of feedback steps
+  // LM blocks replayed in each feedback step, per feedback record, so
+  // feedback steps do not forget the language-modelling objective.
+  double feedback_replay_ratio = 0.5;
+  double feedback_lm_weight = 1.0;     // weight of those replayed blocks' loss
+  double feedback_beta = 0.1;          // DPO / KTO temperature
+  double feedback_dpo_weight = 1.0;
+  double feedback_kto_weight = 1.0;
+  double feedback_sft_weight = 1.0;
+  double feedback_kto_desirable_weight = 1.0;
+  double feedback_kto_undesirable_weight = 1.0;
+  int feedback_heldout_every = 5;      // 1 in N feedback records is held out
+  // A user's feedback beyond this share of the last feedback.user_window
+  // trained records (and beyond feedback.user_min_quota) is kept but not
+  // trained on.
+  double feedback_max_user_share = 0.25;
+  int feedback_user_window = 1000;
+  int feedback_user_min_quota = 50;
+  // Trusted feedback (JSON lines of feedback records): never trained on,
+  // always evaluated. `streamlm feedback trust FILE` stores one in the store.
+  std::string feedback_trusted_file;
+
   // Deduplication of stream records (exact and MinHash near-duplicates).
   int64_t dedup_window_docs = 100000;  // 0 = off
   int64_t dedup_window_s = 0;          // also forget after this long; 0 = no time bound
@@ -89,6 +115,11 @@ struct Config {
   int eval_min_stream_tokens = 256;
   double gate_max_forgetting = 0.05;   // nats/token the base loss may rise
   double gate_min_adaptation = 0.0;    // nats/token the stream loss must fall
+  int eval_feedback_window = 512;      // newest held-out feedback records scored
+  int gate_min_feedback_pairs = 16;    // held-out feedback needed to judge it
+  // Preference accuracy a candidate may lose on established or trusted
+  // feedback before the loss counts (the rule uses the 95% CI's upper end).
+  double gate_max_preference_regression = 0.02;
 
   // Serving.
   std::string serving_admin_token;  // empty = admin API open
@@ -104,6 +135,9 @@ struct Config {
   int serving_max_queue = 64;   // requests waiting beyond that; more get 429
   double serving_request_timeout_s = 300;  // per-request deadline; 0 = none
   int64_t serving_max_body_bytes = 1 << 20;  // larger request bodies get 413
+  // Completions remembered for POST /v1/feedback (by id), and for how long.
+  int serving_completion_log_size = 10000;
+  double serving_completion_log_ttl_s = 3600;
 };
 
 // Describes one key: its name, a help line, and how to read/write it.

@@ -22,6 +22,12 @@
 
 namespace streamlm {
 
+// The trusted feedback set: the store's (`streamlm feedback trust`) and the
+// `feedback.trusted_file` key's records, cleaned. A bad file is an error
+// naming the key and line.
+[[nodiscard]] absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config,
+                                                                  Store* store);
+
 class Evaluator {
  public:
   using DecisionCallback = std::function<void(const Json& decision)>;

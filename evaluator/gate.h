@@ -4,6 +4,7 @@
 #define STREAMLM_EVALUATOR_GATE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ struct GateConfig {
   double max_forgetting = 0.05;  // base loss may rise at most this much
   double min_adaptation = 0.0;   // stream loss must fall by more than this
   int64_t min_stream_tokens = 256;
+  int64_t min_feedback_pairs = 16;           // held-out feedback to judge it
+  double max_preference_regression = 0.02;   // tolerated loss of accuracy
 };
 
 struct RuleResult {
@@ -48,6 +51,54 @@ struct RuleResult {
   double observed = 0;
   double threshold = 0;
   bool passed = false;
+  bool has_ci = false;  // the 95% interval of `observed`, when it has one
+  double ci_low = 0, ci_high = 0;
+};
+
+// A mean of per-record values with its 95% CI (normal approximation).
+Estimate MeanEstimate(const std::vector<double>& values);
+
+// Per-record scores of one set of held-out feedback under the candidate,
+// the champion and the learner's frozen reference model:
+//   pairs: log p(chosen) - log p(rejected) (summed response log-probs);
+//   corrections: log p(correction) per token;
+//   ratings: rating * (log p(response) - reference's), summed.
+struct FeedbackScores {
+  std::vector<double> pair_cand, pair_champ, pair_ref;
+  std::vector<double> corr_cand, corr_champ, corr_ref;
+  std::vector<double> rating_cand, rating_champ;  // already relative to the reference
+  int64_t records = 0;
+};
+
+// What the gate judges of one set: preference accuracy (the model prefers
+// the chosen response), implicit reward margin beta * (d_model - d_ref),
+// correction log-likelihood and rating reward; each with paired deltas.
+struct FeedbackSetStats {
+  int64_t records = 0, pairs = 0, ratings = 0, corrections = 0;
+  Estimate acc_cand, acc_champ, acc_ref, acc_delta;
+  Estimate margin_cand, margin_champ, margin_delta;
+  Estimate corr_cand, corr_champ, corr_ref, corr_delta;
+  Estimate rating_cand, rating_champ, rating_delta;
+  // The delta the rules judge (pairs first, then corrections, then ratings)
+  // and how many records it rests on.
+  const Estimate* primary_delta() const;
+  int64_t primary_n() const;
+  std::string primary_metric() const;
+};
+FeedbackSetStats SummarizeFeedback(const FeedbackScores& scores, double beta);
+Json FeedbackSetToJson(const FeedbackSetStats& s);
+
+// Everything the gate knows about human feedback for one candidate.
+struct FeedbackEvidence {
+  int64_t trained = 0;         // feedback records trained on since the champion
+  int64_t text_trained = -1;   // stream records trained on since it; -1 unknown
+  int64_t contradictions = 0;  // trained records reversing a stored pair
+  std::map<std::string, int64_t> users;               // trained, by user
+  std::map<std::string, int64_t> contradiction_users;
+  FeedbackSetStats heldout;      // all held-out feedback scored
+  FeedbackSetStats established;  // held out before the champion was made
+  FeedbackSetStats fresh;        // held out since then
+  FeedbackSetStats trusted;      // the operator's trusted set
 };
 
 struct GateResult {
@@ -58,6 +109,11 @@ struct GateResult {
 
 GateResult ApplyGate(const Comparison& base, const Comparison& stream,
                      const GateConfig& config);
+// With feedback: the stream and base rules, plus feedback_improvement,
+// feedback_established, feedback_trusted and feedback_contradiction
+// (evaluator/README.md). A contradiction holds the candidate for an operator.
+GateResult ApplyGate(const Comparison& base, const Comparison& stream,
+                     const FeedbackEvidence& feedback, const GateConfig& config);
 
 Json EstimateToJson(const Estimate& e);
 Json ComparisonToJson(const Comparison& c);

@@ -1,6 +1,7 @@
 #include "learner/learner.h"
 
 #include <cmath>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -12,6 +13,30 @@ namespace streamlm {
 bool IsHeldOut(const std::string& text, int every) {
   return Fnv1a64(text) % static_cast<uint64_t>(every) == 0;
 }
+
+uint64_t PairKey(const std::string& prompt, const std::string& chosen,
+                 const std::string& rejected) {
+  return Fnv1a64(absl::StrCat(prompt, "\x1f", chosen, "\x1f", rejected));
+}
+
+std::string FeedbackIdentity(const Json& record) {
+  std::string id;
+  for (const char* f : {"prompt", "chosen", "rejected", "response", "correction"}) {
+    if (record.contains(f)) absl::StrAppend(&id, f, "\x1f", record[f].get<std::string>(), "\x1f");
+  }
+  if (record.contains("rating")) absl::StrAppend(&id, "rating\x1f", record["rating"].dump());
+  return id;
+}
+
+namespace {
+// Adds `n` to the integer at `key` of a JSON object of counts.
+void Bump(Json& counts, const std::string& key, int64_t n = 1) {
+  if (!counts.is_object()) counts = Json::object();
+  counts[key] = counts.value(key, int64_t{0}) + n;
+}
+// At most this many distinct user labels in /metrics; the rest are "other".
+constexpr size_t kMaxUserLabels = 100;
+}  // namespace
 
 Learner::Learner(const Config& config, Store* store, Counters* counters,
                  CandidateCallback on_candidate)
@@ -83,6 +108,29 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
       l->feedback_start_offsets_[std::stoi(p)] = off.get<int64_t>();
     }
     l->step_ = checkpoint->step;
+    for (const Json& r : st.value("pending_feedback", Json::array())) {
+      l->pending_feedback_.push_back(r);
+    }
+    for (const Json& u : st.value("user_window", Json::array())) {
+      l->user_window_.push_back(u.get<std::string>());
+      ++l->user_counts_[u.get<std::string>()];
+    }
+    l->feedback_since_ = st.value("feedback_since", Json::object());
+    // The reference model stays the cycle's champion while the model resumes.
+    if (resume_model) l->reference_id_ = st.value("reference", "");
+  }
+  if (l->reference_id_.empty()) l->reference_id_ = champion.ok() ? *champion : base_id;
+  {
+    // Every stored preference pair, for contradiction detection.
+    auto stored = store->ListFeedback();
+    if (!stored.ok()) return stored.status();
+    for (const Store::FeedbackEntry& e : *stored) {
+      const Json& r = e.record;
+      if (r.contains("chosen")) {
+        l->pair_keys_.insert(PairKey(r.value("prompt", ""), r.value("chosen", ""),
+                                     r.value("rejected", "")));
+      }
+    }
   }
   if (resume_model) {
     absl::Status s = (*model)->LoadWeights(checkpoint->weights);
@@ -187,28 +235,251 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
   }
 }
 
-void Learner::IngestFeedback(std::vector<SourceRecord> records) {
-  if (records.empty()) return;
+absl::Status Learner::IngestFeedback(std::vector<SourceRecord> records) {
+  if (records.empty()) return absl::OkStatus();
+  const Tokenizer& tok = trainer_->model().tokenizer();
+  const int context = trainer_->model().config().context_tokens;
+  const int64_t user_limit = std::max<int64_t>(
+      config_.feedback_user_min_quota,
+      static_cast<int64_t>(config_.feedback_max_user_share * config_.feedback_user_window));
   std::vector<Store::FeedbackEntry> kept;
+  std::vector<Json> to_train;
   for (SourceRecord& r : records) {
+    counters_->Add("streamlm_feedback_consumed_total", 1);
     FeedbackResult f = CleanFeedbackRecord(
         r.payload, static_cast<size_t>(config_.learner_max_record_bytes), *feedback_cleaner_);
-    if (!f.ok()) {
+    std::string reason = f.ok() ? "" : f.reason;
+    std::string detail = f.detail;
+    if (f.ok()) {
+      // Needs the model's tokenizer: fits the context, two different sides.
+      auto example = MakeFeedbackExample(tok, f.record, context);
+      if (!example.ok()) {
+        const std::string msg(example.status().message());
+        const size_t colon = msg.find(':');
+        reason = msg.substr(0, colon);
+        detail = colon == std::string::npos ? "" : msg.substr(colon + 2);
+      }
+    }
+    if (!reason.empty()) {
       r.payload = feedback_cleaner_->RedactForAudit(Utf8Prefix(r.payload, kAuditPrefixBytes));
-      feedback_source_->Reject(r, f.reason, f.detail);
+      feedback_source_->Reject(r, reason, detail);
+      counters_->Add("streamlm_feedback_rejected_total", 1, reason);
+      Bump(feedback_since_, "rejected");
       continue;
     }
     CountPii(f.pii, counters_);
-    kept.push_back({r.partition, r.offset, std::move(f.record)});
+    Json& rec = f.record;
+    // Kafka's timestamp: stable when the record is read again after a crash.
+    rec["ts_ms"] = r.timestamp_ms > 0 ? r.timestamp_ms : NowMs();
+    const std::string user = rec.value("user", "");
+    if (!user.empty()) {
+      const std::string label = counters_->WithLabels("streamlm_feedback_user_total").size() <
+                                        kMaxUserLabels
+                                    ? "user=" + user
+                                    : "user=other";
+      counters_->Add("streamlm_feedback_user_total", 1, label);
+    }
+    std::string split = "train";
+    if (IsHeldOut(FeedbackIdentity(rec), config_.feedback_heldout_every)) {
+      split = "heldout";
+      counters_->Add("streamlm_feedback_heldout_total", 1);
+      Bump(feedback_since_, "heldout");
+    } else if (!user.empty() && user_counts_[user] >= user_limit) {
+      // Kept for the record, not trained on: one user's influence is bounded.
+      split = "limited";
+      counters_->Add("streamlm_feedback_limited_total", 1);
+      Bump(feedback_since_, "limited");
+    }
+    if (rec.contains("chosen")) {
+      const std::string p = rec["prompt"], c = rec["chosen"], j = rec["rejected"];
+      if (pair_keys_.count(PairKey(p, j, c))) {
+        rec["contradicts"] = true;
+        counters_->Add("streamlm_feedback_contradictions_total", 1);
+        if (split == "train") {  // what the candidate will have learned
+          Bump(feedback_since_, "contradictions");
+          if (!user.empty()) Bump(feedback_since_["contradiction_users"], user);
+        }
+      }
+      pair_keys_.insert(PairKey(p, c, j));
+    }
+    rec["split"] = split;
+    if (split == "train") {
+      to_train.push_back(rec);
+      user_window_.push_back(user);
+      ++user_counts_[user];
+      while (user_window_.size() > static_cast<size_t>(config_.feedback_user_window)) {
+        if (--user_counts_[user_window_.front()] == 0) user_counts_.erase(user_window_.front());
+        user_window_.pop_front();
+      }
+    }
+    kept.push_back({r.partition, r.offset, std::move(rec)});
   }
   // Written now, keyed by position: a replay after a crash rewrites the same
-  // keys, and the offsets advance only with the next checkpoint.
-  absl::Status s = store_->PutFeedback(kept);
+  // keys, and the offsets advance only with the next checkpoint. A record
+  // that cannot be stored stops the learner (after retries) so its offset is
+  // never checkpointed.
+  absl::Status s;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(attempt));
+    s = store_->PutFeedback(kept);
+    if (s.ok()) break;
+    SLM_LOG(kWarning) << "cannot store " << kept.size() << " feedback records (attempt "
+                      << attempt + 1 << " of 3): " << s;
+  }
   if (!s.ok()) {
-    SLM_LOG(kError) << "cannot store feedback: " << s;
-    return;
+    return absl::Status(s.code(), absl::StrCat("feedback records cannot be stored: ", s.message()));
   }
   counters_->Add("streamlm_feedback_stored_total", static_cast<int64_t>(kept.size()));
+  for (Json& r : to_train) pending_feedback_.push_back(std::move(r));
+  return absl::OkStatus();
+}
+
+absl::Status Learner::RebaseReference() {
+  auto champion = store_->GetAlias(kChampion);
+  if (!champion.ok()) return champion.status();
+  if (reference_ != nullptr && *champion == reference_id_) return absl::OkStatus();
+  const std::string id = reference_ == nullptr ? reference_id_ : *champion;
+  auto snap = store_->GetSnapshot(id);
+  if (!snap.ok()) return snap.status();
+  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
+  if (!model.ok()) return model.status();
+  if (!reference_id_.empty() && id != reference_id_) {
+    SLM_LOG(kInfo) << "learner: feedback reference model is now champion " << id
+                   << " (was " << reference_id_ << ")";
+  }
+  reference_ = std::move(*model);
+  reference_id_ = id;
+  if ((*champion) != id) return RebaseReference();  // first load was the checkpoint's
+  return absl::OkStatus();
+}
+
+absl::Status Learner::AfterStep() {
+  ++step_;
+  ++steps_since_snapshot_;
+  counters_->Add("streamlm_learner_steps_total", 1);
+  if (steps_since_snapshot_ >= config_.learner_snapshot_every_steps) {
+    return Checkpoint(/*with_snapshot=*/true);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Learner::MaybeTrainFeedback() {
+  const int context = trainer_->model().config().context_tokens;
+  const Tokenizer& tok = trainer_->model().tokenizer();
+  while (!pending_feedback_.empty() && !stop_) {
+    absl::Status s = RebaseReference();
+    if (!s.ok()) return s;
+    const size_t n = std::min(pending_feedback_.size(),
+                              static_cast<size_t>(config_.feedback_batch_size));
+    std::vector<FeedbackExample> ex;
+    for (size_t i = 0; i < n; ++i) {
+      auto e = MakeFeedbackExample(tok, pending_feedback_[i], context);
+      if (e.ok()) ex.push_back(std::move(*e));  // checked at ingest; a new tokenizer may differ
+    }
+    std::vector<const ResponseSequence*> chosen, rejected, rated, corrections;
+    std::vector<ResponseSequence> kl_seqs;
+    std::vector<const FeedbackExample*> rated_ex;
+    for (const FeedbackExample& e : ex) {
+      switch (e.kind) {
+        case FeedbackExample::Kind::kPreference:
+          chosen.push_back(&e.seqs[0]);
+          rejected.push_back(&e.seqs[1]);
+          break;
+        case FeedbackExample::Kind::kRating:
+          rated.push_back(&e.seqs[0]);
+          rated_ex.push_back(&e);
+          break;
+        case FeedbackExample::Kind::kCorrection:
+          corrections.push_back(&e.seqs[0]);
+          break;
+      }
+    }
+    // KTO's reference point: each rated prompt with the next one's response.
+    const size_t R = rated.size();
+    for (size_t i = 0; R >= 2 && i < R; ++i) {
+      const ResponseSequence& other = rated_ex[(i + 1) % R]->seqs[0];
+      std::vector<int32_t> response(other.ids.begin() + other.response_begin, other.ids.end());
+      ResponseSequence kl;
+      kl.ids.assign(rated[i]->ids.begin(), rated[i]->ids.begin() + rated[i]->response_begin);
+      kl.response_begin = kl.ids.size();
+      kl.ids.insert(kl.ids.end(), response.begin(), response.end());
+      if (kl.ids.size() > static_cast<size_t>(context) + 1) kl.ids.resize(context + 1);
+      kl_seqs.push_back(std::move(kl));
+    }
+    auto to_tensor = [](const std::vector<ResponseScore>& scores) {
+      std::vector<double> v;
+      for (const ResponseScore& r : scores) v.push_back(r.logprob);
+      return torch::tensor(v, torch::kFloat);
+    };
+    torch::Tensor ref_c, ref_r, ref_y, z0;
+    if (!chosen.empty()) {
+      ref_c = to_tensor(ScoreResponses(*reference_, chosen));
+      ref_r = to_tensor(ScoreResponses(*reference_, rejected));
+    }
+    if (R > 0) {
+      ref_y = to_tensor(ScoreResponses(*reference_, rated));
+      std::vector<const ResponseSequence*> kl_ptrs;
+      for (const ResponseSequence& k : kl_seqs) kl_ptrs.push_back(&k);
+      z0 = kl_ptrs.empty()
+               ? torch::zeros({}, torch::kFloat)
+               : KtoReferencePoint(to_tensor(ScoreResponses(trainer_->model(), kl_ptrs)),
+                                   to_tensor(ScoreResponses(*reference_, kl_ptrs)));
+    }
+    std::vector<TokenBlock> lm = replay_->Sample(static_cast<size_t>(
+        std::lround(static_cast<double>(n) * config_.feedback_replay_ratio)));
+    const double beta = config_.feedback_beta;
+    double loss = trainer_->StepWith([&](CausalLm& net) {
+      torch::Tensor total = torch::zeros({}, torch::kFloat);
+      torch::Tensor inputs, labels;
+      if (!chosen.empty()) {
+        std::vector<const ResponseSequence*> both = chosen;
+        both.insert(both.end(), rejected.begin(), rejected.end());
+        PackResponseBatch(both, &inputs, &labels);
+        auto lp = SequenceLogprobs(net.forward(inputs), labels);
+        const int64_t P = static_cast<int64_t>(chosen.size());
+        total = total + config_.feedback_dpo_weight *
+                            DpoLoss(lp.slice(0, 0, P), lp.slice(0, P, 2 * P), ref_c, ref_r, beta);
+      }
+      if (R > 0) {
+        PackResponseBatch(rated, &inputs, &labels);
+        auto desirable = torch::zeros({static_cast<int64_t>(R)}, torch::kBool);
+        for (size_t i = 0; i < R; ++i) desirable[i] = rated_ex[i]->rating > 0;
+        total = total + config_.feedback_kto_weight *
+                            KtoLoss(SequenceLogprobs(net.forward(inputs), labels), ref_y,
+                                    desirable, z0, beta, config_.feedback_kto_desirable_weight,
+                                    config_.feedback_kto_undesirable_weight);
+      }
+      if (!corrections.empty()) {
+        PackResponseBatch(corrections, &inputs, &labels);
+        total = total + config_.feedback_sft_weight * SftLoss(net.forward(inputs), labels);
+      }
+      if (!lm.empty()) {
+        const int64_t B = static_cast<int64_t>(lm.size());
+        const int64_t L = static_cast<int64_t>(lm[0].size());
+        auto data = torch::empty({B, L}, torch::kLong);
+        auto acc = data.accessor<int64_t, 2>();
+        for (int64_t b = 0; b < B; ++b) {
+          for (int64_t t = 0; t < L; ++t) acc[b][t] = lm[b][t];
+        }
+        total = total + config_.feedback_lm_weight *
+                            net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
+      }
+      return total;
+    }, config_.feedback_lr);
+    for (const FeedbackExample& e : ex) {
+      Bump(feedback_since_, "trained");
+      Bump(feedback_since_, FeedbackKindName(e.kind));
+      if (!e.user.empty()) Bump(feedback_since_["users"], e.user);
+    }
+    counters_->Add("streamlm_feedback_trained_total", static_cast<int64_t>(ex.size()));
+    pending_feedback_.erase(pending_feedback_.begin(), pending_feedback_.begin() + n);
+    feedback_loss_avg_ = loss;
+    counters_->Set("streamlm_learner_feedback_loss", loss);
+    SLM_LOG(kDebug) << "learner feedback step " << step_ + 1 << " loss " << loss;
+    s = AfterStep();
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Learner::MaybeTrain() {
@@ -229,17 +500,12 @@ absl::Status Learner::MaybeTrain() {
     pending_tokens_.erase(pending_tokens_.begin(), pending_tokens_.begin() + n_fresh * T);
     for (const TokenBlock& b : fresh) replay_->Add(b);
     loss_avg_ = steps_since_snapshot_ == 0 ? loss : 0.9 * loss_avg_ + 0.1 * loss;
-    ++step_;
-    ++steps_since_snapshot_;
     since_snapshot_.tokens_trained += static_cast<int64_t>(n_fresh * T);
-    counters_->Add("streamlm_learner_steps_total", 1);
     counters_->Add("streamlm_tokens_trained_total", static_cast<int64_t>(n_fresh * T));
     counters_->Set("streamlm_learner_loss", loss_avg_);
-    SLM_LOG(kDebug) << "learner step " << step_ << " loss " << loss;
-    if (steps_since_snapshot_ >= config_.learner_snapshot_every_steps) {
-      absl::Status s = Checkpoint(/*with_snapshot=*/true);
-      if (!s.ok()) return s;
-    }
+    SLM_LOG(kDebug) << "learner step " << step_ + 1 << " loss " << loss;
+    absl::Status s = AfterStep();
+    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -287,6 +553,12 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
       if (end > begin) snap.meta.lineage.ranges.push_back({config_.topic_text, p, begin, end});
     }
     snap.meta.metrics = {{"train_loss", loss_avg_}};
+    // Feedback trained since the parent, and the reference it was trained
+    // against; the evaluator sums these back to the champion.
+    Json feedback = feedback_since_;
+    feedback["reference"] = reference_id_;
+    if (feedback.value("trained", 0) > 0) feedback["loss"] = feedback_loss_avg_;
+    snap.meta.metrics["feedback"] = feedback;
     snap.weights = c.weights;
     snap.tokenizer = trainer_->model().tokenizer().serialized();
     range_begin = c.next_offsets;
@@ -303,7 +575,11 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
              {"range_begin", range_json},
              {"snapshot", with_snapshot ? snap.meta.id : last_snapshot_},
              {"since_snapshot", LineageToJson(carried)},
-             {"steps_since_snapshot", with_snapshot ? 0 : steps_since_snapshot_}};
+             {"steps_since_snapshot", with_snapshot ? 0 : steps_since_snapshot_},
+             {"pending_feedback", pending_feedback_},
+             {"user_window", user_window_},
+             {"reference", reference_id_},
+             {"feedback_since", with_snapshot ? Json::object() : feedback_since_}};
   absl::Status s = with_snapshot ? store_->PutCheckpoint(c, &snap, {kCandidate})
                                  : store_->PutCheckpoint(c);
   if (!s.ok()) return s;
@@ -312,13 +588,15 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     range_begin_ = std::move(range_begin);
     last_snapshot_ = snap.meta.id;
     since_snapshot_ = Lineage();
+    feedback_since_ = Json::object();
     steps_since_snapshot_ = 0;
     last_snapshot_time_ = std::chrono::steady_clock::now();
     SLM_LOG(kInfo) << absl::StrFormat(
         "learner: step %d, candidate %s (%d records trained, %d held out, %d rejected, "
-        "train loss %.3f)",
+        "train loss %.3f; %d feedback records trained)",
         step_.load(), snap.meta.id, snap.meta.lineage.records_trained,
-        snap.meta.lineage.records_heldout, snap.meta.lineage.records_rejected, loss_avg_);
+        snap.meta.lineage.records_heldout, snap.meta.lineage.records_rejected, loss_avg_,
+        snap.meta.metrics["feedback"].value("trained", int64_t{0}));
     if (on_candidate_) on_candidate_(snap.meta.id);
   }
   // Offsets go to Kafka only after the checkpoint holds them (lag monitoring).
@@ -334,8 +612,11 @@ absl::Status Learner::Run() {
                  << config_.learner_group;
   while (!stop_) {
     Ingest(source_->Poll(256, 200));
-    IngestFeedback(feedback_source_->Poll(256, 0));
-    absl::Status s = MaybeTrain();
+    absl::Status s = IngestFeedback(feedback_source_->Poll(256, 0));
+    if (!s.ok()) return s;  // no checkpoint: the records are read again on restart
+    s = MaybeTrain();
+    if (!s.ok()) return s;
+    s = MaybeTrainFeedback();
     if (!s.ok()) return s;
     double since_s = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - last_snapshot_time_).count();

@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <set>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "ingest/dedup.h"
 #include "ingest/pipeline.h"
 #include "ingest/text_source.h"
+#include "learner/objectives.h"
 #include "learner/replay_buffer.h"
 #include "learner/trainer.h"
 #include "store/store.h"
@@ -29,6 +32,14 @@ namespace streamlm {
 // True for the 1-in-`every` records held out from training, by a stable
 // hash (FNV-1a) of the cleaned text, so a repeated text lands on the same side.
 bool IsHeldOut(const std::string& text, int every);
+
+// Identity of a preference pair (FNV-1a of prompt, chosen, rejected): the
+// reverse pair's key marks a contradiction.
+uint64_t PairKey(const std::string& prompt, const std::string& chosen,
+                 const std::string& rejected);
+// The text fields of a feedback record (not who gave it), for the held-out
+// split: the same feedback lands on the same side whoever gives it.
+std::string FeedbackIdentity(const Json& record);
 
 class Learner {
  public:
@@ -51,10 +62,17 @@ class Learner {
           CandidateCallback on_candidate);
   void Ingest(std::vector<SourceRecord> records);
   // Cleans `streamlm.feedback` records (clean.feedback profile) into the
-  // store; unusable ones go to the rejects topic.
-  void IngestFeedback(std::vector<SourceRecord> records);
+  // store, split into held out / trained / over a user's share; unusable
+  // ones go to the rejects topic. An error (the store cannot take them)
+  // stops the learner before their offsets are checkpointed.
+  [[nodiscard]] absl::Status IngestFeedback(std::vector<SourceRecord> records);
   // Trains while enough fresh tokens are pending; snapshots every N steps.
   [[nodiscard]] absl::Status MaybeTrain();
+  // Feedback steps (DPO/KTO/SFT plus replayed LM blocks) on pending feedback.
+  [[nodiscard]] absl::Status MaybeTrainFeedback();
+  // Points the reference model at the champion when the champion moved.
+  [[nodiscard]] absl::Status RebaseReference();
+  [[nodiscard]] absl::Status AfterStep();
   [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
   std::map<int32_t, int64_t> NextOffsets() const;
 
@@ -85,6 +103,18 @@ class Learner {
   int64_t rejected_counted_ = 0;  // source rejects already in since_snapshot_
   std::chrono::steady_clock::time_point last_snapshot_time_;
   double loss_avg_ = 0;
+
+  // Learning from feedback (learner/objectives.h).
+  std::shared_ptr<LanguageModel> reference_;  // frozen; the cycle's champion
+  std::string reference_id_;
+  std::vector<Json> pending_feedback_;       // split "train", not yet trained
+  std::deque<std::string> user_window_;      // users of the last trained records
+  std::map<std::string, int64_t> user_counts_;  // over user_window_
+  // Hashes of (prompt, chosen, rejected) of every stored pair: a new pair
+  // whose reverse is here contradicts an established preference.
+  std::set<uint64_t> pair_keys_;
+  Json feedback_since_ = Json::object();     // counts since the last snapshot
+  double feedback_loss_avg_ = 0;
 };
 
 }  // namespace streamlm

@@ -15,8 +15,6 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, double lr,
 }
 
 double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
-  CausalLm& net = model_->net();
-  net.train();
   const int64_t B = static_cast<int64_t>(blocks.size());
   const int64_t L = static_cast<int64_t>(blocks[0].size());
   auto data = torch::empty({B, L}, torch::kLong);
@@ -24,11 +22,19 @@ double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < L; ++t) acc[b][t] = blocks[b][t];
   }
+  return StepWith([&](CausalLm& net) {
+    return net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
+  }, lr);
+}
+
+double Trainer::StepWith(const std::function<torch::Tensor(CausalLm&)>& loss_fn, double lr) {
+  CausalLm& net = model_->net();
+  net.train();
   for (auto& group : optimizer_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
   optimizer_->zero_grad();
-  auto loss = net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
+  auto loss = loss_fn(net);
   loss.backward();
   torch::nn::utils::clip_grad_norm_(net.parameters(), 1.0);
   optimizer_->step();

@@ -3,6 +3,7 @@
 #ifndef STREAMLM_LEARNER_TRAINER_H_
 #define STREAMLM_LEARNER_TRAINER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ class Trainer {
   // One optimizer step on `blocks` (each context+1 tokens: input and shifted
   // target). Returns the mean loss before the step (nats/token).
   double Step(const std::vector<TokenBlock>& blocks, double lr);
+  // One optimizer step on the loss `loss_fn` computes from the model (in
+  // train mode). Returns that loss before the step.
+  double StepWith(const std::function<torch::Tensor(CausalLm&)>& loss_fn, double lr);
 
   std::string SerializeOptimizer();
   [[nodiscard]] absl::Status RestoreOptimizer(const std::string& bytes);

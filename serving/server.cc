@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/kafka.h"
 #include "common/log.h"
 #include "model/language_model.h"
 #include "serving/admin_api.h"
@@ -190,13 +191,17 @@ struct Server::Call {
   int logprobs = -1;  // completions: top-N per token; chat: top_logprobs when logprobs is true
   std::string id;     // cmpl-... / chatcmpl-...
   int64_t created_s = 0;
-  std::string prompt_text;  // for echo
+  // The prompt as text: what echo repeats, and (for chat: the rendered
+  // template) what the completion log keeps for feedback.
+  std::string prompt_text;
   std::shared_ptr<const Served> served;
   GenerationRequest request;
 };
 
 Server::Server(const Config& config, Store* store, Counters* counters)
     : config_(config), store_(store), counters_(counters),
+      completion_log_(static_cast<size_t>(std::max(0, config.serving_completion_log_size)),
+                      config.serving_completion_log_ttl_s),
       http_(std::make_unique<httplib::Server>()) {
   Scheduler::Options o;
   o.max_batch = config.serving_max_batch;
@@ -527,6 +532,7 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
   auto call = std::make_shared<Call>();
   call->chat = true;
   call->served = served;
+  call->prompt_text = *prompt;
   SamplingParams& p = call->request.params;
   if (!ParseSampling(body, config_, true, &p, &call->stream, &call->include_usage, res)) return;
   bool logprobs = false;
@@ -598,6 +604,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
     LegacyLogprobs legacy;
     OJson chat_logprobs = OJson::array();
     if (call->echo) text = call->prompt_text;
+    const size_t echo_bytes = text.size();
     GenerationEvent e;
     std::string pending_token_text;
     while (true) {
@@ -639,6 +646,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
                   {"finish_reason", e.finish_reason}};
       }
       counters_->Add("streamlm_http_completion_tokens_total", e.completion_tokens);
+      RecordCompletion(*call, text.substr(echo_bytes));
       SendJson(res, 200,
                OJson{{"id", call->id},
                 {"object", object},
@@ -664,9 +672,11 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
                 {"choices", std::move(choices)}};
   };
   auto state = std::make_shared<std::pair<bool, size_t>>(false, 0);  // role sent, text bytes
+  auto response = std::make_shared<std::string>();  // generated text sent so far (no echo)
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, call, stream, chunk, usage, state, next](size_t, httplib::DataSink& sink) {
+      [this, call, stream, chunk, usage, state, response, next](size_t,
+                                                                httplib::DataSink& sink) {
         auto send = [&sink](const OJson& j) {
           std::string line =
               "data: " + j.dump(-1, ' ', false, OJson::error_handler_t::replace) + "\n\n";
@@ -740,13 +750,17 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
               }
             }
             state->second += e.text.size();
+            *response += e.text;
             if (!send(chunk(OJson::array({text_choice(e.text, lp, OJson())})))) {
               stream->Cancel();  // the client went away: stop generating
               return false;
             }
             continue;
           }
-          // kDone
+          // kDone. Recorded before the client can see the end, so feedback
+          // sent right after [DONE] finds it.
+          *response += e.text;
+          RecordCompletion(*call, *response);
           if (!e.text.empty()) {
             state->second += e.text.size();
             if (!send(chunk(OJson::array({text_choice(e.text, OJson(), OJson())})))) {
@@ -811,6 +825,195 @@ void Server::HandleDetokenize(const httplib::Request& req, httplib::Response& re
     return;
   }
   SendJson(res, 200, {{"prompt", tok.Decode(ids)}, {"model", served->id}});
+}
+
+void Server::RecordCompletion(const Call& call, const std::string& response) {
+  if (completion_log_.capacity() == 0) return;
+  CompletionRecord r;
+  r.id = call.id;
+  r.prompt = call.prompt_text;
+  r.response = response;
+  r.snapshot = call.served->id;
+  absl::Status s = completion_log_.Add(std::move(r));
+  if (!s.ok()) SLM_LOG(kWarning) << "completion log: " << s;
+}
+
+void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res) {
+  auto reject = [&](int status, const std::string& reason, const std::string& message,
+                    const std::string& param, const std::string& type = "invalid_request_error",
+                    const std::string& code = "") {
+    counters_->Add("streamlm_feedback_api_rejected_total", 1, reason);
+    SendError(res, status, message, param, type, code);
+  };
+  if (feedback_producer_ == nullptr || completion_log_.capacity() == 0) {
+    reject(503, "unavailable",
+           feedback_producer_ == nullptr
+               ? "feedback is not accepted: this server has no Kafka producer for the "
+                 "feedback topic"
+               : "feedback is not accepted: completions are not recorded "
+                 "(serving.completion_log_size is 0)",
+           "", "server_error", "feedback_unavailable");
+    return;
+  }
+  auto parsed = ParseJson(req.body);
+  if (!parsed.ok() || !parsed->is_object()) {
+    reject(400, "invalid_json",
+           parsed.ok() ? "request body must be a JSON object"
+                       : absl::StrCat("request body is not valid JSON: ",
+                                      parsed.status().message()),
+           "");
+    return;
+  }
+  const Json body = std::move(*parsed);
+  auto field = [&body](const char* name) -> const Json* {
+    auto it = body.find(name);
+    return it == body.end() || it->is_null() ? nullptr : &*it;
+  };
+  const Json* id_field = field("completion_id");
+  if (id_field == nullptr || !id_field->is_string() || id_field->get<std::string>().empty()) {
+    reject(400, "invalid_completion_id",
+           "'completion_id' must be the id of a completion (a string, e.g. 'cmpl-...')",
+           "completion_id");
+    return;
+  }
+  const std::string completion_id = id_field->get<std::string>();
+  const Json* user = field("user");
+  if (user != nullptr && !user->is_string()) {
+    reject(400, "invalid_user", "'user' must be a string", "user");
+    return;
+  }
+  const Json* rating = field("rating");
+  const Json* correction = field("correction");
+  const Json* preferred_over = field("preferred_over");
+  const int kinds = (rating != nullptr) + (correction != nullptr) + (preferred_over != nullptr);
+  if (kinds != 1) {
+    reject(400, "invalid_kind",
+           absl::StrCat("feedback needs exactly one of 'rating' (1 or -1), 'correction' (the "
+                        "better response) or 'preferred_over' (the id of a worse completion "
+                        "of the same prompt); got ",
+                        kinds),
+           "");
+    return;
+  }
+  if (rating != nullptr && !(rating->is_number_integer() &&
+                             (rating->get<int64_t>() == 1 || rating->get<int64_t>() == -1))) {
+    reject(400, "invalid_rating", "'rating' must be 1 (good) or -1 (bad)", "rating");
+    return;
+  }
+  if (correction != nullptr) {
+    if (!correction->is_string()) {
+      reject(400, "invalid_correction", "'correction' must be a string: the better response",
+             "correction");
+      return;
+    }
+    if (correction->get_ref<const std::string&>().find_first_not_of(" \t\r\n") ==
+        std::string::npos) {
+      reject(400, "invalid_correction", "'correction' must not be empty", "correction");
+      return;
+    }
+  }
+  if (preferred_over != nullptr) {
+    if (!preferred_over->is_string() || preferred_over->get<std::string>().empty()) {
+      reject(400, "invalid_preferred_over",
+             "'preferred_over' must be the id of another completion (a string)",
+             "preferred_over");
+      return;
+    }
+    if (preferred_over->get<std::string>() == completion_id) {
+      reject(400, "invalid_preferred_over",
+             "'preferred_over' names the same completion as 'completion_id'; it must be "
+             "another completion of the same prompt",
+             "preferred_over");
+      return;
+    }
+  }
+  // The completion(s) the feedback is about.
+  auto lookup = [&](const std::string& id, const char* param, CompletionRecord* out) {
+    auto got = completion_log_.Get(id);
+    if (got.ok()) {
+      *out = std::move(*got);
+      return true;
+    }
+    if (CompletionLog::IsExpired(got.status())) {
+      reject(410, "completion_expired", std::string(got.status().message()), param,
+             "invalid_request_error", "completion_expired");
+    } else {
+      reject(404, "completion_not_found", std::string(got.status().message()), param,
+             "invalid_request_error", "completion_not_found");
+    }
+    return false;
+  };
+  CompletionRecord c;
+  if (!lookup(completion_id, "completion_id", &c)) return;
+  // The contract's field order (DESIGN.md "Data contracts").
+  OJson record = {{"prompt", c.prompt}};
+  std::string kind;
+  if (rating != nullptr) {
+    kind = "rating";
+    record["response"] = c.response;
+    record["rating"] = rating->get<int64_t>();
+  } else if (correction != nullptr) {
+    kind = "correction";
+    const std::string& text = correction->get_ref<const std::string&>();
+    if (text == c.response) {
+      reject(400, "correction_unchanged",
+             "'correction' is the same text as the completion's response; send the better "
+             "response, or a rating",
+             "correction");
+      return;
+    }
+    record["response"] = c.response;
+    record["correction"] = text;
+  } else {
+    kind = "preference";
+    CompletionRecord other;
+    if (!lookup(preferred_over->get<std::string>(), "preferred_over", &other)) return;
+    if (other.prompt != c.prompt) {
+      reject(400, "prompt_mismatch",
+             absl::StrCat("'preferred_over' must name a completion of the same prompt: the "
+                          "prompts of ", completion_id, " and ", other.id,
+                          " differ (for chat: the rendered conversations)"),
+             "preferred_over");
+      return;
+    }
+    if (other.response == c.response) {
+      reject(400, "identical_responses",
+             absl::StrCat("completions ", completion_id, " and ", other.id,
+                          " have the same response text: there is nothing to prefer"),
+             "preferred_over");
+      return;
+    }
+    record["chosen"] = c.response;
+    record["rejected"] = other.response;
+  }
+  record["completion_id"] = completion_id;
+  record["snapshot"] = c.snapshot;
+  if (user != nullptr) record["user"] = user->get<std::string>();
+
+  // One record keyed by the completion id, answered once delivered. The
+  // producer is shared (the evaluator writes decisions with it), so a
+  // delivery failure during this flush is taken as ours: the client may
+  // retry, and a duplicate is possible.
+  const int64_t failures_before = feedback_producer_->delivery_failures();
+  absl::Status s = feedback_producer_->Produce(
+      config_.topic_feedback, completion_id,
+      record.dump(-1, ' ', false, OJson::error_handler_t::replace));
+  if (s.ok()) s = feedback_producer_->Flush(feedback_flush_timeout_ms_);
+  if (s.ok() && feedback_producer_->delivery_failures() > failures_before) {
+    s = absl::UnavailableError(
+        absl::StrCat("delivery to ", config_.topic_feedback, " failed (see the server log)"));
+  }
+  if (!s.ok()) {
+    reject(503, "produce_failed",
+           absl::StrCat("feedback could not be written to Kafka: ", s.message()), "",
+           "server_error", "feedback_unavailable");
+    return;
+  }
+  counters_->Add("streamlm_feedback_received_total", 1, "kind=" + kind);
+  SendJson(res, 200, OJson{{"object", "feedback"},
+                           {"id", completion_id},
+                           {"topic", config_.topic_feedback},
+                           {"kind", kind}});
 }
 
 absl::Status Server::Start() {
@@ -890,6 +1093,10 @@ absl::Status Server::Start() {
   h.Post("/v1/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     HandleDetokenize(req, res);
   });
+  // Not an admin route: any client may rate the answers it got.
+  h.Post("/v1/feedback", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleFeedback(req, res);
+  });
   RegisterAdminApi(
       h, store_,
       [this](const httplib::Request& q, httplib::Response& s) { return CheckAdmin(q, s); },
@@ -922,6 +1129,9 @@ absl::Status Server::Start() {
   h.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {
+      if (req.path == "/v1/feedback") {
+        counters_->Add("streamlm_feedback_api_rejected_total", 1, "request_too_large");
+      }
       SendError(res, 413,
                 absl::StrCat("request body is larger than serving.max_body_bytes (",
                              config_.serving_max_body_bytes, " bytes)"),

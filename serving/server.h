@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/json_util.h"
 #include "common/metrics.h"
+#include "serving/completion_log.h"
 #include "store/store.h"
 
 namespace httplib {
@@ -25,6 +26,7 @@ class Response;
 
 namespace streamlm {
 
+class KafkaProducer;
 class LanguageModel;
 class ChatTemplate;
 class Scheduler;
@@ -45,6 +47,15 @@ class Server {
   [[nodiscard]] absl::Status RefreshChampion();
   // Evaluator hook: a decision was made; pick up a promotion now.
   void OnDecision(const Json& decision);
+
+  // Where POST /v1/feedback writes (config.topic_feedback); without one it
+  // answers 503 `feedback_unavailable`. Each feedback waits up to
+  // `flush_timeout_ms` for Kafka to confirm its record, else answers 503.
+  // Not owned; must outlive the server. Not thread-safe: call before Start().
+  void set_feedback_producer(KafkaProducer* producer, int flush_timeout_ms = 10000) {
+    feedback_producer_ = producer;
+    feedback_flush_timeout_ms_ = flush_timeout_ms;
+  }
 
  private:
   struct Served {
@@ -72,6 +83,10 @@ class Server {
   void HandleChat(const httplib::Request& req, httplib::Response& res);
   void HandleTokenize(const httplib::Request& req, httplib::Response& res);
   void HandleDetokenize(const httplib::Request& req, httplib::Response& res);
+  // POST /v1/feedback: one record to config.topic_feedback (README.md).
+  void HandleFeedback(const httplib::Request& req, httplib::Response& res);
+  // Remembers a finished completion for feedback.
+  void RecordCompletion(const Call& call, const std::string& response);
   // Submits `call` to the scheduler and answers: one JSON body, or SSE chunks.
   void Run(std::shared_ptr<Call> call, httplib::Response& res);
   bool CheckAdmin(const httplib::Request& req, httplib::Response& res);
@@ -80,6 +95,9 @@ class Server {
   Config config_;
   Store* store_;
   Counters* counters_;
+  KafkaProducer* feedback_producer_ = nullptr;
+  int feedback_flush_timeout_ms_ = 10000;
+  CompletionLog completion_log_;  // thread-safe on its own
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<httplib::Server> http_;
   std::thread listen_thread_;

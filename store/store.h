@@ -31,6 +31,10 @@ inline constexpr char kPrevious[] = "previous";
 // (the forgetting check) and training documents that seed the replay buffer.
 inline constexpr char kBaseEvalSet[] = "base";
 inline constexpr char kReplaySeedSet[] = "replay_seed";
+// Trusted feedback: a JSON array of cleaned feedback records (the
+// `streamlm.feedback` shapes), never trained on, evaluated for every
+// candidate. Written by `streamlm feedback trust FILE`.
+inline constexpr char kTrustedFeedbackSet[] = "trusted_feedback";
 
 // Records [begin, end) of one partition of `topic`.
 struct OffsetRange {
