@@ -17,6 +17,7 @@
 
 #include "CLI/CLI.hpp"
 #include "apps/clean_command.h"
+#include "apps/feedback_command.h"
 #include "common/file_util.h"
 #include "bench/ingest_bench.h"
 #include "bench/serve_bench.h"
@@ -212,8 +213,13 @@ int RunAll(const Config& c) {
   auto producer = KafkaProducer::Create(brokers);
   if (!producer.ok()) return finish(Fail(producer.status()));
   Server server(c, store->get(), &counters);
+  server.set_feedback_producer(producer->get());  // POST /v1/feedback -> topic.feedback
   absl::Status s = server.Start();
   if (!s.ok()) return finish(Fail(s));
+  // A bad trusted-feedback file stops start-up, naming the key and line.
+  if (auto trusted = LoadTrustedFeedback(c, store->get()); !trusted.ok()) {
+    return finish(Fail(trusted.status()));
+  }
   Evaluator evaluator(c, store->get(), producer->get(),
                       [&server](const Json& d) { server.OnDecision(d); });
   evaluator.Start();
@@ -396,6 +402,7 @@ int RunDecisions(const Config& c, bool json, size_t limit) {
                 d.value("candidate", "").c_str(), d.value("champion", "").c_str(),
                 d.value("verdict", "").c_str(), delta("stream_loss").c_str(),
                 delta("base_loss").c_str(), Cut(d.value("reason", ""), 100).c_str());
+    for (const std::string& line : FeedbackDecisionLines(d)) std::printf("  %s\n", line.c_str());
   }
   return 0;
 }
@@ -528,6 +535,17 @@ int Main(int argc, char** argv) {
   clean->add_flag("--text", clean_text,
                   "plain text in and out, one document per blank-line-separated block");
   AddConfigFlags(clean, &cl);
+  auto* feedback = app.add_subcommand("feedback", "human feedback the evaluator judges by");
+  feedback->require_subcommand(1);
+  auto* feedback_trust = feedback->add_subcommand(
+      "trust", "replace the trusted feedback set (scored for every candidate, never trained on) "
+               "with the cleaned records of FILE; any bad line stores nothing");
+  std::string trust_file;
+  bool trust_clear = false;
+  feedback_trust->add_option("FILE", trust_file,
+                             "feedback JSON lines ('-' = stdin), the streamlm.feedback shapes");
+  feedback_trust->add_flag("--clear", trust_clear, "remove the trusted set (store an empty one)");
+  AddConfigFlags(feedback_trust, &cl);
   auto* bench = app.add_subcommand("bench", "benchmarks that print one JSON object");
   bench->require_subcommand(1);
   auto* bench_tokenize = bench->add_subcommand(
@@ -605,6 +623,9 @@ int Main(int argc, char** argv) {
   if (generate->parsed()) return RunGenerate(*config, snapshot, prompt, max_tokens, temperature);
   if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
   if (clean->parsed()) return RunClean(*config, clean_text, std::cin, std::cout, std::cerr);
+  if (feedback_trust->parsed()) {
+    return RunFeedbackTrust(*config, trust_file, trust_clear, std::cin, std::cout, std::cerr);
+  }
   if (bench_ingest->parsed()) return RunBenchIngest(*config, tokenizer_path, input);
   if (bench_serve->parsed()) {
     auto levels = ParseConcurrencyList(serve_concurrency);

@@ -113,9 +113,8 @@ absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config, Stor
   if (!config.feedback_trusted_file.empty()) {
     auto text = ReadFileToString(config.feedback_trusted_file);
     if (!text.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "feedback.trusted_file: cannot read '", config.feedback_trusted_file, "': ",
-          text.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("feedback.trusted_file: ", text.status().message()));
     }
     Cleaner cleaner(config.clean_feedback);
     int line_no = 0;

@@ -78,5 +78,138 @@ TEST(GateTest, HoldsWithoutEnoughStreamEvidence) {
   EXPECT_EQ(ApplyGate(better, Compare(PairedLosses()), GateConfig()).verdict, "held");
 }
 
+// Feedback scores where the candidate prefers the chosen response on
+// `cand_right` of `n` pairs and the champion on `champ_right`.
+FeedbackScores Pairs(int n, int cand_right, int champ_right) {
+  FeedbackScores f;
+  f.records = n;
+  for (int i = 0; i < n; ++i) {
+    f.pair_cand.push_back(i < cand_right ? 2.0 : -2.0);
+    f.pair_champ.push_back(i < champ_right ? 1.0 : -1.0);
+    f.pair_ref.push_back(0.5);
+  }
+  return f;
+}
+
+TEST(GateTest, FeedbackMetricsAreHandComputed) {
+  FeedbackScores f;
+  f.records = 5;
+  f.pair_cand = {1, -1, 2, 3};
+  f.pair_champ = {-1, -1, 1, -2};
+  f.pair_ref = {0, 1, 0, 0};
+  f.corr_cand = {-1.0};
+  f.corr_champ = {-2.0};
+  f.corr_ref = {-2.5};
+  FeedbackSetStats s = SummarizeFeedback(f, 0.1);
+  EXPECT_EQ(s.pairs, 4);
+  EXPECT_EQ(s.corrections, 1);
+  EXPECT_DOUBLE_EQ(s.acc_cand.mean, 0.75);
+  EXPECT_DOUBLE_EQ(s.acc_champ.mean, 0.25);
+  EXPECT_DOUBLE_EQ(s.acc_ref.mean, 0.25);  // only d_ref = 1 > 0
+  // Paired indicator differences {1, 0, 0, 1}: mean 0.5, sd sqrt(1/3).
+  EXPECT_DOUBLE_EQ(s.acc_delta.mean, 0.5);
+  EXPECT_NEAR(s.acc_delta.ci_high - s.acc_delta.mean, 1.959964 * std::sqrt(1.0 / 3) / 2, 1e-6);
+  // Margins 0.1 * (d - d_ref): candidate {0.1, -0.2, 0.2, 0.3}.
+  EXPECT_NEAR(s.margin_cand.mean, 0.1, 1e-12);
+  EXPECT_NEAR(s.margin_champ.mean, (-0.1 - 0.2 + 0.1 - 0.2) / 4, 1e-12);
+  EXPECT_NEAR(s.corr_delta.mean, 1.0, 1e-12);
+  EXPECT_EQ(s.primary_metric(), "preference_accuracy");
+  Json j = FeedbackSetToJson(s);
+  EXPECT_DOUBLE_EQ(j["preference_accuracy"]["candidate"]["mean"].get<double>(), 0.75);
+  EXPECT_FALSE(j.contains("rating_reward"));
+}
+
+class FeedbackGateTest : public ::testing::Test {
+ protected:
+  FeedbackGateTest() {
+    g_.min_stream_tokens = 40;
+    g_.min_feedback_pairs = 16;
+    base_ = Compare(Losses(3.0, 3.0, 3.0, 3.0));
+    no_stream_ = Compare(PairedLosses());
+  }
+  GateConfig g_;
+  Comparison base_, no_stream_;
+};
+
+TEST_F(FeedbackGateTest, FeedbackOnlyCandidateIsPromotedOnConfidentImprovement) {
+  FeedbackEvidence fb;
+  fb.trained = 80;
+  fb.text_trained = 0;
+  fb.fresh = SummarizeFeedback(Pairs(20, 19, 4), 0.1);
+  fb.heldout = fb.fresh;
+  GateResult r = ApplyGate(base_, no_stream_, fb, g_);
+  EXPECT_EQ(r.verdict, "promoted") << r.reason;
+  bool seen = false;
+  for (const RuleResult& rule : r.rules) {
+    if (rule.name != "feedback_improvement") continue;
+    seen = true;
+    EXPECT_TRUE(rule.passed);
+    EXPECT_TRUE(rule.has_ci);
+    EXPECT_GT(rule.ci_low, 0.0);
+  }
+  EXPECT_TRUE(seen);
+  // The same candidate with stream text trained needs stream evidence.
+  fb.text_trained = 10;
+  EXPECT_EQ(ApplyGate(base_, no_stream_, fb, g_).verdict, "held");
+}
+
+TEST_F(FeedbackGateTest, ImprovementThatIsNotConfidentIsHeldAndAConfidentLossRejected) {
+  FeedbackEvidence fb;
+  fb.trained = 80;
+  fb.text_trained = 0;
+  fb.fresh = SummarizeFeedback(Pairs(20, 11, 9), 0.1);  // 0.55 vs 0.45: CI straddles 0
+  GateResult r = ApplyGate(base_, no_stream_, fb, g_);
+  EXPECT_EQ(r.verdict, "held") << r.reason;
+  EXPECT_NE(r.reason.find("not yet confidently better"), std::string::npos) << r.reason;
+  fb.fresh = SummarizeFeedback(Pairs(20, 2, 18), 0.1);
+  EXPECT_EQ(ApplyGate(base_, no_stream_, fb, g_).verdict, "rejected");
+}
+
+TEST_F(FeedbackGateTest, FeedbackContradictingEstablishedPreferencesIsHeldForAnOperator) {
+  FeedbackEvidence fb;
+  fb.trained = 90;
+  fb.text_trained = 0;
+  fb.users = {{"mallory0", 30}, {"mallory1", 30}, {"mallory2", 30}};
+  fb.fresh = SummarizeFeedback(Pairs(20, 18, 2), 0.1);         // learned the new pairs...
+  fb.established = SummarizeFeedback(Pairs(30, 3, 29), 0.1);   // ...against the old ones
+  GateResult r = ApplyGate(base_, no_stream_, fb, g_);
+  EXPECT_EQ(r.verdict, "held");
+  EXPECT_NE(r.reason.find("held for an operator"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("established preferences"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("mallory0 30"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("streamlm promote"), std::string::npos) << r.reason;
+  // Exact reversals alone also hold it, naming who sent them.
+  fb.established = FeedbackSetStats();
+  fb.contradictions = 40;
+  fb.contradiction_users = {{"mallory1", 40}};
+  r = ApplyGate(base_, no_stream_, fb, g_);
+  EXPECT_EQ(r.verdict, "held");
+  EXPECT_NE(r.reason.find("40 of the 90 trained feedback records reverse"), std::string::npos)
+      << r.reason;
+  // A trusted set the candidate regresses on holds it too.
+  fb.contradictions = 1;
+  fb.trusted = SummarizeFeedback(Pairs(10, 0, 10), 0.1);
+  r = ApplyGate(base_, no_stream_, fb, g_);
+  EXPECT_EQ(r.verdict, "held");
+  EXPECT_NE(r.reason.find("trusted preferences"), std::string::npos) << r.reason;
+  // Without any of it the same candidate is promoted.
+  fb.trusted = FeedbackSetStats();
+  EXPECT_EQ(ApplyGate(base_, no_stream_, fb, g_).verdict, "promoted");
+}
+
+TEST_F(FeedbackGateTest, TextTrainingThatLosesHumanPreferencesIsRejected) {
+  FeedbackEvidence fb;
+  fb.trained = 0;
+  fb.text_trained = 500;
+  fb.established = SummarizeFeedback(Pairs(30, 5, 28), 0.1);
+  Comparison stream = Compare(Losses(2.0, 2.0, 2.5, 2.5));
+  GateResult r = ApplyGate(base_, stream, fb, g_);
+  EXPECT_EQ(r.verdict, "rejected") << r.reason;
+  EXPECT_NE(r.reason.find("feedback_established"), std::string::npos) << r.reason;
+  // Within the tolerance it is promoted.
+  fb.established = SummarizeFeedback(Pairs(30, 28, 28), 0.1);
+  EXPECT_EQ(ApplyGate(base_, stream, fb, g_).verdict, "promoted");
+}
+
 }  // namespace
 }  // namespace streamlm

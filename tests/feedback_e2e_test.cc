@@ -8,6 +8,8 @@
 //     checkpoint: every trained feedback record is trained exactly once.
 #include <httplib.h>
 
+#include <map>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -242,6 +244,17 @@ TEST(FeedbackEndToEndTest, KilledMidFeedbackTheLearnerNeitherLosesNorRepeats) {
     for (const Json& r : records) {
       ASSERT_TRUE((*producer)->Produce("streamlm.feedback", "", r.dump()).ok());
     }
+    // Bad feedback: counted, routed to the rejects topic, never stored.
+    std::string long_prompt;
+    for (int i = 0; i < 30; ++i) long_prompt += std::string(kNouns[i]) + " ";
+    for (const std::string& bad :
+         {std::string(R"({"prompt": "p", "response": "r"})"),
+          std::string(R"({"prompt": "p", "response": "r", "rating": 2})"),
+          std::string(R"({"prompt": "p", "chosen": "same", "rejected": "same"})"),
+          Json({{"prompt", long_prompt}, {"response", "r"}, {"rating", 1}}).dump(),
+          std::string("{not json")}) {
+      ASSERT_TRUE((*producer)->Produce("streamlm.feedback", "", bad).ok());
+    }
     ASSERT_TRUE((*producer)->Flush(10000).ok());
   }
   {
@@ -276,6 +289,12 @@ TEST(FeedbackEndToEndTest, KilledMidFeedbackTheLearnerNeitherLosesNorRepeats) {
     }
     ASSERT_EQ(run.Stop(SIGTERM, 60000), 0) << run.StderrTail();
   }
+  std::set<std::string> reasons;
+  auto rejects = ReadWholeTopic(brokers, "streamlm.rejects", 15000);
+  ASSERT_TRUE(rejects.ok()) << rejects.status();
+  for (const KafkaMessage& m : *rejects) reasons.insert((*ParseJson(m.value))["reason"]);
+  EXPECT_EQ(reasons, (std::set<std::string>{"missing_field", "bad_field", "identical_responses",
+                                            "prompt_too_long", "malformed_json"}));
   auto store = Store::Open(data_dir, /*read_only=*/true);
   ASSERT_TRUE(store.ok()) << store.status();
   auto stored = (*store)->ListFeedback();
@@ -290,6 +309,49 @@ TEST(FeedbackEndToEndTest, KilledMidFeedbackTheLearnerNeitherLosesNorRepeats) {
   // Trained exactly once each: not fewer (lost), not more (repeated).
   EXPECT_EQ(TrainedInLineage(**store), train_split);
   EXPECT_GT(train_split, 200);
+}
+
+TEST(FeedbackEndToEndTest, OneUsersInfluenceIsBounded) {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("store");
+  std::vector<std::string> args = RunArgs(data_dir);
+  // At most max(5, 0.1 * 100) = 10 of the last 100 trained records per user.
+  args.insert(args.end(), {"--feedback.user-window", "100", "--feedback.max-user-share", "0.1",
+                           "--feedback.user-min-quota", "5"});
+  Subprocess proc(args, dir.Sub("stderr.log"));
+  Endpoints ep;
+  ASSERT_TRUE(ReadBanner(proc, &ep)) << proc.StderrTail();
+  httplib::Client http(ep.http_host, ep.http_port);
+  auto producer = KafkaProducer::Create(ep.kafka);
+  ASSERT_TRUE(producer.ok());
+  for (int i = 0; i < 80; ++i) {
+    const std::string user = i % 4 == 0 ? "crowd" + std::to_string(i) : "loud";
+    ASSERT_TRUE((*producer)->Produce("streamlm.feedback", "", HonestPair(i, user).dump()).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (Metric(http, "streamlm_feedback_consumed_total") < 80 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const int64_t limited = Metric(http, "streamlm_feedback_limited_total");
+  ASSERT_EQ(proc.Stop(SIGTERM, 60000), 0) << proc.StderrTail();
+  auto store = Store::Open(data_dir, /*read_only=*/true);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto stored = (*store)->ListFeedback();
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 80u);
+  std::map<std::string, std::map<std::string, int>> splits;  // user -> split -> count
+  for (const Store::FeedbackEntry& e : *stored) {
+    std::string user = e.record["user"];
+    if (user != "loud") user = "crowd";
+    ++splits[user][e.record["split"].get<std::string>()];
+  }
+  EXPECT_EQ(splits["loud"]["train"], 10);
+  EXPECT_EQ(splits["loud"]["limited"], limited);
+  EXPECT_EQ(splits["loud"]["train"] + splits["loud"]["limited"] + splits["loud"]["heldout"], 60);
+  EXPECT_EQ(splits["crowd"]["limited"], 0);  // everyone else trains
+  EXPECT_GT(limited, 30);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // missing (an older server, a metric not yet observed): its fields show "—".
 // Exposes a read-only view for tests: window.streamlmDashboard =
 //   {decisions: [...newest first, as the API returned them],
-//    charts: {decisions, learner, serving, rejects} (Chart.js instances),
+//    charts: {decisions, feedback, learner, serving, rejects} (Chart.js instances),
 //    lastUpdate: ms since epoch of the last completed poll (0 before)}.
 (function () {
   'use strict';
@@ -317,7 +317,7 @@
           if (!raw || !Number.isFinite(raw.lo) || !Number.isFinite(raw.hi) || raw.y === null) return;
           const top = y.getPixelForValue(raw.hi);
           const bottom = y.getPixelForValue(raw.lo);
-          ctx.strokeStyle = verdictColor(raw.verdict);
+          ctx.strokeStyle = raw.color || verdictColor(raw.verdict);
           ctx.globalAlpha = 0.75;
           ctx.lineWidth = 1.5;
           ctx.beginPath();
@@ -430,6 +430,66 @@
       },
     });
 
+    // Held-out preference accuracy per decision (x as in the decision chart):
+    // the candidate's coloured by verdict, the champion's grey; 0.5 = chance.
+    const champColor = '#64748b';
+    charts.feedback = new Chart(document.getElementById('chart-feedback'), {
+      type: 'scatter',
+      data: {
+        labels: [],
+        datasets: [
+          {label: 'candidate', data: [], pointStyle: 'circle', pointRadius: 5, pointHoverRadius: 7,
+            backgroundColor: pointStyle, borderColor: pointStyle, showLine: true, spanGaps: true,
+            borderWidth: 1},
+          {label: 'champion', data: [], pointStyle: 'rectRot', pointRadius: 6, pointHoverRadius: 8,
+            backgroundColor: '#ffffff', borderColor: champColor, borderWidth: 2, showLine: true,
+            spanGaps: true, borderDash: [4, 3]},
+        ],
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        parsing: false,
+        scales: {
+          x: {
+            type: 'linear', grid: {color: GRID},
+            afterBuildTicks: (axis) => {
+              axis.ticks = axis.chart.data.labels.map((_, i) => ({value: i}));
+            },
+            ticks: {color: TICK, autoSkip: true, autoSkipPadding: 8, maxRotation: 0,
+              callback: (v) => {
+                const d = charts.feedback && charts.feedback.data.labels[v];
+                return Number.isInteger(v) && d ? d : '';
+              }},
+          },
+          y: {min: 0, max: 1, grid: {color: GRID}, title: {display: true, text: 'preference accuracy'},
+            ticks: {color: TICK, stepSize: 0.1}},
+        },
+        plugins: {
+          legend: {display: false},
+          streamlmCiBars: {thresholds: [{value: 0.5, color: '#98a2b3', dash: [2, 3], label: 'chance'}]},
+          tooltip: {
+            callbacks: {
+              title: (items) => {
+                const r = items[0].raw;
+                return r.id + ' · ' + r.verdict;
+              },
+              label: (item) => {
+                const r = item.raw;
+                return item.dataset.label + ': ' + fmtNum(r.y, 3) + '  [' + fmtNum(r.lo, 3) + ', ' +
+                    fmtNum(r.hi, 3) + ']' + (r.n ? ', ' + r.n + ' pairs' : '');
+              },
+              afterBody: (items) => {
+                const r = items[0].raw;
+                return [r.candidate + ' vs ' + r.champion, r.time];
+              },
+            },
+          },
+        },
+      },
+      plugins: [ciPlugin],
+    });
+
     charts.serving = new Chart(document.getElementById('chart-serving'), {
       type: 'line',
       data: {datasets: [
@@ -533,12 +593,192 @@
     document.getElementById('decisions-empty').hidden = state.decisions.length > 0;
   }
 
+  // ------------------------------------------------ human feedback (decisions)
+
+  // decision.metrics.feedback.sets, in display order.
+  const FEEDBACK_SETS = [['heldout', 'held-out'], ['established', 'established'], ['new', 'new'],
+    ['trusted', 'trusted']];
+
+  function feedbackOf(d) {
+    const f = d && d.metrics && d.metrics.feedback;
+    return f && typeof f === 'object' ? f : null;
+  }
+
+  function fmtNum(x, digits) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return DASH;
+    return (x < 0 ? '−' : '') + Math.abs(x).toFixed(digits);
+  }
+
+  function fmtSigned(x, digits) {
+    if (x === null || x === undefined || !Number.isFinite(x)) return DASH;
+    return (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(digits);
+  }
+
+  // An estimate {mean, ci95: [lo, hi], n} as "0.81 [0.70, 0.90]"; DASH when absent.
+  function fmtEstimate(e, digits, signed) {
+    if (!e || !Number.isFinite(e.mean)) return DASH;
+    const f = signed ? fmtSigned : fmtNum;
+    const ci = Array.isArray(e.ci95) && e.ci95.length === 2 && e.ci95.every(Number.isFinite)
+        ? ' [' + f(e.ci95[0], digits) + ', ' + f(e.ci95[1], digits) + ']' : '';
+    return f(e.mean, digits) + ci;
+  }
+
+  // The point of one side (candidate | champion) of a set's preference accuracy.
+  function accuracyPoint(d, side) {
+    const f = feedbackOf(d);
+    const set = f && f.sets && f.sets.heldout;
+    const e = set && set.preference_accuracy && set.preference_accuracy[side];
+    if (!e || !Number.isFinite(e.mean)) return {y: null, lo: NaN, hi: NaN, n: 0};
+    const ci = Array.isArray(e.ci95) ? e.ci95 : [];
+    return {y: e.mean, lo: Number(ci[0]), hi: Number(ci[1]), n: e.n || set.pairs || 0};
+  }
+
+  function renderFeedbackChart() {
+    const chart = charts.feedback;
+    const oldestFirst = state.decisions.slice().reverse();
+    chart.data.labels = oldestFirst.map((d) => String(d.id || '').replace(/^dec-0*/, '#') || '?');
+    const points = (side, offset, color) => oldestFirst.map((d, i) => Object.assign(
+        accuracyPoint(d, side), {x: i + offset, id: d.id, verdict: d.verdict,
+          candidate: d.candidate, champion: d.champion, time: d.time}, color ? {color} : {}));
+    chart.data.datasets[0].data = points('candidate', -0.08, null);
+    chart.data.datasets[1].data = points('champion', 0.08, '#64748b');
+    chart.options.scales.x.min = -0.6;
+    chart.options.scales.x.max = Math.max(oldestFirst.length - 0.4, 0.6);
+    chart.update('none');
+    document.getElementById('feedback-chart-empty').hidden =
+        chart.data.datasets[0].data.some((p) => p.y !== null);
+  }
+
+  // "Δ +0.29 [+0.15, +0.43]" over "cand 0.81 · champ 0.52 · ref 0.50".
+  function comparisonCell(c, digits) {
+    if (!c) return el('td', {}, DASH);
+    const parts = [['cand', c.candidate], ['champ', c.champion], ['ref', c.reference]]
+        .filter(([, e]) => e && Number.isFinite(e.mean))
+        .map(([k, e]) => k + ' ' + fmtNum(e.mean, digits));
+    return el('td', {}, [fmtEstimate(c.delta, digits, true), el('span', {class: 'sub'}, parts.join(' · '))]);
+  }
+
+  function feedbackSetRow(key, label, set) {
+    const acc = set.preference_accuracy;
+    const counts = [['pairs', set.pairs], ['ratings', set.ratings], ['corrections', set.corrections]]
+        .filter(([, n]) => Number.isFinite(n)).map(([k, n]) => n + ' ' + k).join(' · ');
+    return el('tr', {'data-set': key}, [
+      el('td', {class: 'set'}, label),
+      el('td', {class: 'records'}, [fmtCount(set.records), el('span', {class: 'sub'}, counts)]),
+      el('td', {class: 'acc-candidate'}, acc ? fmtEstimate(acc.candidate, 2) : DASH),
+      el('td', {class: 'acc-champion'}, acc ? fmtEstimate(acc.champion, 2) : DASH),
+      el('td', {class: 'acc-reference'}, acc && acc.reference ? fmtNum(acc.reference.mean, 2) : DASH),
+      el('td', {class: 'acc-delta'}, acc ? fmtEstimate(acc.delta, 2, true) : DASH),
+      Object.assign(comparisonCell(set.reward_margin, 3), {className: 'margin'}),
+      Object.assign(comparisonCell(set.correction_logprob, 3), {className: 'correction'}),
+      Object.assign(comparisonCell(set.rating_reward, 3), {className: 'rating'}),
+    ]);
+  }
+
+  function feedbackRuleChip(r) {
+    const ci = Array.isArray(r.ci95) && r.ci95.length === 2
+        ? ' [' + fmtSigned(r.ci95[0], 3) + ', ' + fmtSigned(r.ci95[1], 3) + ']' : '';
+    // Counts (whole numbers) as counts; deltas and accuracies signed.
+    const show = (v) => (Number.isInteger(v) ? String(v) : Number.isFinite(v) ? fmtSigned(v, 3)
+        : v === null || v === undefined ? DASH : String(v));
+    const observed = show(r.observed);
+    const threshold = show(r.threshold);
+    return el('span', {class: 'fbrule ' + (r.passed ? 'pass' : 'fail'), 'data-rule': r.name,
+      title: r.metric || r.name},
+    (r.passed ? '✓ ' : '✗ ') + r.name + ': ' + observed + ci + ' vs ' + threshold);
+  }
+
+  // The row under a decision whose metrics.feedback has something to show
+  // (a scored set, feedback trained on, or a feedback rule); null otherwise.
+  function feedbackDetailRow(d) {
+    const f = feedbackOf(d);
+    if (!f) return null;
+    const reference = referenceOf(d);
+    const trained = f.trained || {};
+    const sets = f.sets || {};
+    const rules = (d.rules || []).filter((r) => String(r.name || '').startsWith('feedback_'));
+    const hasSets = FEEDBACK_SETS.some(([k]) => sets[k]);
+    if (!hasSets && !rules.length && !(trained.records > 0)) return null;
+    const users = Object.entries(trained.users || {}).sort((a, b) => b[1] - a[1]);
+    const head = [el('b', {}, 'Feedback'), ' · reference ',
+      el('span', {class: 'mono fb-reference'}, reference || DASH)];
+    if (Number.isFinite(trained.records)) {
+      head.push(' · trained on ' + fmtCount(trained.records) + ' records since the champion' +
+          (users.length ? ' (' + users.slice(0, 5).map(([u, n]) => u + ' ' + fmtCount(n)).join(', ') +
+              (users.length > 5 ? ', …' : '') + ')' : ''));
+    }
+    if (trained.contradictions > 0) {
+      head.push(' · ' + fmtCount(trained.contradictions) + ' reverse stored pairs');
+    }
+    const rows = FEEDBACK_SETS.filter(([k]) => sets[k]).map(([k, label]) => feedbackSetRow(k, label, sets[k]));
+    return el('tr', {class: 'fb-row', 'data-for': d.id}, el('td', {colspan: '9'}, el('div', {class: 'fb-detail'}, [
+      el('div', {class: 'fb-head'}, head),
+      rows.length ? el('table', {class: 'fb-sets'}, [
+        el('thead', {}, el('tr', {}, ['set', 'records', 'pref. acc. candidate', 'champion', 'reference',
+          'Δ [95% CI]', 'reward margin Δ', 'correction log-lik. Δ', 'rating reward Δ']
+            .map((h) => el('th', {}, h)))),
+        el('tbody', {}, rows),
+      ]) : el('div', {class: 'note'}, 'no feedback sets scored'),
+      rules.length ? el('div', {class: 'fb-rules'}, rules.map(feedbackRuleChip)) : null,
+    ])));
+  }
+
+  // The learner's frozen reference model the decision scored against, or ''.
+  function referenceOf(d) {
+    const f = feedbackOf(d);
+    return (d && d.reference) || (f && f.reference) || '';
+  }
+
+  function renderFeedbackCounters() {
+    const m = state.metrics;
+    const count = (name) => fmtCount(metricSum(m, name));
+    setText('fb-consumed', count('streamlm_feedback_consumed_total'));
+    setText('fb-trained', count('streamlm_feedback_trained_total'));
+    setText('fb-heldout', count('streamlm_feedback_heldout_total'));
+    setText('fb-limited', count('streamlm_feedback_limited_total'));
+    setText('fb-contradictions', count('streamlm_feedback_contradictions_total'));
+    // Sums a labelled counter by one label, largest first.
+    const byLabel = (name, label) => {
+      const totals = new Map();
+      for (const s of (m && m[name]) || []) {
+        const k = s.labels[label] || 'unlabelled';
+        totals.set(k, (totals.get(k) || 0) + (Number.isFinite(s.value) ? s.value : 0));
+      }
+      return Array.from(totals).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    };
+    const list = (id, entries, none) => {
+      const items = entries.map(([k, v]) => el('li', {}, [el('span', {class: 'k'}, k),
+        el('span', {class: 'n'}, fmtCount(v))]));
+      document.getElementById(id).replaceChildren(...(items.length ? items : [el('li', {class: 'none'}, none)]));
+    };
+    const rejected = byLabel('streamlm_feedback_rejected_total', 'reason');
+    list('fb-rejected', rejected, m ? 'none' : DASH);
+    setText('fb-rejected-total', rejected.length
+        ? fmtCount(rejected.reduce((a, [, v]) => a + v, 0)) + ' in total' : '');
+    const users = byLabel('streamlm_feedback_user_total', 'user');
+    list('fb-users', users.slice(0, 8), m ? 'none yet' : DASH);
+    setText('fb-users-note', users.length > 8 ? 'top 8 of ' + users.length : '');
+  }
+
+  // The gate's rules as chips; the feedback_* rules fold into one chip
+  // ("✓ feedback 4/4", failing when any fails) and are listed one by one in
+  // the decision's feedback row.
   function ruleChips(rules) {
-    return (rules || []).map((r) => el('span', {
+    const feedback = (rules || []).filter((r) => String(r.name || '').startsWith('feedback_'));
+    const others = (rules || []).filter((r) => !String(r.name || '').startsWith('feedback_'));
+    const chips = others.map((r) => el('span', {
       class: 'rule ' + (r.passed ? 'pass' : 'fail'),
       title: (r.metric || r.name) + ': observed ' + (Number.isFinite(r.observed) ? r.observed.toFixed(4) : r.observed) +
           ', threshold ' + (Number.isFinite(r.threshold) ? r.threshold.toFixed(4) : r.threshold),
     }, (r.passed ? '✓ ' : '✗ ') + r.name));
+    if (feedback.length) {
+      const passed = feedback.filter((r) => r.passed).length;
+      const ok = passed === feedback.length;
+      chips.push(el('span', {class: 'rule feedback ' + (ok ? 'pass' : 'fail'),
+        title: feedback.map((r) => (r.passed ? '✓ ' : '✗ ') + r.name).join('\n')},
+      (ok ? '✓ ' : '✗ ') + 'feedback ' + passed + '/' + feedback.length));
+    }
+    return chips;
   }
 
   function deltaCell(d, metric) {
@@ -551,22 +791,26 @@
 
   function renderDecisionTable() {
     const body = document.getElementById('decisions-body');
-    const rows = state.decisions.slice(0, 50).map((d) => {
+    const rows = [];
+    for (const d of state.decisions.slice(0, 50)) {
       // "2026-12-01T12:03:00.123Z" -> "12-01 12:03:00" (UTC; the full time is the tooltip).
       const m = /^\d{4}-(\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(String(d.time || ''));
       const time = m ? m[1] + ' ' + m[2] : (d.time || DASH);
-      return el('tr', {'data-id': d.id}, [
+      rows.push(el('tr', {'data-id': d.id}, [
         el('td', {class: 'id'}, d.id || DASH),
         el('td', {class: 'time', title: d.time || ''}, time),
-        el('td', {class: 'who mono'}, (d.candidate || '?') + ' → ' + (d.champion || '?')),
+        el('td', {class: 'who mono'}, [(d.candidate || '?') + ' → ' + (d.champion || '?'),
+          referenceOf(d) ? el('span', {class: 'ci reference'}, 'reference ' + referenceOf(d)) : null]),
         el('td', {}, el('span', {class: 'badge ' + d.verdict}, String(d.verdict || '?').replace('_', ' '))),
         deltaCell(d, 'stream_loss'),
         deltaCell(d, 'base_loss'),
         el('td', {class: 'rules'}, ruleChips(d.rules)),
         el('td', {class: 'reason', title: d.reason || ''}, el('div', {class: 'clamp'}, d.reason || '')),
         el('td', {class: 'num'}, fmtSeconds(d.duration_s)),
-      ]);
-    });
+      ]));
+      const detail = feedbackDetailRow(d);
+      if (detail) rows.push(detail);
+    }
     body.replaceChildren(...rows);
     setText('table-note', state.decisions.length > 50
         ? 'newest 50 of ' + state.decisions.length : state.decisions.length + ' shown');
@@ -758,8 +1002,10 @@
     const partial = all.some((r) => r.status !== 200);
     renderChampion();
     renderDecisionChart();
+    renderFeedbackChart();
     renderDecisionTable();
     renderMetrics(t);
+    renderFeedbackCounters();
     if (reached) state.lastUpdate = t;
     renderLive(reached, partial);
   }

@@ -113,6 +113,74 @@ async function screenshot(page, name) {
 
 // ------------------------------------------------------------ 1. fixture server
 
+// Human feedback as mock_server.mjs fixtureFeedback / fixtureMetrics give it:
+// the preference-accuracy chart, each decision's feedback row, the counters.
+async function checkFeedback(page) {
+  // Held-out preference accuracy per decision, oldest first (dec-000001 and
+  // the rollback dec-000004 have none).
+  const acc = await page.evaluate(() => window.streamlmDashboard.charts.feedback.data.datasets.map(
+      (ds) => ds.data.map((p) => [p.id, p.y, p.lo, p.hi])));
+  assert.deepEqual(acc, [
+    [['dec-000001', null, NaN, NaN], ['dec-000002', 0.5, 0.24, 0.76], ['dec-000003', 0.81, 0.70, 0.90],
+      ['dec-000004', null, NaN, NaN]],
+    [['dec-000001', null, NaN, NaN], ['dec-000002', 0.6, 0.31, 0.83], ['dec-000003', 0.52, 0.40, 0.64],
+      ['dec-000004', null, NaN, NaN]],
+  ]);
+  assert.equal(await page.locator('#feedback-chart-empty').isVisible(), false);
+
+  // A feedback row follows each decision whose metrics.feedback has something
+  // to show (dec-000001's is empty), and only those.
+  const order = await page.locator('#decisions-body > tr').evaluateAll(
+      (trs) => trs.map((tr) => tr.dataset.id || 'feedback:' + tr.dataset.for));
+  assert.deepEqual(order, ['dec-000004', 'dec-000003', 'feedback:dec-000003', 'dec-000002',
+    'feedback:dec-000002', 'dec-000001']);
+
+  const row = page.locator('#decisions-body tr.fb-row[data-for="dec-000003"]');
+  assert.equal(await row.locator('.fb-reference').innerText(), 'snap-000001');
+  assert.match(await row.locator('.fb-head').innerText(), /trained on 120 records since the champion \(bob 80, alice 40\)/);
+  const sets = await row.locator('table.fb-sets tbody tr').evaluateAll((trs) => trs.map((tr) => {
+    const cell = (c) => tr.querySelector('td.' + c).firstChild.textContent;
+    return [tr.dataset.set, cell('acc-candidate'), cell('acc-champion'), cell('acc-reference'),
+      cell('acc-delta'), cell('margin'), cell('correction'), cell('rating')];
+  }));
+  assert.deepEqual(sets, [
+    ['heldout', '0.81 [0.70, 0.90]', '0.52 [0.40, 0.64]', '0.50', '+0.29 [+0.15, +0.43]',
+      '+0.800 [+0.400, +1.200]', '+0.200 [+0.050, +0.350]', '+0.100 [−0.050, +0.250]'],
+    ['established', '0.75 [0.58, 0.88]', '0.54 [0.37, 0.71]', '0.50', '+0.21 [+0.02, +0.40]', '—', '—', '—'],
+    ['new', '0.88 [0.66, 0.97]', '0.50 [0.28, 0.72]', '0.50', '+0.38 [+0.12, +0.62]', '—', '—', '—'],
+    ['trusted', '—', '—', '—', '—', '—', '−0.100 [−0.300, +0.100]', '+0.100 [+0.100, +0.100]'],
+  ]);
+  // Counts and the candidate / champion values under the deltas.
+  const heldout = row.locator('table.fb-sets tr[data-set="heldout"]');
+  assert.match(await heldout.locator('td').nth(1).innerText(), /^50\s+40 pairs · 5 ratings · 5 corrections$/);
+  assert.match(await heldout.locator('td.correction').innerText(), /cand −1\.200 · champ −1\.400 · ref −1\.450$/);
+  const rules = (r) => r.locator('.fbrule').evaluateAll((chips) => chips.map((c) => [c.dataset.rule,
+    c.classList.contains('pass'), c.textContent]));
+  assert.deepEqual(await rules(row), [
+    ['feedback_improvement', true, '✓ feedback_improvement: +0.290 [+0.150, +0.430] vs 0'],
+    ['feedback_established', true, '✓ feedback_established: +0.210 vs −0.050'],
+    ['feedback_trusted', true, '✓ feedback_trusted: −0.100 [−0.300, +0.100] vs −0.500'],
+    ['feedback_contradiction', true, '✓ feedback_contradiction: 3 vs 10'],
+  ]);
+  const rejected = page.locator('#decisions-body tr.fb-row[data-for="dec-000002"]');
+  assert.deepEqual(await rules(rejected), [
+    ['feedback_improvement', false, '✗ feedback_improvement: −0.100 [−0.350, +0.150] vs 0']]);
+  // The reference snapshot also shows under candidate → champion.
+  assert.deepEqual(await page.locator('#decisions-body tr[data-id] .reference').allInnerTexts(),
+      ['reference snap-000001', 'reference snap-000001', 'reference snap-000001']);
+
+  // The counters panel (fixtureMetrics).
+  for (const [id, value] of [['#fb-consumed', '150'], ['#fb-trained', '120'], ['#fb-heldout', '20'],
+    ['#fb-limited', '2'], ['#fb-contradictions', '3']]) {
+    assert.equal(await text(page, id), value, id);
+  }
+  const list = (id) => page.locator(id + ' li').evaluateAll((lis) => lis.map(
+      (li) => [li.querySelector('.k').textContent, li.querySelector('.n').textContent]));
+  assert.deepEqual(await list('#fb-rejected'), [['missing_field', '6'], ['bad_field', '2']]);
+  assert.equal(await text(page, '#fb-rejected-total'), '8 in total');
+  assert.deepEqual(await list('#fb-users'), [['bob', '80'], ['alice', '40'], ['carol', '12']]);
+}
+
 test('dashboard renders the fixture data', {timeout: 120000}, async (t) => {
   if (!requireDeps(t)) return;
   const mock = await startMockServer();
@@ -161,12 +229,18 @@ test('dashboard renders the fixture data', {timeout: 120000}, async (t) => {
     const lineage = await page.locator('#lineage .snap').allInnerTexts();
     assert.deepEqual(lineage, ['snap-000004', 'snap-000002', 'snap-000001']);
 
-    const rows = await page.locator('#decisions-body tr').evaluateAll(
+    const rows = await page.locator('#decisions-body tr[data-id]').evaluateAll(
         (trs) => trs.map((tr) => [tr.dataset.id, tr.querySelector('.badge').textContent,
           tr.querySelectorAll('.rule.fail').length]));
+    // dec-000002 fails adaptation and feedback_improvement (the feedback
+    // rules fold into one chip here; its feedback row lists them).
     assert.deepEqual(rows, [['dec-000004', 'rolled back', 0], ['dec-000003', 'promoted', 0],
-      ['dec-000002', 'rejected', 1], ['dec-000001', 'held', 2]]);
+      ['dec-000002', 'rejected', 2], ['dec-000001', 'held', 2]]);
+    const feedbackChips = await page.locator('#decisions-body tr[data-id] .rule.feedback').allInnerTexts();
+    assert.deepEqual(feedbackChips, ['✓ feedback 4/4', '✗ feedback 0/1']);
     assert.equal(await text(page, '#kpi-swaps'), '1 promoted · 1 rejected · 1 held · 1 rolled back');
+
+    await checkFeedback(page);
 
     // The test view is read-only.
     const mutated = await page.evaluate(() => {

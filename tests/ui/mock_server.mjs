@@ -12,8 +12,66 @@ export const UI_DIR = path.resolve(here, '../../serving/ui');
 
 const T0 = Date.parse('2026-12-01T12:00:00Z');
 
+// metrics.feedback of a decision (DESIGN.md "Decision record"), by hand:
+// dec-000003 scored all four sets, dec-000002 the held-out set alone.
+// E = {mean, ci95, n}; the numbers are checked in dashboard_test.mjs.
+const E = (mean, lo, hi, n) => ({mean, ci95: [lo, hi], n});
+export function fixtureFeedback(which) {
+  if (which === 'dec-000003') {
+    return {
+      reference: 'snap-000001',
+      trained: {records: 120, users: {alice: 40, bob: 80}},
+      sets: {
+        heldout: {records: 50, pairs: 40, ratings: 5, corrections: 5,
+          preference_accuracy: {candidate: E(0.81, 0.70, 0.90, 40), champion: E(0.52, 0.40, 0.64, 40),
+            reference: E(0.5, 0.38, 0.62, 40), delta: E(0.29, 0.15, 0.43, 40)},
+          reward_margin: {candidate: E(0.9, 0.5, 1.3, 40), champion: E(0.1, -0.2, 0.4, 40),
+            delta: E(0.8, 0.4, 1.2, 40)},
+          correction_logprob: {candidate: E(-1.2, -1.5, -0.9, 5), champion: E(-1.4, -1.7, -1.1, 5),
+            reference: E(-1.45, -1.75, -1.15, 5), delta: E(0.2, 0.05, 0.35, 5)},
+          rating_reward: {candidate: E(0.3, 0.1, 0.5, 5), champion: E(0.2, 0.0, 0.4, 5),
+            delta: E(0.1, -0.05, 0.25, 5)}},
+        established: {records: 30, pairs: 24, ratings: 3, corrections: 3,
+          preference_accuracy: {candidate: E(0.75, 0.58, 0.88, 24), champion: E(0.54, 0.37, 0.71, 24),
+            reference: E(0.5, 0.33, 0.67, 24), delta: E(0.21, 0.02, 0.4, 24)}},
+        new: {records: 20, pairs: 16, ratings: 2, corrections: 2,
+          preference_accuracy: {candidate: E(0.875, 0.66, 0.97, 16), champion: E(0.5, 0.28, 0.72, 16),
+            reference: E(0.5, 0.28, 0.72, 16), delta: E(0.375, 0.12, 0.62, 16)}},
+        trusted: {records: 3, pairs: 0, ratings: 1, corrections: 2,
+          correction_logprob: {candidate: E(-2.0, -2.5, -1.5, 2), champion: E(-1.9, -2.4, -1.4, 2),
+            reference: E(-1.9, -2.4, -1.4, 2), delta: E(-0.1, -0.3, 0.1, 2)},
+          rating_reward: {candidate: E(0.3, 0.3, 0.3, 1), champion: E(0.2, 0.2, 0.2, 1),
+            delta: E(0.1, 0.1, 0.1, 1)}},
+      },
+    };
+  }
+  return {
+    reference: 'snap-000001',
+    trained: {records: 60, users: {bob: 60}},
+    sets: {heldout: {records: 12, pairs: 10, ratings: 1, corrections: 1,
+      preference_accuracy: {candidate: E(0.5, 0.24, 0.76, 10), champion: E(0.6, 0.31, 0.83, 10),
+        reference: E(0.5, 0.24, 0.76, 10), delta: E(-0.1, -0.35, 0.15, 10)},
+      reward_margin: {candidate: E(0.05, -0.3, 0.4, 10), champion: E(0.2, -0.1, 0.5, 10),
+        delta: E(-0.15, -0.4, 0.1, 10)}}},
+  };
+}
+
+const feedbackRules = (improvement, established, trusted, contradiction) => [
+  {name: 'feedback_improvement', metric: 'heldout_preference_accuracy_delta',
+    observed: improvement, ci95: improvement > 0 ? [0.15, 0.43] : [-0.35, 0.15], threshold: 0,
+    passed: improvement > 0},
+  {name: 'feedback_established', metric: 'established_preference_accuracy_delta',
+    observed: established, threshold: -0.05, passed: established >= -0.05},
+  {name: 'feedback_trusted', metric: 'trusted_correction_logprob_delta', observed: trusted,
+    ci95: [-0.3, 0.1], threshold: -0.5, passed: trusted >= -0.5},
+  {name: 'feedback_contradiction', metric: 'feedback_contradictions', observed: contradiction,
+    threshold: 10, passed: contradiction <= 10},
+];
+
 // Four decisions, newest first, shaped like evaluator/evaluator.cc writes
-// them; the newest has no metrics or rules (a hand rollback, say).
+// them; the newest has no metrics or rules (a hand rollback, say); the two
+// in the middle carry human-feedback metrics (fixtureFeedback), the oldest
+// an empty metrics.feedback.
 export function fixtureDecisions() {
   const estimate = (mean, lo, hi, tokens) => ({mean, ci95: [lo, hi], sequences: 12, tokens});
   const cmp = (delta) => ({candidate: estimate(4.1, 4.0, 4.2, 300), champion: estimate(4.2, 4.1, 4.3, 300), delta});
@@ -27,23 +85,25 @@ export function fixtureDecisions() {
       candidate: 'snap-000004', champion: 'snap-000004', verdict: 'rolled_back',
       reason: 'rolled back by hand', duration_s: 0},
     {id: 'dec-000003', time: '2026-12-01T12:03:00.000Z', time_ms: T0 + 180000,
-      candidate: 'snap-000004', champion: 'snap-000002', verdict: 'promoted',
-      rules: rules(true, true, true),
+      candidate: 'snap-000004', champion: 'snap-000002', verdict: 'promoted', reference: 'snap-000001',
+      rules: rules(true, true, true).concat(feedbackRules(0.29, 0.21, -0.1, 3)),
       metrics: {stream_loss: cmp(estimate(-0.21, -0.3, -0.12, 420)),
-        base_loss: cmp(estimate(0.04, -0.01, 0.09, 800))},
+        base_loss: cmp(estimate(0.04, -0.01, 0.09, 800)), feedback: fixtureFeedback('dec-000003')},
       reason: 'promoted: stream loss -0.2100 nats/token', duration_s: 0.42},
     {id: 'dec-000002', time: '2026-12-01T12:02:00.000Z', time_ms: T0 + 120000,
-      candidate: 'snap-000003', champion: 'snap-000002', verdict: 'rejected',
-      rules: rules(true, false, true),
+      candidate: 'snap-000003', champion: 'snap-000002', verdict: 'rejected', reference: 'snap-000001',
+      rules: rules(true, false, true).concat(feedbackRules(-0.1, 0, 0, 0).slice(0, 1)),
       metrics: {stream_loss: cmp(estimate(0.03, -0.02, 0.08, 300)),
-        base_loss: cmp(estimate(0.01, -0.03, 0.05, 800))},
+        base_loss: cmp(estimate(0.01, -0.03, 0.05, 800)), feedback: fixtureFeedback('dec-000002')},
       reason: 'rejected: adaptation: stream loss changed by +0.0300 nats/token, needs < -0.0000',
       duration_s: 0.37},
     {id: 'dec-000001', time: '2026-12-01T12:01:00.000Z', time_ms: T0 + 60000,
       candidate: 'snap-000002', champion: 'snap-000001', verdict: 'held',
       rules: rules(false, false, true),
       metrics: {stream_loss: cmp(estimate(-0.4, -0.9, 0.1, 20)),
-        base_loss: cmp(estimate(0.02, -0.02, 0.06, 800))},
+        base_loss: cmp(estimate(0.02, -0.02, 0.06, 800)),
+        // No feedback yet: what the evaluator writes then (no feedback row).
+        feedback: {reference: 'snap-000001', trained: {records: 0, users: {}}, sets: {}}},
       reason: 'held: only 20 held-out stream tokens, need 40 before judging adaptation',
       duration_s: 0.3},
   ];
@@ -87,6 +147,24 @@ export function fixtureMetrics(tick) {
     `streamlm_e2e_request_latency_seconds_bucket{le="+Inf"} ${20 * (tick + 1)}`,
     `streamlm_e2e_request_latency_seconds_sum ${5.1 * (tick + 1)}`,
     `streamlm_e2e_request_latency_seconds_count ${20 * (tick + 1)}`,
+    // Human feedback counters (the learner's); names as in the feedback spec.
+    '# TYPE streamlm_feedback_consumed_total counter',
+    'streamlm_feedback_consumed_total 150',
+    '# TYPE streamlm_feedback_trained_total counter',
+    'streamlm_feedback_trained_total 120',
+    '# TYPE streamlm_feedback_heldout_total counter',
+    'streamlm_feedback_heldout_total 20',
+    '# TYPE streamlm_feedback_rejected_total counter',
+    'streamlm_feedback_rejected_total{reason="bad_field"} 2',
+    'streamlm_feedback_rejected_total{reason="missing_field"} 6',
+    '# TYPE streamlm_feedback_limited_total counter',
+    'streamlm_feedback_limited_total 2',
+    '# TYPE streamlm_feedback_user_total counter',
+    'streamlm_feedback_user_total{user="alice"} 40',
+    'streamlm_feedback_user_total{user="bob"} 80',
+    'streamlm_feedback_user_total{user="carol"} 12',
+    '# TYPE streamlm_feedback_contradictions_total counter',
+    'streamlm_feedback_contradictions_total 3',
     '# TYPE streamlm_num_requests_running gauge',
     'streamlm_num_requests_running 2',
     '',
