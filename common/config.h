@@ -77,7 +77,7 @@ struct Config {
   // pairs, KTO for ratings, SFT for corrections, each against a frozen
   // reference model (the champion when the cycle started).
   int feedback_batch_size = 8;         // feedback records per feedback step
-  double feedback_lr = 1e-3;           // learning rate of feedback steps
+  double feedback_lr = 1e-4;           // learning rate of feedback steps
   // LM blocks replayed in each feedback step, per feedback record, so
   // feedback steps do not forget the language-modelling objective.
   double feedback_replay_ratio = 0.5;

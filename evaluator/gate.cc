@@ -154,11 +154,18 @@ FeedbackSetStats SummarizeFeedback(const FeedbackScores& f, double beta) {
   s.corrections = static_cast<int64_t>(f.corr_cand.size());
   s.ratings = static_cast<int64_t>(f.rating_cand.size());
   if (s.pairs > 0) {
+    // Accuracies and their differences cannot leave [0, 1] and [-1, 1]:
+    // the normal approximation's interval is cut there.
+    auto clamp = [](Estimate e, double lo, double hi) {
+      e.ci_low = std::clamp(e.ci_low, lo, hi);
+      e.ci_high = std::clamp(e.ci_high, lo, hi);
+      return e;
+    };
     auto a = Indicator(f.pair_cand), b = Indicator(f.pair_champ), r = Indicator(f.pair_ref);
-    s.acc_cand = MeanEstimate(a);
-    s.acc_champ = MeanEstimate(b);
-    s.acc_ref = MeanEstimate(r);
-    s.acc_delta = MeanEstimate(Minus(a, b));
+    s.acc_cand = clamp(MeanEstimate(a), 0, 1);
+    s.acc_champ = clamp(MeanEstimate(b), 0, 1);
+    s.acc_ref = clamp(MeanEstimate(r), 0, 1);
+    s.acc_delta = clamp(MeanEstimate(Minus(a, b)), -1, 1);
     auto mc = Minus(f.pair_cand, f.pair_ref, beta), mh = Minus(f.pair_champ, f.pair_ref, beta);
     s.margin_cand = MeanEstimate(mc);
     s.margin_champ = MeanEstimate(mh);
@@ -281,9 +288,20 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
       Judgement j = strict ? (d.ci_low > 0 ? Judgement::kPass
                               : d.ci_high < 0 ? Judgement::kFail : Judgement::kSuspect)
                            : NotWorse(d, tol);
-      g.rules.push_back(FeedbackRule("feedback_improvement", set, set_name,
-                                     strict ? 0.0 : -tol, j == Judgement::kPass));
-      const std::string text = describe(set, "held-out feedback:");
+      RuleResult rule = FeedbackRule("feedback_improvement", set, set_name,
+                                     strict ? 0.0 : -tol, j == Judgement::kPass);
+      std::string text = describe(set, "held-out feedback:");
+      // A champion already right on every pair leaves accuracy nothing to
+      // gain: the implicit reward margin (continuous) shows it then.
+      if (strict && j == Judgement::kSuspect && set.pairs > 0 && d.ci_low >= -tol) {
+        const Estimate& m = set.margin_delta;
+        if (m.ci_low > 0) j = Judgement::kPass;
+        rule = {"feedback_improvement", set_name + "_reward_margin_delta", m.mean, 0.0,
+                j == Judgement::kPass, true, m.ci_low, m.ci_high};
+        text = absl::StrFormat("%s; reward margin %+.3f (95%% CI %+.3f..%+.3f)", text, m.mean,
+                               m.ci_low, m.ci_high);
+      }
+      g.rules.push_back(rule);
       if (j == Judgement::kFail) failed.push_back("feedback_improvement: " + text);
       if (j == Judgement::kSuspect) {
         waiting.push_back("feedback_improvement: not yet confidently better, " + text);

@@ -108,7 +108,8 @@ TEST(GateTest, FeedbackMetricsAreHandComputed) {
   EXPECT_DOUBLE_EQ(s.acc_ref.mean, 0.25);  // only d_ref = 1 > 0
   // Paired indicator differences {1, 0, 0, 1}: mean 0.5, sd sqrt(1/3).
   EXPECT_DOUBLE_EQ(s.acc_delta.mean, 0.5);
-  EXPECT_NEAR(s.acc_delta.ci_high - s.acc_delta.mean, 1.959964 * std::sqrt(1.0 / 3) / 2, 1e-6);
+  EXPECT_NEAR(s.acc_delta.mean - s.acc_delta.ci_low, 1.959964 * std::sqrt(1.0 / 3) / 2, 1e-6);
+  EXPECT_DOUBLE_EQ(s.acc_delta.ci_high, 1.0);  // 1.066, cut to the possible range
   // Margins 0.1 * (d - d_ref): candidate {0.1, -0.2, 0.2, 0.3}.
   EXPECT_NEAR(s.margin_cand.mean, 0.1, 1e-12);
   EXPECT_NEAR(s.margin_champ.mean, (-0.1 - 0.2 + 0.1 - 0.2) / 4, 1e-12);
@@ -163,6 +164,16 @@ TEST_F(FeedbackGateTest, ImprovementThatIsNotConfidentIsHeldAndAConfidentLossRej
   EXPECT_NE(r.reason.find("not yet confidently better"), std::string::npos) << r.reason;
   fb.fresh = SummarizeFeedback(Pairs(20, 2, 18), 0.1);
   EXPECT_EQ(ApplyGate(base_, no_stream_, fb, g_).verdict, "rejected");
+  // Both right on every pair: the wider reward margin (2 vs 1, before the
+  // reference's 0.5) is the evidence.
+  fb.fresh = SummarizeFeedback(Pairs(20, 20, 20), 0.1);
+  GateResult r2 = ApplyGate(base_, no_stream_, fb, g_);
+  EXPECT_EQ(r2.verdict, "promoted") << r2.reason;
+  bool margin_rule = false;
+  for (const RuleResult& rule : r2.rules) {
+    margin_rule |= rule.name == "feedback_improvement" && rule.metric == "new_reward_margin_delta";
+  }
+  EXPECT_TRUE(margin_rule);
 }
 
 TEST_F(FeedbackGateTest, FeedbackContradictingEstablishedPreferencesIsHeldForAnOperator) {
