@@ -329,9 +329,10 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
     }
   }
   if (fb.trained > 0) {
-    // Exact reversals of stored pairs: a few are people changing their mind,
-    // many are a campaign.
-    const int64_t allowed = std::max<int64_t>(2, fb.trained / 10);
+    // Exact reversals of stored pairs: a few among much feedback are people
+    // changing their mind; more than 1 in 10 is a campaign until an operator
+    // says otherwise (even one reversal when little else was trained).
+    const int64_t allowed = fb.trained / 10;
     const bool reversed = fb.contradictions > allowed;
     if (reversed) {
       contradiction.push_back(absl::StrFormat(

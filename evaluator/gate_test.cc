@@ -197,8 +197,13 @@ TEST_F(FeedbackGateTest, FeedbackContradictingEstablishedPreferencesIsHeldForAnO
   EXPECT_EQ(r.verdict, "held");
   EXPECT_NE(r.reason.find("40 of the 90 trained feedback records reverse"), std::string::npos)
       << r.reason;
-  // A trusted set the candidate regresses on holds it too.
+  // One reversal in a small batch is already a contradiction...
+  fb.trained = 4;
   fb.contradictions = 1;
+  EXPECT_EQ(ApplyGate(base_, no_stream_, fb, g_).verdict, "held");
+  // ...one in 90 is someone changing their mind.
+  fb.trained = 90;
+  // A trusted set the candidate regresses on holds it too.
   fb.trusted = SummarizeFeedback(Pairs(10, 0, 10), 0.1);
   r = ApplyGate(base_, no_stream_, fb, g_);
   EXPECT_EQ(r.verdict, "held");

@@ -454,13 +454,8 @@ absl::Status Learner::MaybeTrainFeedback() {
         total = total + config_.feedback_sft_weight * SftLoss(net.forward(inputs), labels);
       }
       if (!lm.empty()) {
-        const int64_t B = static_cast<int64_t>(lm.size());
-        const int64_t L = static_cast<int64_t>(lm[0].size());
-        auto data = torch::empty({B, L}, torch::kLong);
-        auto acc = data.accessor<int64_t, 2>();
-        for (int64_t b = 0; b < B; ++b) {
-          for (int64_t t = 0; t < L; ++t) acc[b][t] = lm[b][t];
-        }
+        const torch::Tensor data = BlocksTensor(lm);
+        const int64_t L = data.size(1);
         total = total + config_.feedback_lm_weight *
                             net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
       }

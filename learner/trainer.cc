@@ -14,7 +14,7 @@ Trainer::Trainer(std::shared_ptr<LanguageModel> model, double lr,
       torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).weight_decay(weight_decay));
 }
 
-double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
+torch::Tensor BlocksTensor(const std::vector<TokenBlock>& blocks) {
   const int64_t B = static_cast<int64_t>(blocks.size());
   const int64_t L = static_cast<int64_t>(blocks[0].size());
   auto data = torch::empty({B, L}, torch::kLong);
@@ -22,6 +22,12 @@ double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < L; ++t) acc[b][t] = blocks[b][t];
   }
+  return data;
+}
+
+double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
+  const torch::Tensor data = BlocksTensor(blocks);
+  const int64_t L = data.size(1);
   return StepWith([&](CausalLm& net) {
     return net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
   }, lr);

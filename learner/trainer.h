@@ -14,6 +14,9 @@
 
 namespace streamlm {
 
+// Token blocks of equal length as an int64 tensor [blocks, length].
+torch::Tensor BlocksTensor(const std::vector<TokenBlock>& blocks);
+
 class Trainer {
  public:
   Trainer(std::shared_ptr<LanguageModel> model, double lr,

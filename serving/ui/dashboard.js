@@ -31,6 +31,22 @@
   };
   const charts = {};
 
+  // The x axis of a per-decision chart: one tick per decision, labelled
+  // with the decision's label (autoSkip thins them when there are many).
+  function decisionAxis(chartName) {
+    return {
+      type: 'linear', grid: {color: GRID},
+      afterBuildTicks: (axis) => {
+        axis.ticks = axis.chart.data.labels.map((_, i) => ({value: i}));
+      },
+      ticks: {color: TICK, autoSkip: true, autoSkipPadding: 8, maxRotation: 0,
+        callback: (v) => {
+          const d = charts[chartName] && charts[chartName].data.labels[v];
+          return Number.isInteger(v) && d ? d : '';
+        }},
+    };
+  }
+
   Object.defineProperty(window, 'streamlmDashboard', {
     configurable: false,
     enumerable: true,
@@ -368,18 +384,7 @@
         maintainAspectRatio: false,
         parsing: false,
         scales: {
-          x: {
-            type: 'linear', grid: {color: GRID},
-            // One tick per decision (autoSkip thins them when there are many).
-            afterBuildTicks: (axis) => {
-              axis.ticks = axis.chart.data.labels.map((_, i) => ({value: i}));
-            },
-            ticks: {color: TICK, autoSkip: true, autoSkipPadding: 8, maxRotation: 0,
-              callback: (v) => {
-                const d = charts.decisions && charts.decisions.data.labels[v];
-                return Number.isInteger(v) && d ? d : '';
-              }},
-          },
+          x: decisionAxis('decisions'),
           y: {grid: {color: GRID}, title: {display: true, text: 'Δ loss (nats/token)'},
             ticks: {color: TICK,
               callback: (v) => (Math.abs(v) < 1e-9 ? '0' : String(Number(v.toPrecision(6))))}},
@@ -451,17 +456,7 @@
         maintainAspectRatio: false,
         parsing: false,
         scales: {
-          x: {
-            type: 'linear', grid: {color: GRID},
-            afterBuildTicks: (axis) => {
-              axis.ticks = axis.chart.data.labels.map((_, i) => ({value: i}));
-            },
-            ticks: {color: TICK, autoSkip: true, autoSkipPadding: 8, maxRotation: 0,
-              callback: (v) => {
-                const d = charts.feedback && charts.feedback.data.labels[v];
-                return Number.isInteger(v) && d ? d : '';
-              }},
-          },
+          x: decisionAxis('feedback'),
           y: {min: 0, max: 1, grid: {color: GRID}, title: {display: true, text: 'preference accuracy'},
             ticks: {color: TICK, stepSize: 0.1}},
         },
