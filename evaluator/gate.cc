@@ -349,7 +349,7 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
     g.reason = absl::StrFormat(
         "held for an operator: the %d feedback records trained since the champion (%s) "
         "contradict established preferences: %s. A genuine change of preference is confirmed "
-        "with `streamlm promote`; otherwise discard this candidate",
+        "by promoting it with `streamlm promote`; until then the champion keeps serving",
         fb.trained, TopUsers(fb.users, fb.trained), absl::StrJoin(contradiction, "; "));
     if (!failed.empty()) g.reason += "; also " + absl::StrJoin(failed, "; ");
   } else if (!failed.empty()) {
