@@ -221,7 +221,11 @@ int RunAll(const Config& c) {
     return finish(Fail(trusted.status()));
   }
   Evaluator evaluator(c, store->get(), producer->get(),
-                      [&server](const Json& d) { server.OnDecision(d); });
+                      [&](const Json& d) {
+                        server.OnDecision(d);
+                        std::lock_guard<std::mutex> lock(learner_mu);
+                        if (active_learner != nullptr) active_learner->OnDecision(d);
+                      });
   evaluator.Start();
   auto learner = Learner::Create(c, brokers, store->get(), &counters,
                                  [&evaluator](const std::string& id) { evaluator.Submit(id); });

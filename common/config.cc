@@ -300,6 +300,7 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
+  keys.push_back(NestedChoiceKey("learner.on_rejection", "after a rejected candidate or a rollback: reset (to the champion's weights) or continue", Field<std::string>([](Config& c) -> std::string& { return c.learner_on_rejection; }), {"reset", "continue"}));
   keys.push_back(IntKey("feedback.batch_size", "feedback records per feedback step", &C::feedback_batch_size, 1, 65536));
   keys.push_back(DoubleKey("feedback.lr", "learning rate of feedback steps", &C::feedback_lr, 0, 10));
   keys.push_back(DoubleKey("feedback.replay_ratio", "LM blocks replayed per feedback record in a feedback step", &C::feedback_replay_ratio, 0, 64));

@@ -72,6 +72,10 @@ struct Config {
   double learner_snapshot_every_s = 60;
   int learner_heldout_every_records = 10;  // 1 in N records never trained on
   int64_t learner_max_record_bytes = 1 << 20;
+  // After a rejected candidate or a rollback: "reset" goes back to the
+  // champion's weights (fresh optimizer state); "continue" keeps training
+  // the learner's own weights.
+  std::string learner_on_rejection = "reset";
 
   // Learning from human feedback (learner/objectives.h): DPO for preference
   // pairs, KTO for ratings, SFT for corrections, each against a frozen

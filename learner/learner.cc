@@ -120,6 +120,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     if (resume_model) l->reference_id_ = st.value("reference", "");
   }
   if (l->reference_id_.empty()) l->reference_id_ = champion.ok() ? *champion : base_id;
+  l->last_champion_ = champion.ok() ? *champion : "";
   {
     // Every stored preference pair, for contradiction detection.
     auto stored = store->ListFeedback();
@@ -353,6 +354,75 @@ absl::Status Learner::RebaseReference() {
   return absl::OkStatus();
 }
 
+bool Learner::InLineage(const std::string& id, const std::string& ancestor) const {
+  std::string at = id;
+  for (int hops = 0; !at.empty() && hops < 1000000; ++hops) {
+    if (at == ancestor) return true;
+    auto meta = store_->GetSnapshotMeta(at);
+    if (!meta.ok()) return false;
+    at = meta->lineage.parent;
+  }
+  return false;
+}
+
+void Learner::OnDecision(const Json& decision) {
+  if (config_.learner_on_rejection != "reset" || decision.value("verdict", "") != "rejected") {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(reset_mu_);
+  reset_reason_ = absl::StrCat("candidate ", decision.value("candidate", "?"), " was rejected (",
+                               decision.value("id", "?"), ")");
+  // Which rejected candidate: checked against the lineage on the loop.
+  reset_reason_ += "\x1f" + decision.value("candidate", "");
+}
+
+absl::Status Learner::MaybeReset() {
+  std::string reason, rejected;
+  {
+    std::lock_guard<std::mutex> lock(reset_mu_);
+    reason.swap(reset_reason_);
+  }
+  if (size_t sep = reason.find('\x1f'); sep != std::string::npos) {
+    rejected = reason.substr(sep + 1);
+    reason.resize(sep);
+    // Only a candidate this learner's weights descend from is worth undoing.
+    if (!InLineage(last_snapshot_, rejected)) reason.clear();
+  }
+  auto champion = store_->GetAlias(kChampion);
+  if (!champion.ok()) return absl::OkStatus();
+  if (*champion != last_champion_) {
+    // Forward (the new champion descends from the old one): keep going.
+    // Back or sideways (a rollback; a snapshot from elsewhere): reset.
+    if (config_.learner_on_rejection == "reset" && !last_champion_.empty() &&
+        !InLineage(*champion, last_champion_)) {
+      reason = absl::StrCat("the champion moved from ", last_champion_, " to ", *champion,
+                            ", not a descendant of it");
+    }
+    last_champion_ = *champion;
+  }
+  if (reason.empty() || last_snapshot_ == *champion) return absl::OkStatus();
+  auto snap = store_->GetSnapshot(*champion);
+  if (!snap.ok()) return snap.status();
+  if (snap->tokenizer != trainer_->model().tokenizer().serialized()) {
+    SLM_LOG(kWarning) << "learner: " << reason << ", but champion " << *champion
+                      << " has another tokenizer: continuing with the learner's own weights";
+    return absl::OkStatus();
+  }
+  absl::Status s = trainer_->model().LoadWeights(snap->weights);
+  if (!s.ok()) return s;
+  trainer_ = std::make_unique<Trainer>(trainer_->shared_model(), config_.learner_lr);
+  SLM_LOG(kInfo) << "learner: " << reason << "; back to champion " << *champion
+                 << "'s weights with fresh optimizer state (learner.on_rejection=reset; "
+                 << "discarding training since " << *champion << ", last snapshot "
+                 << last_snapshot_ << ")";
+  counters_->Add("streamlm_learner_resets_total", 1);
+  reset_from_ = last_snapshot_;
+  last_snapshot_ = *champion;
+  steps_since_snapshot_ = 0;  // the next candidate needs new training
+  // Written now: a restart must not resume the discarded weights.
+  return Checkpoint(/*with_snapshot=*/false);
+}
+
 absl::Status Learner::AfterStep() {
   ++step_;
   ++steps_since_snapshot_;
@@ -554,6 +624,8 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     feedback["reference"] = reference_id_;
     if (feedback.value("trained", 0) > 0) feedback["loss"] = feedback_loss_avg_;
     snap.meta.metrics["feedback"] = feedback;
+    // After a reset the parent is the champion; the discarded line is named.
+    if (!reset_from_.empty()) snap.meta.metrics["reset_from"] = reset_from_;
     snap.weights = c.weights;
     snap.tokenizer = trainer_->model().tokenizer().serialized();
     range_begin = c.next_offsets;
@@ -584,6 +656,7 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     last_snapshot_ = snap.meta.id;
     since_snapshot_ = Lineage();
     feedback_since_ = Json::object();
+    reset_from_.clear();
     steps_since_snapshot_ = 0;
     last_snapshot_time_ = std::chrono::steady_clock::now();
     SLM_LOG(kInfo) << absl::StrFormat(
@@ -609,6 +682,8 @@ absl::Status Learner::Run() {
     Ingest(source_->Poll(256, 200));
     absl::Status s = IngestFeedback(feedback_source_->Poll(256, 0));
     if (!s.ok()) return s;  // no checkpoint: the records are read again on restart
+    s = MaybeReset();
+    if (!s.ok()) return s;
     s = MaybeTrain();
     if (!s.ok()) return s;
     s = MaybeTrainFeedback();

@@ -12,6 +12,7 @@
 #include <set>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,11 @@ class Learner {
   // Consumes, trains and snapshots until Stop(); then checkpoints.
   [[nodiscard]] absl::Status Run();
   void Stop() { stop_ = true; }
+  // The evaluator decided (any thread). Under learner.on_rejection=reset a
+  // rejected candidate of this learner's sends it back to the champion's
+  // weights at its next loop; a champion moved other than forward (a
+  // rollback, a hand-promoted snapshot from elsewhere) does the same.
+  void OnDecision(const Json& decision);
 
   int64_t step() const { return step_.load(); }
   // Where the learner resumed: partition -> next offset.
@@ -73,6 +79,11 @@ class Learner {
   // Points the reference model at the champion when the champion moved.
   [[nodiscard]] absl::Status RebaseReference();
   [[nodiscard]] absl::Status AfterStep();
+  // Applies a reset requested by OnDecision() or a champion that moved back
+  // or sideways: champion's weights, fresh optimizer, a checkpoint.
+  [[nodiscard]] absl::Status MaybeReset();
+  // True when `ancestor` is `id` or one of its parents.
+  bool InLineage(const std::string& id, const std::string& ancestor) const;
   [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
   std::map<int32_t, int64_t> NextOffsets() const;
 
@@ -114,6 +125,10 @@ class Learner {
   // whose reverse is here contradicts an established preference.
   std::set<uint64_t> pair_keys_;
   Json feedback_since_ = Json::object();     // counts since the last snapshot
+  std::string last_champion_;                // the champion alias last seen
+  std::string reset_from_;                   // discarded snapshot, for the next one's metrics
+  std::mutex reset_mu_;
+  std::string reset_reason_;                 // GUARDED_BY(reset_mu_) non-empty: reset requested
   double feedback_loss_avg_ = 0;
 };
 

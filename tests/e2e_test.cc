@@ -226,6 +226,84 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   EXPECT_EQ(*(*store)->GetAlias(kChampion), newest_promoted);
 }
 
+// Every candidate is rejected (an adaptation no model reaches). Under the
+// default learner.on_rejection=reset the learner goes back to the champion's
+// weights after each rejection, so a later candidate's parent is the
+// champion and it names the discarded snapshot; under `continue` each
+// candidate descends from the rejected one before it.
+std::vector<SnapshotMeta> LearnerSnapshotsAfterRejections(const std::string& policy,
+                                                          TempDir& dir, std::string* champion) {
+  const std::string data_dir = dir.Sub("store-" + policy);
+  Subprocess proc({testing::StreamlmBinary(), "run", "--config",
+                   testing::SourceDir() + "/tests/data/tiny.yaml", "--data-dir", data_dir,
+                   "--gate.min-adaptation", "50", "--learner.on-rejection", policy},
+                  dir.Sub("stderr-" + policy + ".log"));
+  Endpoints ep;
+  if (!ReadBanner(proc, &ep)) {
+    ADD_FAILURE() << proc.StderrTail();
+    return {};
+  }
+  httplib::Client http(ep.http_host, ep.http_port);
+  auto producer = KafkaProducer::Create(ep.kafka);
+  if (!producer.ok()) return {};
+  // Three waves, each a few candidates' worth, so rejections land between.
+  size_t rejected = 0;
+  for (int wave = 0; wave < 3; ++wave) {
+    for (int i = wave * 150; i < (wave + 1) * 150; ++i) {
+      EXPECT_TRUE((*producer)->Produce("streamlm.text", "", testing::StreamRecord(i)).ok());
+    }
+    EXPECT_TRUE((*producer)->Flush(10000).ok());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      auto res = http.Get("/v1/admin/decisions?limit=0");
+      if (!res || res->status != 200) continue;
+      auto list = ParseJson(res->body);
+      if (!list.ok() || !list->is_array()) continue;
+      size_t n = 0;
+      for (const Json& d : *list) n += d.value("verdict", "") == "rejected";
+      if (n > rejected) {
+        rejected = n;
+        break;
+      }
+    }
+  }
+  EXPECT_GE(rejected, 2u) << proc.StderrTail();
+  EXPECT_EQ(proc.Stop(SIGTERM, 60000), 0) << proc.StderrTail();
+  auto store = Store::Open(data_dir, /*read_only=*/true);
+  if (!store.ok()) return {};
+  *champion = *(*store)->GetAlias(kChampion);
+  std::vector<SnapshotMeta> out;
+  auto snapshots = (*store)->ListSnapshots();
+  if (!snapshots.ok()) return {};
+  for (const SnapshotMeta& m : *snapshots) {
+    if (m.origin == "learner") out.push_back(m);
+  }
+  return out;
+}
+
+TEST(EndToEndTest, ARejectedCandidateSendsTheLearnerBackToTheChampion) {
+  TempDir dir;
+  std::string champion;
+  std::vector<SnapshotMeta> reset = LearnerSnapshotsAfterRejections("reset", dir, &champion);
+  ASSERT_GE(reset.size(), 2u);
+  int from_champion_after_reset = 0;
+  for (const SnapshotMeta& m : reset) {
+    if (!m.metrics.contains("reset_from")) continue;
+    ++from_champion_after_reset;
+    EXPECT_EQ(m.lineage.parent, champion) << m.id;
+    EXPECT_NE(m.metrics["reset_from"], champion);
+  }
+  EXPECT_GE(from_champion_after_reset, 1);
+
+  std::vector<SnapshotMeta> cont = LearnerSnapshotsAfterRejections("continue", dir, &champion);
+  ASSERT_GE(cont.size(), 2u);
+  for (size_t i = 1; i < cont.size(); ++i) {
+    EXPECT_FALSE(cont[i].metrics.contains("reset_from")) << cont[i].id;
+    EXPECT_EQ(cont[i].lineage.parent, cont[i - 1].id);  // each on top of the last
+  }
+}
+
 TEST(EndToEndTest, BadConfigAndUnreachableBrokerStopStartupWithAClearMessage) {
   TempDir dir;
   {
