@@ -264,8 +264,10 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
       reference_id = *champion_id;
     }
   }
-  auto trusted_records = LoadTrustedFeedback(config_, store_);
-  if (!trusted_records.ok()) return trusted_records.status();
+  // Read once: the trusted set changes only while no process holds the store.
+  std::call_once(trusted_once_, [this] { trusted_ = LoadTrustedFeedback(config_, store_); });
+  if (!trusted_.ok()) return trusted_.status();
+  const std::vector<Json>* trusted_records = &*trusted_;
   auto feedback_entries = store_->ListFeedback();
   if (!feedback_entries.ok()) return feedback_entries.status();
   std::vector<Json> heldout;

@@ -57,6 +57,8 @@ class Evaluator {
   std::deque<std::string> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;              // GUARDED_BY(mu_)
   std::thread worker_;
+  std::once_flag trusted_once_;
+  absl::StatusOr<std::vector<Json>> trusted_;  // set once, under trusted_once_
 };
 
 }  // namespace streamlm

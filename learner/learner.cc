@@ -28,6 +28,17 @@ std::string FeedbackIdentity(const Json& record) {
   return id;
 }
 
+bool InLineage(const Store& store, const std::string& id, const std::string& ancestor) {
+  std::string at = id;
+  for (int hops = 0; !at.empty() && hops < 1000000; ++hops) {
+    if (at == ancestor) return true;
+    auto meta = store.GetSnapshotMeta(at);
+    if (!meta.ok()) return false;
+    at = meta->lineage.parent;
+  }
+  return false;
+}
+
 namespace {
 // Adds `n` to the integer at `key` of a JSON object of counts.
 void Bump(Json& counts, const std::string& key, int64_t n = 1) {
@@ -64,17 +75,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   // learner's model; the stream position and accounting carry over.
   bool resume_model = checkpoint.ok();
   if (checkpoint.ok() && champion.ok()) {
-    resume_model = false;
-    std::string id = checkpoint->state.value("snapshot", "");
-    for (int hops = 0; !id.empty() && hops < 1000000; ++hops) {
-      if (id == *champion) {
-        resume_model = true;
-        break;
-      }
-      auto meta = store->GetSnapshotMeta(id);
-      if (!meta.ok()) break;
-      id = meta->lineage.parent;
-    }
+    resume_model = InLineage(*store, checkpoint->state.value("snapshot", ""), *champion);
   }
   const std::string base_id =
       resume_model ? checkpoint->state.value("snapshot", "") : *champion;
@@ -274,11 +275,9 @@ absl::Status Learner::IngestFeedback(std::vector<SourceRecord> records) {
     rec["ts_ms"] = r.timestamp_ms > 0 ? r.timestamp_ms : NowMs();
     const std::string user = rec.value("user", "");
     if (!user.empty()) {
-      const std::string label = counters_->WithLabels("streamlm_feedback_user_total").size() <
-                                        kMaxUserLabels
-                                    ? "user=" + user
-                                    : "user=other";
-      counters_->Add("streamlm_feedback_user_total", 1, label);
+      if (labelled_users_.size() < kMaxUserLabels) labelled_users_.insert(user);
+      counters_->Add("streamlm_feedback_user_total", 1,
+                     labelled_users_.count(user) ? "user=" + user : "user=other");
     }
     std::string split = "train";
     if (IsHeldOut(FeedbackIdentity(rec), config_.feedback_heldout_every)) {
@@ -339,30 +338,17 @@ absl::Status Learner::RebaseReference() {
   auto champion = store_->GetAlias(kChampion);
   if (!champion.ok()) return champion.status();
   if (reference_ != nullptr && *champion == reference_id_) return absl::OkStatus();
-  const std::string id = reference_ == nullptr ? reference_id_ : *champion;
-  auto snap = store_->GetSnapshot(id);
+  auto snap = store_->GetSnapshot(*champion);
   if (!snap.ok()) return snap.status();
   auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
   if (!model.ok()) return model.status();
-  if (!reference_id_.empty() && id != reference_id_) {
-    SLM_LOG(kInfo) << "learner: feedback reference model is now champion " << id
+  if (*champion != reference_id_) {
+    SLM_LOG(kInfo) << "learner: feedback reference model is now champion " << *champion
                    << " (was " << reference_id_ << ")";
   }
   reference_ = std::move(*model);
-  reference_id_ = id;
-  if ((*champion) != id) return RebaseReference();  // first load was the checkpoint's
+  reference_id_ = *champion;
   return absl::OkStatus();
-}
-
-bool Learner::InLineage(const std::string& id, const std::string& ancestor) const {
-  std::string at = id;
-  for (int hops = 0; !at.empty() && hops < 1000000; ++hops) {
-    if (at == ancestor) return true;
-    auto meta = store_->GetSnapshotMeta(at);
-    if (!meta.ok()) return false;
-    at = meta->lineage.parent;
-  }
-  return false;
 }
 
 void Learner::OnDecision(const Json& decision) {
@@ -370,10 +356,9 @@ void Learner::OnDecision(const Json& decision) {
     return;
   }
   std::lock_guard<std::mutex> lock(reset_mu_);
-  reset_reason_ = absl::StrCat("candidate ", decision.value("candidate", "?"), " was rejected (",
+  reset_candidate_ = decision.value("candidate", "");
+  reset_reason_ = absl::StrCat("candidate ", reset_candidate_, " was rejected (",
                                decision.value("id", "?"), ")");
-  // Which rejected candidate: checked against the lineage on the loop.
-  reset_reason_ += "\x1f" + decision.value("candidate", "");
 }
 
 absl::Status Learner::MaybeReset() {
@@ -381,20 +366,17 @@ absl::Status Learner::MaybeReset() {
   {
     std::lock_guard<std::mutex> lock(reset_mu_);
     reason.swap(reset_reason_);
+    rejected.swap(reset_candidate_);
   }
-  if (size_t sep = reason.find('\x1f'); sep != std::string::npos) {
-    rejected = reason.substr(sep + 1);
-    reason.resize(sep);
-    // Only a candidate this learner's weights descend from is worth undoing.
-    if (!InLineage(last_snapshot_, rejected)) reason.clear();
-  }
+  // Only a candidate this learner's weights descend from is worth undoing.
+  if (!reason.empty() && !InLineage(*store_, last_snapshot_, rejected)) reason.clear();
   auto champion = store_->GetAlias(kChampion);
   if (!champion.ok()) return absl::OkStatus();
   if (*champion != last_champion_) {
     // Forward (the new champion descends from the old one): keep going.
     // Back or sideways (a rollback; a snapshot from elsewhere): reset.
     if (config_.learner_on_rejection == "reset" && !last_champion_.empty() &&
-        !InLineage(*champion, last_champion_)) {
+        !InLineage(*store_, *champion, last_champion_)) {
       reason = absl::StrCat("the champion moved from ", last_champion_, " to ", *champion,
                             ", not a descendant of it");
     }

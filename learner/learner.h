@@ -42,6 +42,9 @@ uint64_t PairKey(const std::string& prompt, const std::string& chosen,
 // split: the same feedback lands on the same side whoever gives it.
 std::string FeedbackIdentity(const Json& record);
 
+// True when `ancestor` is snapshot `id` or one of its parents in `store`.
+bool InLineage(const Store& store, const std::string& id, const std::string& ancestor);
+
 class Learner {
  public:
   using CandidateCallback = std::function<void(const std::string& snapshot_id)>;
@@ -82,8 +85,7 @@ class Learner {
   // Applies a reset requested by OnDecision() or a champion that moved back
   // or sideways: champion's weights, fresh optimizer, a checkpoint.
   [[nodiscard]] absl::Status MaybeReset();
-  // True when `ancestor` is `id` or one of its parents.
-  bool InLineage(const std::string& id, const std::string& ancestor) const;
+
   [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
   std::map<int32_t, int64_t> NextOffsets() const;
 
@@ -129,6 +131,8 @@ class Learner {
   std::string reset_from_;                   // discarded snapshot, for the next one's metrics
   std::mutex reset_mu_;
   std::string reset_reason_;                 // GUARDED_BY(reset_mu_) non-empty: reset requested
+  std::string reset_candidate_;              // GUARDED_BY(reset_mu_) the rejected candidate
+  std::set<std::string> labelled_users_;     // users with their own /metrics label
   double feedback_loss_avg_ = 0;
 };
 
