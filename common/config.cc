@@ -214,6 +214,54 @@ void AddCleanKeys(std::vector<ConfigKey>& keys, const std::string& prefix,
   SLM_INT("fineweb.short_line_chars", fineweb.short_line_chars, 0, 1e9, "a line this long or shorter is short");
   SLM_REAL("fineweb.max_char_dup_ratio", fineweb.max_char_dup_ratio, 0, 1, "characters in duplicated lines");
   SLM_REAL("fineweb.max_newline_ratio", fineweb.max_newline_ratio, 0, 1e6, "newlines per word");
+  SLM_INT("page.min_lines", page.min_lines, 1, 1e9, "documents with this many non-blank lines are pages (web-page rules apply); 1 = every document");
+  SLM_BOOL("page.markup_makes_page", page.markup_makes_page, "markup remnants (HTML tags, {{ }}, [[ ]]) make a document a page");
+  SLM_BOOL("text_rules.enabled", text_rules.enabled, "rules for every document: gibberish, navigation, boilerplate, shouting, link spam");
+  SLM_INT("text_rules.min_words", text_rules.min_words, 0, 1e9, "fewer words: dropped (documents that are not pages)");
+  SLM_REAL("text_rules.min_wordlike_ratio", text_rules.min_wordlike_ratio, 0, 1, "share of 4+ letter words that look like words; below: gibberish");
+  SLM_INT("text_rules.gibberish_min_words", text_rules.gibberish_min_words, 1, 1e9, "4+ letter words needed to judge gibberish");
+  SLM_REAL("text_rules.max_separator_ratio", text_rules.max_separator_ratio, 0, 1e6, "navigation separators per word");
+  SLM_REAL("text_rules.max_capitalized_ratio", text_rules.max_capitalized_ratio, 0, 1, "share of capitalized words without a sentence end");
+  SLM_REAL("text_rules.max_uppercase_ratio", text_rules.max_uppercase_ratio, 0, 1, "share of uppercase letters");
+  SLM_REAL("text_rules.max_url_ratio", text_rules.max_url_ratio, 0, 1e6, "URLs per word (with 2+ URLs)");
+  SLM_INT("text_rules.ngram_min_words", text_rules.ngram_min_words, 0, 1e12, "Gopher n-gram repetition judges non-page documents from this many words on");
+  SLM_BOOL("text_rules.drop_boilerplate", text_rules.drop_boilerplate, "drop short documents with site boilerplate phrases");
+  SLM_REAL("text_rules.min_avg_word_length", text_rules.min_avg_word_length, 0, 1e6, "mean word length below: dropped (not pages)");
+  SLM_REAL("text_rules.max_avg_word_length", text_rules.max_avg_word_length, 0, 1e6, "mean word length above: dropped (not pages)");
+  SLM_REAL("text_rules.min_alpha_words_ratio", text_rules.min_alpha_words_ratio, 0, 1, "share of words with a letter (not pages)");
+  SLM_REAL("text_rules.max_symbol_word_ratio", text_rules.max_symbol_word_ratio, 0, 1e6, "'#' and ellipses per word (not pages)");
+  {
+    ConfigKey k;
+    k.name = key("languages");
+    k.help = "accepted languages, ISO 639-1 codes as CLD2 reports them (en,fr,...); 'any' = every language";
+    Field<std::vector<std::string>> field = SLM_FIELD(std::vector<std::string>, language.accept);
+    k.set = [name = k.name, field](Config& c, const std::string& v) {
+      std::vector<std::string> codes;
+      for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        std::string code(absl::StripAsciiWhitespace(part));
+        if (code.empty()) continue;
+        if (absl::AsciiStrToLower(code) == "any") {
+          codes.clear();
+          break;
+        }
+        for (char ch : code) {
+          if (!absl::ascii_isalpha(static_cast<unsigned char>(ch)) && ch != '-') {
+            return BadValue(name, v, "comma-separated ISO 639-1 codes such as en,fr, or any");
+          }
+        }
+        codes.push_back(code);
+      }
+      field(c) = codes;
+      return absl::OkStatus();
+    };
+    k.get = [field](const Config& c) {
+      const std::vector<std::string>& codes = field(const_cast<Config&>(c));
+      return codes.empty() ? std::string("any") : absl::StrJoin(codes, ",");
+    };
+    keys.push_back(k);
+  }
+  SLM_INT("language.min_text_bytes", language.min_text_bytes, 0, 1e12, "shorter texts (letter bytes) are not judged by language");
+  SLM_INT("language.max_unrecognized_bytes", language.max_unrecognized_bytes, 0, 1e12, "CLD2 recognizing no language in this many bytes drops the text; 0 = off");
   SLM_BOOL("pii.enabled", pii.enabled, "redact personal data");
   SLM_BOOL("pii.email", pii.email, "redact e-mail addresses");
   SLM_BOOL("pii.phone", pii.phone, "redact phone numbers");
@@ -300,6 +348,13 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
+  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle: cosine (re-warm and re-decay after each promotion or reset) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner_lr_schedule; }), {"cosine", "constant"}));
+  keys.push_back(IntKey("learner.warmup_steps", "steps of linear learning-rate re-warm at the start of each cycle", &C::learner_warmup_steps, 0, 1 << 30));
+  keys.push_back(IntKey("learner.decay_steps", "steps of cosine learning-rate re-decay after the re-warm", &C::learner_decay_steps, 1, 1 << 30));
+  keys.push_back(DoubleKey("learner.min_lr_ratio", "the learning rate a cycle starts from and decays to, as a share of learner.lr", &C::learner_min_lr_ratio, 0, 1));
+  keys.push_back(DoubleKey("learner.replay_base_share", "share of replayed blocks drawn from the base corpus (the rest split equally among stream sources)", &C::learner_replay_base_share, 0, 1));
+  keys.push_back(IntKey("learner.replay_max_slices", "stream sources with a replay slice of their own (later ones share one)", &C::learner_replay_max_slices, 1, 1024));
+  keys.push_back(DoubleKey("learner.replay_max_boost", "the most a forgotten slice's replay weight is multiplied by", &C::learner_replay_max_boost, 1, 1000));
   keys.push_back(NestedChoiceKey("learner.on_rejection", "after a rejected candidate or a rollback: reset (to the champion's weights) or continue", Field<std::string>([](Config& c) -> std::string& { return c.learner_on_rejection; }), {"reset", "continue"}));
   keys.push_back(IntKey("feedback.batch_size", "feedback records per feedback step", &C::feedback_batch_size, 1, 65536));
   keys.push_back(DoubleKey("feedback.lr", "learning rate of feedback steps", &C::feedback_lr, 0, 10));
@@ -322,13 +377,27 @@ std::vector<ConfigKey> BuildKeys() {
   AddCleanKeys(keys, "clean.text", &C::clean_text);
   AddCleanKeys(keys, "clean.feedback", &C::clean_feedback);
   keys.push_back(IntKey("ingest.threads", "threads of the ingest pipeline; 0 = all cores", &C::ingest_threads, 0, 1024));
+  keys.push_back(IntKey("store.keep_snapshots", "snapshots whose weights are kept besides champion, previous, candidate and the checkpoint's; older ones keep only metadata", &C::store_keep_snapshots, 1, 1000000));
   keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", &C::eval_stream_window_records, 1, 10000000));
   keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));
   keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", &C::gate_max_forgetting, 0, 100));
   keys.push_back(DoubleKey("gate.min_adaptation", "min fall of stream held-out loss (nats/token)", &C::gate_min_adaptation, -100, 100));
   keys.push_back(IntKey("eval.feedback_window", "newest held-out feedback records scored per decision", &C::eval_feedback_window, 0, 1 << 30));
   keys.push_back(IntKey("gate.min_feedback_pairs", "held-out feedback records needed to judge feedback", &C::gate_min_feedback_pairs, 1, 1 << 30));
+  keys.push_back(DoubleKey("gate.alpha", "error rate of the gate's sequential test, spent over a candidate's looks", &C::gate_alpha, 1e-6, 0.5));
+  keys.push_back(IntKey("gate.max_looks", "looks at a held candidate as held-out evidence grows", &C::gate_max_looks, 1, 20));
+  keys.push_back(IntKey("gate.min_slice_tokens", "held-out tokens a source or base set needs for its own forgetting rule", &C::gate_min_slice_tokens, 1, 1 << 30));
+  keys.push_back(IntKey("eval.recheck_records", "new held-out stream records before a held candidate is judged again", &C::eval_recheck_records, 1, 1 << 30));
   keys.push_back(DoubleKey("gate.max_preference_regression", "preference accuracy a candidate may lose on established or trusted feedback", &C::gate_max_preference_regression, 0, 1));
+  keys.push_back(NestedBoolKey("rollback.enabled", "roll the champion back on a confident serving-side regression", Member(&C::rollback_enabled)));
+  keys.push_back(DoubleKey("rollback.check_every_s", "seconds between rollback checks (each scores at most rollback.max_stream_records records)", &C::rollback_check_every_s, 0.01, 1e9));
+  keys.push_back(IntKey("rollback.min_requests", "requests each of champion and previous must have served before their error rates are compared", &C::rollback_min_requests, 1, int64_t{1} << 40));
+  keys.push_back(IntKey("rollback.min_feedback", "feedback each of champion and previous must have received before their negative-feedback rates are compared", &C::rollback_min_feedback, 1, int64_t{1} << 40));
+  keys.push_back(DoubleKey("rollback.max_error_rate_increase", "error rate the champion may exceed the previous champion's by (95% CI lower end)", &C::rollback_max_error_rate_increase, 0, 1));
+  keys.push_back(DoubleKey("rollback.max_negative_feedback_increase", "negative-feedback rate the champion may exceed the previous champion's by (95% CI lower end)", &C::rollback_max_negative_feedback_increase, 0, 1));
+  keys.push_back(DoubleKey("rollback.max_stream_loss_increase", "held-out stream loss (nats/token) the champion may exceed the previous champion's by (95% CI lower end)", &C::rollback_max_stream_loss_increase, 0, 100));
+  keys.push_back(IntKey("rollback.min_stream_tokens", "held-out stream tokens since the promotion needed to compare losses", &C::rollback_min_stream_tokens, 1, int64_t{1} << 40));
+  keys.push_back(IntKey("rollback.max_stream_records", "newest held-out records since the promotion scored per check", &C::rollback_max_stream_records, 1, 1 << 20));
   keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", &C::serving_admin_token));
   keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", &C::serving_max_tokens, 1, 1 << 20));
   keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", &C::serving_poll_ms, 10, 3600000));

@@ -76,6 +76,18 @@ struct Config {
   // champion's weights (fresh optimizer state); "continue" keeps training
   // the learner's own weights.
   std::string learner_on_rejection = "reset";
+  // Learning rate per cycle (a cycle starts when the champion moves or the
+  // learner resets): linear re-warm from min_lr_ratio*lr to lr over
+  // warmup_steps, cosine re-decay to min_lr_ratio*lr over decay_steps, then
+  // flat. "constant" keeps learner.lr.
+  std::string learner_lr_schedule = "cosine";
+  int learner_warmup_steps = 10;
+  int learner_decay_steps = 300;
+  double learner_min_lr_ratio = 0.1;
+  // Replay by slice (each stream source, and "base" for the base corpus).
+  double learner_replay_base_share = 0.5;
+  int learner_replay_max_slices = 8;
+  double learner_replay_max_boost = 4;  // a forgotten slice's weight, at most
 
   // Learning from human feedback (learner/objectives.h): DPO for preference
   // pairs, KTO for ratings, SFT for corrections, each against a frozen
@@ -114,6 +126,11 @@ struct Config {
   CleanOptions clean_feedback = DefaultFeedbackCleanOptions();
   int ingest_threads = 0;  // threads of the ingest pipeline; 0 = all cores
 
+  // Store retention: weights of the newest N snapshots are kept, plus the
+  // aliased ones (champion, previous, candidate) and those the current
+  // checkpoints need; older snapshots keep only their metadata (lineage).
+  int store_keep_snapshots = 8;
+
   // Evaluator and gate.
   int eval_stream_window_records = 512;
   int eval_min_stream_tokens = 256;
@@ -124,6 +141,22 @@ struct Config {
   // Preference accuracy a candidate may lose on established or trusted
   // feedback before the loss counts (the rule uses the 95% CI's upper end).
   double gate_max_preference_regression = 0.02;
+  double gate_alpha = 0.05;            // sequential test's error rate over all looks
+  int gate_max_looks = 4;              // looks at one candidate before it stays held
+  int gate_min_slice_tokens = 512;     // tokens a slice needs for its own forgetting rule
+  int eval_recheck_records = 64;       // new held-out records before a held candidate's next look
+
+  // Rollback monitor (evaluator/rollback.h): rolls the champion back to the
+  // previous one on a confident serving-side regression.
+  bool rollback_enabled = true;
+  double rollback_check_every_s = 30;      // seconds between checks
+  int64_t rollback_min_requests = 200;     // per model, for the error rate
+  int64_t rollback_min_feedback = 30;      // per model, for the negative-feedback rate
+  double rollback_max_error_rate_increase = 0.02;         // tolerated, absolute
+  double rollback_max_negative_feedback_increase = 0.10;  // tolerated, absolute
+  double rollback_max_stream_loss_increase = 0.05;        // nats/token tolerated
+  int64_t rollback_min_stream_tokens = 512;  // held-out tokens since the promotion
+  int rollback_max_stream_records = 256;     // newest held-out records scored per check
 
   // Serving.
   std::string serving_admin_token;  // empty = admin API open

@@ -41,6 +41,17 @@ TEST(ConfigTest, BadValueIsNamedWithExpectation) {
   EXPECT_EQ(c.learner_batch_size, Config().learner_batch_size);
 }
 
+TEST(ConfigTest, KeepSnapshotsIsAtLeastOne) {
+  Config c;
+  EXPECT_EQ(c.store_keep_snapshots, 8);
+  ASSERT_TRUE(ApplyYamlText(c, "store:\n  keep_snapshots: 3\n", "test").ok());
+  EXPECT_EQ(c.store_keep_snapshots, 3);
+  absl::Status s = SetConfigValue(c, "store.keep_snapshots", "0");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("store.keep_snapshots"), std::string::npos) << s;
+  EXPECT_EQ(c.store_keep_snapshots, 3);
+}
+
 TEST(ConfigTest, MalformedYamlIsReported) {
   Config c;
   absl::Status s = ApplyYamlText(c, "learner: [unclosed\n", "x.yaml");

@@ -6,11 +6,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/log.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
@@ -20,6 +22,18 @@ namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
 
+// `retained/<id>`: present while snapshot <id> has its weights; the index
+// retention scans instead of every snapshot's metadata.
+constexpr char kRetainedPrefix[] = "retained/";
+// Set once the index covers the snapshots written before it existed.
+constexpr char kRetainedIndexedKey[] = "format/retained_index";
+
+// Held-out record value, version 1: 0xFF 0x01, the source's length (4 bytes,
+// little-endian), the source, the text. Legacy values are the raw text,
+// which is UTF-8 (from a JSON string) and so never contains the byte 0xFF.
+constexpr char kHeldoutV1Magic[] = "\xff\x01";
+constexpr size_t kHeldoutV1HeaderBytes = 6;
+
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
   if (s.IsNotFound()) return absl::NotFoundError(what + ": not found");
@@ -28,6 +42,71 @@ absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 
 std::string SnapKey(const std::string& id, const std::string& part) {
   return absl::StrCat("snap/", id, "/", part);
+}
+
+// Every key below `prefix` + '/' sorts before `prefix` + '0' ('0' follows
+// '/'), so [prefix/, prefix0) is exactly one snapshot's (checkpoint's) keys.
+std::string PrefixEnd(const std::string& prefix_without_slash) {
+  return prefix_without_slash + "0";
+}
+
+// "snap/<id>/..." -> "<id>"; empty when the key has no id.
+std::string SnapIdOfKey(const rocksdb::Slice& key) {
+  std::string k = key.ToString();
+  size_t slash = k.find('/', 5);
+  if (k.size() < 5 || slash == std::string::npos) return "";
+  return k.substr(5, slash - 5);
+}
+
+absl::Status ValidSnapshotId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("snapshot without id");
+  if (id.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError("snapshot id '" + id + "' contains '/'");
+  }
+  return absl::OkStatus();
+}
+
+std::string EncodeHeldout(const std::string& text, const std::string& source) {
+  std::string v(kHeldoutV1Magic, 2);
+  const uint32_t n = static_cast<uint32_t>(source.size());
+  for (int i = 0; i < 4; ++i) v.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  v += source;
+  v += text;
+  return v;
+}
+
+absl::StatusOr<HeldoutRecord> DecodeHeldout(const rocksdb::Slice& v) {
+  HeldoutRecord r;
+  if (v.size() == 0 || v[0] != kHeldoutV1Magic[0]) {  // legacy: raw text
+    r.text = v.ToString();
+    return r;
+  }
+  if (v.size() < kHeldoutV1HeaderBytes || v[1] != kHeldoutV1Magic[1]) {
+    return absl::DataLossError("store: held-out record of unknown format");
+  }
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n |= uint32_t{static_cast<unsigned char>(v[2 + i])} << (8 * i);
+  if (n > v.size() - kHeldoutV1HeaderBytes) {
+    return absl::DataLossError("store: held-out record is truncated");
+  }
+  r.source.assign(v.data() + kHeldoutV1HeaderBytes, n);
+  r.text.assign(v.data() + kHeldoutV1HeaderBytes + n, v.size() - kHeldoutV1HeaderBytes - n);
+  return r;
+}
+
+// Snapshots a checkpoint state record needs: the one whose weights it
+// shares ("weights_snapshot") and those it lists ("retain_snapshots").
+std::vector<std::string> CheckpointPins(const Json& state) {
+  std::vector<std::string> out;
+  auto w = state.find("weights_snapshot");
+  if (w != state.end() && w->is_string()) out.push_back(w->get<std::string>());
+  auto r = state.find("retain_snapshots");
+  if (r != state.end() && r->is_array()) {
+    for (const Json& id : *r) {
+      if (id.is_string()) out.push_back(id.get<std::string>());
+    }
+  }
+  return out;
 }
 
 std::string ChunkKey(const std::string& prefix, size_t n) {
@@ -53,16 +132,35 @@ void PutChunks(const std::string& prefix, const std::string& bytes,
   }
 }
 
-void DeletePrefix(rocksdb::DB* db, const std::string& prefix,
-                  rocksdb::WriteBatch* batch) {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-       it->Next()) {
-    batch->Delete(it->key());
-  }
-}
-
 }  // namespace
+
+// What a commit changes that retention depends on.
+struct Store::Changes {
+  std::vector<std::string> new_snapshots;            // written by the commit
+  std::map<std::string, std::string> aliases;        // alias -> id it sets
+  // checkpoint name -> snapshots its new state needs
+  std::map<std::string, std::vector<std::string>> checkpoint_pins;
+};
+
+// A consistent view: reads through it see one committed state, so a commit
+// (and its retention) between two reads cannot tear a multi-key read.
+class Store::ReadView {
+ public:
+  explicit ReadView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {
+    options_.snapshot = snapshot_;
+  }
+  ~ReadView() {
+    if (snapshot_ != nullptr) db_->ReleaseSnapshot(snapshot_);
+  }
+  ReadView(const ReadView&) = delete;
+  ReadView& operator=(const ReadView&) = delete;
+  const rocksdb::ReadOptions& options() const { return options_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions options_;
+};
 
 Json LineageToJson(const Lineage& l) {
   Json ranges = Json::array();
@@ -108,7 +206,8 @@ Json SnapshotMetaToJson(const SnapshotMeta& m) {
           {"origin", m.origin},
           {"model_config", m.model_config},
           {"lineage", LineageToJson(m.lineage)},
-          {"metrics", m.metrics}};
+          {"metrics", m.metrics},
+          {"weights_retained", m.weights_retained}};
 }
 
 absl::StatusOr<SnapshotMeta> SnapshotMetaFromJson(const Json& j) {
@@ -122,6 +221,7 @@ absl::StatusOr<SnapshotMeta> SnapshotMetaFromJson(const Json& j) {
   m.model_config = j.value("model_config", Json::object());
   m.lineage = LineageFromJson(j.value("lineage", Json::object()));
   m.metrics = j.value("metrics", Json::object());
+  m.weights_retained = j.value("weights_retained", true);  // absent before retention
   return m;
 }
 
@@ -156,7 +256,30 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
     return absl::UnavailableError(absl::StrCat(
         "cannot open store at '", dir, "': ", s.ToString(), hint));
   }
-  return std::unique_ptr<Store>(new Store(db, read_only));
+  std::unique_ptr<Store> store(new Store(db, read_only));
+  if (!read_only) {
+    absl::Status st = store->IndexLegacySnapshots();
+    if (!st.ok()) return st;
+  }
+  return store;
+}
+
+// Stores written before retention have no `retained/` index: every snapshot
+// there still has its weights. Runs once per store, at the first writable
+// Open.
+absl::Status Store::IndexLegacySnapshots() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto marker = GetRaw(kRetainedIndexedKey);
+  if (!marker.ok()) return marker.status();
+  if (marker->has_value()) return absl::OkStatus();
+  auto metas = ListSnapshots();
+  if (!metas.ok()) return metas.status();
+  rocksdb::WriteBatch batch;
+  for (const SnapshotMeta& m : *metas) {
+    if (m.weights_retained) batch.Put(kRetainedPrefix + m.id, "");
+  }
+  batch.Put(kRetainedIndexedKey, "1");
+  return Write(&batch);
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch* batch) {
@@ -166,10 +289,112 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
   return FromRocks(db_->Write(wo, batch), "write");
 }
 
+// REQUIRES: write_mu_ held.
+absl::Status Store::Commit(const Changes& changes, rocksdb::WriteBatch* batch) {
+  if (read_only_) return absl::FailedPreconditionError("store opened read-only");
+  absl::Status s = AddRetention(changes, batch);
+  if (!s.ok()) return s;
+  return Write(batch);
+}
+
+// REQUIRES: write_mu_ held (so the state read here is the state `batch`
+// applies to).
+absl::Status Store::AddRetention(const Changes& changes,
+                                 rocksdb::WriteBatch* batch) {
+  std::set<std::string> keep(changes.new_snapshots.begin(),
+                             changes.new_snapshots.end());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+
+  // Alias targets after the commit.
+  std::map<std::string, std::string> aliases;
+  for (it->Seek("alias/"); it->Valid() && it->key().starts_with("alias/"); it->Next()) {
+    aliases[it->key().ToString().substr(6)] = it->value().ToString();
+  }
+  for (const auto& [alias, id] : changes.aliases) aliases[alias] = id;
+  for (const auto& [alias, id] : aliases) keep.insert(id);
+
+  // What the checkpoints need after the commit. Skips from one checkpoint's
+  // keys to the next without reading their chunks.
+  std::map<std::string, std::vector<std::string>> pins = changes.checkpoint_pins;
+  for (it->Seek("ckpt/"); it->Valid() && it->key().starts_with("ckpt/");) {
+    const std::string key = it->key().ToString();
+    const size_t slash = key.find('/', 5);
+    if (slash == std::string::npos) {
+      it->Next();
+      continue;
+    }
+    const std::string name = key.substr(5, slash - 5);
+    if (pins.count(name) == 0) {
+      auto raw = GetRaw(absl::StrCat("ckpt/", name, "/state"));
+      if (!raw.ok()) return raw.status();
+      if (raw->has_value()) {
+        auto state = ParseJson(**raw);
+        if (!state.ok() || !state->is_object()) {
+          SLM_LOG(kWarning) << "store: checkpoint '" << name
+                            << "' state is unreadable; retention deletes nothing";
+          return absl::OkStatus();
+        }
+        pins[name] = CheckpointPins(*state);
+      }
+    }
+    it->Seek(PrefixEnd("ckpt/" + name));
+  }
+  for (const auto& [name, ids] : pins) keep.insert(ids.begin(), ids.end());
+
+  // The newest keep_snapshots_: those this commit writes, then by id.
+  std::set<std::string> newest(changes.new_snapshots.begin(),
+                               changes.new_snapshots.end());
+  const size_t n = keep_snapshots_;
+  for (it->SeekForPrev("snap/\xff"); newest.size() < n && it->Valid() &&
+                                     it->key().starts_with("snap/");) {
+    const std::string id = SnapIdOfKey(it->key());
+    if (id.empty()) break;
+    newest.insert(id);
+    it->SeekForPrev(SnapKey(id, ""));  // the last key of the id before
+  }
+  keep.insert(newest.begin(), newest.end());
+
+  std::vector<std::string> drop;
+  const std::string index(kRetainedPrefix);
+  for (it->Seek(index); it->Valid() && it->key().starts_with(index); it->Next()) {
+    std::string id = it->key().ToString().substr(index.size());
+    if (keep.count(id) == 0) drop.push_back(std::move(id));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "retention scan");
+  for (const std::string& id : drop) {
+    batch->DeleteRange(SnapKey(id, "w/"), PrefixEnd(SnapKey(id, "w")));
+    batch->Delete(SnapKey(id, "tok"));
+    batch->Delete(index + id);
+    auto meta = GetSnapshotMeta(id);
+    if (meta.ok()) {
+      meta->weights_retained = false;
+      batch->Put(SnapKey(id, "meta"), SnapshotMetaToJson(*meta).dump());
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string Store::WeightsDeletedMessage(const std::string& id) const {
+  return absl::StrCat(
+      "snapshot '", id,
+      "': its weights were deleted by retention (store.keep_snapshots keeps the "
+      "newest snapshots' weights besides champion, previous, candidate and the "
+      "checkpoint's); its metadata and lineage remain");
+}
+
 absl::StatusOr<std::optional<std::string>> Store::GetRaw(
     const std::string& key) const {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, key);
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<std::optional<std::string>> Store::GetRaw(
+    const std::string& key, const ReadView& view) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(view.options(), key, &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return FromRocks(s, key);
   return std::optional<std::string>(std::move(value));
@@ -200,28 +425,50 @@ absl::StatusOr<std::string> Store::NewSnapshotId() {
 }
 
 void Store::AddSnapshot(const Snapshot& s, rocksdb::WriteBatch* batch) {
-  batch->Put(SnapKey(s.meta.id, "meta"), SnapshotMetaToJson(s.meta).dump());
+  SnapshotMeta meta = s.meta;
+  meta.weights_retained = true;
+  // Replaces whatever an earlier snapshot of the same id left.
+  batch->DeleteRange(SnapKey(s.meta.id, ""), PrefixEnd("snap/" + s.meta.id));
+  batch->Put(SnapKey(s.meta.id, "meta"), SnapshotMetaToJson(meta).dump());
   batch->Put(SnapKey(s.meta.id, "tok"), s.tokenizer);
   PutChunks(SnapKey(s.meta.id, "w/"), s.weights, batch);
+  batch->Put(kRetainedPrefix + s.meta.id, "");
 }
 
 absl::Status Store::PutSnapshot(const Snapshot& snapshot,
                                 const std::vector<std::string>& aliases) {
-  if (snapshot.meta.id.empty()) return absl::InvalidArgumentError("snapshot without id");
+  absl::Status valid = ValidSnapshotId(snapshot.meta.id);
+  if (!valid.ok()) return valid;
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
+  Changes changes;
   AddSnapshot(snapshot, &batch);
-  for (const std::string& a : aliases) batch.Put("alias/" + a, snapshot.meta.id);
-  return Write(&batch);
+  changes.new_snapshots.push_back(snapshot.meta.id);
+  for (const std::string& a : aliases) {
+    batch.Put("alias/" + a, snapshot.meta.id);
+    changes.aliases[a] = snapshot.meta.id;
+  }
+  return Commit(changes, &batch);
 }
 
 absl::Status Store::PutCheckpoint(const LearnerCheckpoint& c,
                                   const Snapshot* snapshot,
                                   const std::vector<std::string>& aliases) {
+  if (!c.new_heldout_sources.empty() &&
+      c.new_heldout_sources.size() != c.new_heldout.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint has ", c.new_heldout.size(), " held-out records but ",
+        c.new_heldout_sources.size(), " sources"));
+  }
+  if (snapshot != nullptr) {
+    absl::Status valid = ValidSnapshotId(snapshot->meta.id);
+    if (!valid.ok()) return valid;
+  }
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
+  Changes changes;
   const std::string prefix = "ckpt/" + c.name + "/";
-  DeletePrefix(db_, prefix, &batch);
+  batch.DeleteRange(prefix, PrefixEnd("ckpt/" + c.name));
   Json offsets = Json::object();
   for (const auto& [p, off] : c.next_offsets) offsets[std::to_string(p)] = off;
   Json state = {{"step", c.step},
@@ -229,8 +476,13 @@ absl::Status Store::PutCheckpoint(const LearnerCheckpoint& c,
                 {"next_offsets", offsets},
                 {"state", c.state},
                 {"written_ms", NowMs()}};
+  // Weights equal to the snapshot's are stored once, under the snapshot.
+  const bool shares_weights = snapshot != nullptr && snapshot->weights == c.weights;
+  if (shares_weights) state["weights_snapshot"] = snapshot->meta.id;
+  if (!c.retain_snapshots.empty()) state["retain_snapshots"] = c.retain_snapshots;
+  changes.checkpoint_pins[c.name] = CheckpointPins(state);
   batch.Put(prefix + "state", state.dump());
-  PutChunks(prefix + "w/", c.weights, &batch);
+  if (!shares_weights) PutChunks(prefix + "w/", c.weights, &batch);
   PutChunks(prefix + "opt/", c.optimizer, &batch);
   batch.Put(prefix + "replay", c.replay);
   batch.Put(prefix + "dedup", c.dedup);
@@ -239,7 +491,10 @@ absl::Status Store::PutCheckpoint(const LearnerCheckpoint& c,
     if (!first.ok()) return first.status();
     int64_t next = *first;
     for (size_t i = 0; i < c.new_heldout.size(); ++i, ++next) {
-      batch.Put(absl::StrFormat("heldout/%012d", next), c.new_heldout[i]);
+      const std::string source =
+          c.new_heldout_sources.empty() ? std::string() : c.new_heldout_sources[i];
+      batch.Put(absl::StrFormat("heldout/%012d", next),
+                EncodeHeldout(c.new_heldout[i], source));
     }
     --next;  // the last sequence number written
     batch.Put("counter/heldout", absl::StrCat(next));
@@ -256,19 +511,26 @@ absl::Status Store::PutCheckpoint(const LearnerCheckpoint& c,
   }
   if (snapshot != nullptr) {
     AddSnapshot(*snapshot, &batch);
-    for (const std::string& a : aliases) batch.Put("alias/" + a, snapshot->meta.id);
+    changes.new_snapshots.push_back(snapshot->meta.id);
+    for (const std::string& a : aliases) {
+      batch.Put("alias/" + a, snapshot->meta.id);
+      changes.aliases[a] = snapshot->meta.id;
+    }
   }
-  return Write(&batch);
+  return Commit(changes, &batch);
 }
 
 absl::StatusOr<LearnerCheckpoint> Store::GetCheckpoint(
     const std::string& name) const {
+  ReadView view(db_);
   const std::string prefix = "ckpt/" + name + "/";
-  auto raw = GetRaw(prefix + "state");
+  auto raw = GetRaw(prefix + "state", view);
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return absl::NotFoundError("no learner checkpoint");
   auto state = ParseJson(**raw);
-  if (!state.ok()) return absl::DataLossError("checkpoint state is corrupt");
+  if (!state.ok() || !state->is_object()) {
+    return absl::DataLossError("checkpoint state is corrupt");
+  }
   LearnerCheckpoint c;
   c.name = name;
   c.step = state->value("step", int64_t{0});
@@ -277,25 +539,40 @@ absl::StatusOr<LearnerCheckpoint> Store::GetCheckpoint(
     c.next_offsets[std::stoi(p)] = off.get<int64_t>();
   }
   c.state = state->value("state", Json::object());
-  auto w = ReadChunks(prefix + "w/");
-  if (!w.ok()) return w.status();
-  c.weights = std::move(*w);
-  auto o = ReadChunks(prefix + "opt/");
+  c.retain_snapshots =
+      state->value("retain_snapshots", std::vector<std::string>());
+  const std::string weights_snapshot = state->value("weights_snapshot", "");
+  if (weights_snapshot.empty()) {  // its own copy (and every legacy checkpoint)
+    auto w = ReadChunks(prefix + "w/", view);
+    if (!w.ok()) return w.status();
+    c.weights = std::move(*w);
+  } else {
+    auto w = ReadChunks(SnapKey(weights_snapshot, "w/"), view);
+    if (absl::IsNotFound(w.status())) {
+      return absl::DataLossError(absl::StrCat("checkpoint '", name,
+                                              "' shares the weights of snapshot '",
+                                              weights_snapshot, "', which are missing"));
+    }
+    if (!w.ok()) return w.status();
+    c.weights = std::move(*w);
+  }
+  auto o = ReadChunks(prefix + "opt/", view);
   if (!o.ok()) return o.status();
   c.optimizer = std::move(*o);
-  auto r = GetRaw(prefix + "replay");
+  auto r = GetRaw(prefix + "replay", view);
   if (!r.ok()) return r.status();
   if (r->has_value()) c.replay = std::move(**r);
-  auto d = GetRaw(prefix + "dedup");
+  auto d = GetRaw(prefix + "dedup", view);
   if (!d.ok()) return d.status();
   if (d->has_value()) c.dedup = std::move(**d);
   return c;
 }
 
-absl::StatusOr<std::string> Store::ReadChunks(const std::string& prefix) const {
+absl::StatusOr<std::string> Store::ReadChunks(const std::string& prefix,
+                                              const ReadView& view) const {
   std::string out;
   size_t expected = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
        it->Next(), ++expected) {
     if (it->key().ToString() != ChunkKey(prefix, expected)) {
@@ -311,12 +588,19 @@ absl::StatusOr<std::string> Store::ReadChunks(const std::string& prefix) const {
     }
     out.append(v.data() + 4, v.size() - 4);
   }
+  if (!it->status().ok()) return FromRocks(it->status(), prefix);
   if (expected == 0) return absl::NotFoundError("store: no data under " + prefix);
   return out;
 }
 
 absl::StatusOr<SnapshotMeta> Store::GetSnapshotMeta(const std::string& id) const {
-  auto raw = GetRaw(SnapKey(id, "meta"));
+  ReadView view(db_);
+  return GetSnapshotMeta(id, view);
+}
+
+absl::StatusOr<SnapshotMeta> Store::GetSnapshotMeta(const std::string& id,
+                                                    const ReadView& view) const {
+  auto raw = GetRaw(SnapKey(id, "meta"), view);
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) {
     return absl::NotFoundError(absl::StrCat("snapshot '", id, "' does not exist"));
@@ -327,30 +611,43 @@ absl::StatusOr<SnapshotMeta> Store::GetSnapshotMeta(const std::string& id) const
 }
 
 absl::StatusOr<Snapshot> Store::GetSnapshot(const std::string& id) const {
+  ReadView view(db_);
   Snapshot s;
-  auto meta = GetSnapshotMeta(id);
+  auto meta = GetSnapshotMeta(id, view);
   if (!meta.ok()) return meta.status();
+  if (!meta->weights_retained) return absl::NotFoundError(WeightsDeletedMessage(id));
   s.meta = std::move(*meta);
-  auto tok = GetRaw(SnapKey(id, "tok"));
+  if (read_hook_for_testing_) read_hook_for_testing_();
+  auto tok = GetRaw(SnapKey(id, "tok"), view);
   if (!tok.ok()) return tok.status();
   if (tok->has_value()) s.tokenizer = std::move(**tok);
-  auto w = ReadChunks(SnapKey(id, "w/"));
+  auto w = ReadChunks(SnapKey(id, "w/"), view);
   if (!w.ok()) return w.status();
   s.weights = std::move(*w);
   return s;
 }
 
+// Skips from one snapshot's metadata to the next (`meta` is the first key of
+// a snapshot), never reading weight chunks.
 absl::StatusOr<std::vector<SnapshotMeta>> Store::ListSnapshots() const {
   std::vector<SnapshotMeta> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("snap/"); it->Valid() && it->key().starts_with("snap/");
-       it->Next()) {
-    if (!absl::EndsWith(it->key().ToString(), "/meta")) continue;
-    auto j = ParseJson(it->value().ToString());
-    if (!j.ok()) continue;
-    auto m = SnapshotMetaFromJson(*j);
-    if (m.ok()) out.push_back(std::move(*m));
+  for (it->Seek("snap/"); it->Valid() && it->key().starts_with("snap/");) {
+    const std::string id = SnapIdOfKey(it->key());
+    if (id.empty()) {
+      it->Next();
+      continue;
+    }
+    if (it->key() == rocksdb::Slice(SnapKey(id, "meta"))) {
+      auto j = ParseJson(it->value().ToString());
+      if (j.ok()) {
+        auto m = SnapshotMetaFromJson(*j);
+        if (m.ok()) out.push_back(std::move(*m));
+      }
+    }
+    it->Seek(PrefixEnd("snap/" + id));
   }
+  if (!it->status().ok()) return FromRocks(it->status(), "list snapshots");
   return out;
 }
 
@@ -366,12 +663,17 @@ absl::Status Store::MergeSnapshotMetrics(const std::string& id,
 }
 
 absl::Status Store::SetAlias(const std::string& alias, const std::string& id) {
+  std::lock_guard<std::mutex> lock(write_mu_);
   auto meta = GetSnapshotMeta(id);
   if (!meta.ok()) return meta.status();
-  std::lock_guard<std::mutex> lock(write_mu_);
+  if (!meta->weights_retained) {
+    return absl::FailedPreconditionError(WeightsDeletedMessage(id));
+  }
   rocksdb::WriteBatch batch;
+  Changes changes;
   batch.Put("alias/" + alias, id);
-  return Write(&batch);
+  changes.aliases[alias] = id;
+  return Commit(changes, &batch);
 }
 
 absl::StatusOr<std::string> Store::GetAlias(const std::string& alias) const {
@@ -385,26 +687,32 @@ absl::StatusOr<std::string> Store::GetAlias(const std::string& alias) const {
 
 // REQUIRES: write_mu_ held.
 absl::Status Store::AddPromotion(const std::string& id,
-                                 rocksdb::WriteBatch* batch) {
+                                 rocksdb::WriteBatch* batch, Changes* changes) {
   auto meta = GetSnapshotMeta(id);
   if (!meta.ok()) return meta.status();
+  if (!meta->weights_retained) {
+    return absl::FailedPreconditionError(WeightsDeletedMessage(id));
+  }
   auto champion = GetAlias(kChampion);
   if (champion.ok()) {
     if (*champion == id) return absl::OkStatus();
     batch->Put(absl::StrCat("alias/", kPrevious), *champion);
+    changes->aliases[kPrevious] = *champion;
   } else if (!absl::IsNotFound(champion.status())) {
     return champion.status();
   }
   batch->Put(absl::StrCat("alias/", kChampion), id);
+  changes->aliases[kChampion] = id;
   return absl::OkStatus();
 }
 
 absl::Status Store::Promote(const std::string& id) {
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
-  absl::Status s = AddPromotion(id, &batch);
+  Changes changes;
+  absl::Status s = AddPromotion(id, &batch, &changes);
   if (!s.ok()) return s;
-  return Write(&batch);
+  return Commit(changes, &batch);
 }
 
 absl::Status Store::Rollback() {
@@ -416,23 +724,60 @@ absl::Status Store::Rollback() {
   auto champion = GetAlias(kChampion);
   if (!champion.ok()) return champion.status();
   rocksdb::WriteBatch batch;
+  Changes changes;
   batch.Put(absl::StrCat("alias/", kChampion), *previous);
   batch.Put(absl::StrCat("alias/", kPrevious), *champion);
-  return Write(&batch);
+  changes.aliases[kChampion] = *previous;
+  changes.aliases[kPrevious] = *champion;
+  return Commit(changes, &batch);
 }
 
 absl::StatusOr<Json> Store::AppendDecision(Json decision, bool promote) {
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
+  Changes changes;
   auto n = NextCounter("decision", &batch);
   if (!n.ok()) return n.status();
   decision["id"] = absl::StrFormat("dec-%06d", *n);
   batch.Put(absl::StrFormat("decision/%012d", *n), decision.dump());
+  absl::Status s;
   if (promote) {
-    absl::Status s = AddPromotion(decision.value("candidate", ""), &batch);
+    s = AddPromotion(decision.value("candidate", ""), &batch, &changes);
     if (!s.ok()) return s;
+    s = Commit(changes, &batch);
+  } else {
+    s = Write(&batch);  // changes nothing retention depends on
   }
-  absl::Status s = Write(&batch);
+  if (!s.ok()) return s;
+  return decision;
+}
+
+absl::StatusOr<Json> Store::AppendRollback(Json decision) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto previous = GetAlias(kPrevious);
+  if (!previous.ok()) {
+    return absl::FailedPreconditionError("no previous champion to roll back to");
+  }
+  auto champion = GetAlias(kChampion);
+  if (!champion.ok()) return champion.status();
+  const std::string expected = decision.value("champion", *champion);
+  if (expected != *champion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the champion moved from ", expected, " to ", *champion, "; not rolling back"));
+  }
+  rocksdb::WriteBatch batch;
+  Changes changes;
+  auto n = NextCounter("decision", &batch);
+  if (!n.ok()) return n.status();
+  decision["id"] = absl::StrFormat("dec-%06d", *n);
+  decision["champion"] = *champion;
+  decision["candidate"] = *previous;
+  batch.Put(absl::StrFormat("decision/%012d", *n), decision.dump());
+  batch.Put(absl::StrCat("alias/", kChampion), *previous);
+  batch.Put(absl::StrCat("alias/", kPrevious), *champion);
+  changes.aliases[kChampion] = *previous;
+  changes.aliases[kPrevious] = *champion;
+  absl::Status s = Commit(changes, &batch);
   if (!s.ok()) return s;
   return decision;
 }
@@ -503,16 +848,64 @@ absl::StatusOr<std::string> Store::GetEvalSet(const std::string& name) const {
   return **raw;
 }
 
-absl::StatusOr<std::vector<std::string>> Store::GetHeldout(size_t limit) const {
-  std::vector<std::string> out;
+absl::StatusOr<std::vector<HeldoutRecord>> Store::GetHeldoutRecords(
+    size_t limit) const {
+  std::vector<HeldoutRecord> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekForPrev("heldout/\xff");
        it->Valid() && it->key().starts_with("heldout/") && out.size() < limit;
        it->Prev()) {
-    out.push_back(it->value().ToString());
+    auto r = DecodeHeldout(it->value());
+    if (!r.ok()) {
+      return absl::DataLossError(absl::StrCat(r.status().message(), " at ",
+                                              it->key().ToString()));
+    }
+    out.push_back(std::move(*r));
   }
+  if (!it->status().ok()) return FromRocks(it->status(), "held-out records");
   std::reverse(out.begin(), out.end());
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Store::GetHeldout(size_t limit) const {
+  auto records = GetHeldoutRecords(limit);
+  if (!records.ok()) return records.status();
+  std::vector<std::string> out;
+  out.reserve(records->size());
+  for (HeldoutRecord& r : *records) out.push_back(std::move(r.text));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<int64_t, HeldoutRecord>>> Store::GetHeldoutAfter(
+    int64_t after, size_t limit) const {
+  std::vector<std::pair<int64_t, HeldoutRecord>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekForPrev("heldout/\xff");
+       it->Valid() && it->key().starts_with("heldout/") && out.size() < limit; it->Prev()) {
+    int64_t seq = 0;
+    if (!absl::SimpleAtoi(it->key().ToString().substr(8), &seq)) continue;
+    if (seq <= after) break;
+    auto r = DecodeHeldout(it->value());
+    if (!r.ok()) {
+      return absl::DataLossError(absl::StrCat(r.status().message(), " at ",
+                                              it->key().ToString()));
+    }
+    out.emplace_back(seq, std::move(*r));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "held-out records");
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+bool InLineage(const Store& store, const std::string& id, const std::string& ancestor) {
+  std::string at = id;
+  for (int hops = 0; !at.empty() && hops < 1000000; ++hops) {
+    if (at == ancestor) return true;
+    auto meta = store.GetSnapshotMeta(at);
+    if (!meta.ok()) return false;
+    at = meta->lineage.parent;
+  }
+  return false;
 }
 
 }  // namespace streamlm
