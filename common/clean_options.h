@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace streamlm {
 
@@ -96,6 +97,87 @@ struct FineWebOptions {
   double max_newline_ratio = 0.3;      // newlines per word
 };
 
+// Stage 4: which rules apply to which document (ingest/README.md has the
+// table). A document is page-shaped when it has at least `min_lines`
+// non-blank lines, or, with `markup_makes_page`, markup remnants (an HTML
+// tag such as "<div" or "</p>" closed on its line, "{{", "}}", "[[", "]]"
+// left after stage 3). The web-page rules (Gopher quality, C4's
+// words-per-line, javascript, policy, sentence and curly-bracket rules,
+// FineWeb) apply only to page-shaped documents; chat lines, posts,
+// quotations, reviews and news paragraphs are judged by `TextRulesOptions`.
+// min_lines = 1 makes every document a page (the published recipes).
+struct PageShapeOptions {
+  int64_t min_lines = 6;
+  bool markup_makes_page = true;
+};
+
+// Stage 4e: rules for every document, page-shaped or not: ordinary human
+// text of any length passes; gibberish, navigation and boilerplate
+// fragments and shouted or link-stuffed spam do not. Thresholds tuned on
+// held-in Brown corpus genres and SpamAssassin mail (ingest/
+// stream_profile_test.cc says which; it measures keep rates on others).
+// A limit <= 0 switches its rule off.
+struct TextRulesOptions {
+  bool enabled = true;
+  // Fewer words (whitespace-separated pieces with a letter or digit):
+  // dropped (`text_too_short`). Applies to documents that are not pages;
+  // pages have Gopher's min_doc_words.
+  int64_t min_words = 1;
+  // Share of Latin-script words of 4+ letters that look like words (a
+  // vowel, no run of 5+ consonants, no letter 4 times in a row) below
+  // this: `text_gibberish`. Needs `gibberish_min_words` such words.
+  double min_wordlike_ratio = 0.75;
+  int64_t gibberish_min_words = 3;
+  // Separator pieces (made only of | > < / \ : » « › ‹ • · → ←; a '>'
+  // opening a line quotes mail and does not count) per word above this:
+  // navigation text (`text_navigation`).
+  double max_separator_ratio = 0.15;
+  // Share of capitalized words (first letter uppercase) above this in a
+  // document of at least 5 words with no sentence end: a menu or title
+  // list (`text_navigation`).
+  double max_capitalized_ratio = 0.8;
+  // Share of letters in uppercase above this, with 20+ letters: shouting
+  // (`text_shouting`).
+  double max_uppercase_ratio = 0.6;
+  // URLs per word above this, with 2+ URLs: link spam (`text_url_ratio`).
+  double max_url_ratio = 0.1;
+  // Boilerplate phrases ("all rights reserved", "skip to content", "enable
+  // javascript", cookie notices, "click here", ...) on a document that is
+  // not a page: `text_boilerplate`.
+  bool drop_boilerplate = true;
+  // A page (which may carry some furniture) with this many different
+  // phrases of that list or of advertising mail ("unsubscribe", "order
+  // now", "risk free", ...) is dropped too; 0 = never.
+  int64_t page_boilerplate_phrases = 2;
+  // Gopher's n-gram repetition rules (top 2-4-gram, duplicated 5-10-grams)
+  // judge a document that is not a page only from this many words on: in a
+  // sentence or two one repeated phrase ("a good man, a good friend") is
+  // style, not spam. Line and paragraph repetition always count.
+  int64_t ngram_min_words = 50;
+  // Gopher-style checks for documents that are not pages, with limits
+  // measured on short ordinary text (Gopher's own are for pages).
+  double min_avg_word_length = 1.5;
+  double max_avg_word_length = 15;
+  double min_alpha_words_ratio = 0.5;    // words with a letter
+  double max_symbol_word_ratio = 0.34;   // '#' and ellipses per word
+};
+
+// Stage 4f: language identification (CLD2, Debian's libcld2). A document
+// is dropped (`language`) only when CLD2 calls its answer reliable and the
+// language is not accepted; CLD2 is unreliable on short texts, which then
+// pass (gibberish is `TextRulesOptions`' job).
+struct LanguageOptions {
+  // ISO 639-1 codes as CLD2 reports them ("en", "fr", "zh", "he" for
+  // Hebrew); empty = any language (the filter is off).
+  std::vector<std::string> accept = {"en"};
+  // Texts with fewer letter bytes (CLD2's text_bytes) are not judged.
+  int64_t min_text_bytes = 30;
+  // CLD2 recognizes no language at all in this many bytes or more (its
+  // text_bytes): gibberish (`language_unrecognized`), whatever `accept`
+  // says. 0 = off.
+  int64_t max_unrecognized_bytes = 24;
+};
+
 // Stage 6: PII redaction.
 struct PiiOptions {
   bool enabled = true;
@@ -117,13 +199,20 @@ struct CleanOptions {
   GopherRepetitionOptions gopher_repetition;
   C4Options c4;
   FineWebOptions fineweb;
+  PageShapeOptions page;
+  TextRulesOptions text_rules;
+  LanguageOptions language;
   PiiOptions pii;
 };
 
 // Feedback texts (prompts, responses) are short by nature: the document
-// filters written for web pages are off for them; repair and PII stay on.
+// filters are off for them (a prompt may be code, a list or another
+// language); repair and PII stay on.
 inline CleanOptions DefaultFeedbackCleanOptions() {
   CleanOptions o;
+  o.text_rules.enabled = false;
+  o.language.accept.clear();
+  o.language.max_unrecognized_bytes = 0;
   o.gopher_quality.enabled = false;
   o.gopher_repetition.enabled = false;
   o.c4.enabled = false;

@@ -35,6 +35,29 @@
 //   fineweb_char_dup_ratio          ... chars in duplicate lines >= 0.01
 //   fineweb_newline_ratio           ... line breaks per word > 0.3
 //
+// Rules of the stream profile (ingest/README.md has the table of which rule
+// judges which shape of document), checked after C4's line filters:
+//
+//   language                      CLD2, reliable, names a language not in
+//                                   `languages` (detail: detected, accepted)
+//   language_unrecognized         CLD2 recognizes no language in >= 24 bytes
+//   text_too_short                fewer words than text_rules.min_words
+//   text_gibberish                4+ letter words that do not look like words
+//   text_navigation               separators per word; or capitalized words
+//                                   without a sentence end (menus)
+//   text_shouting                 share of uppercase letters
+//   text_url_ratio                URLs per word
+//   text_boilerplate              site furniture phrases (and, on pages,
+//                                   advertising phrases)
+//   text_avg_word_length          mean word length    } documents that are
+//   text_alpha_words              words with a letter } not pages, where the
+//   text_symbol_word_ratio        '#' and ellipses    } Gopher rules do not run
+//
+// Shape: a document with >= page.min_lines non-blank lines or markup
+// remnants is a page; Gopher quality, FineWeb, C4's line-length, javascript,
+// policy, curly-bracket and sentence rules run on pages only, and Gopher's
+// n-gram repetition rules on other documents only from 50 words on.
+//
 // Units: "characters" are Unicode code points (Python's len() in datatrove).
 // Lines: Gopher quality's bullet and ellipsis ratios count every line, blank
 // ones included (str.splitlines()); the other line rules count non-blank
@@ -104,9 +127,20 @@
 // paragraphs, '#' and ellipses), one hash-table insert per token for
 // 2-grams, and far fewer for longer n-grams (see NgramScan). 45-60 MB/s of
 // English prose on one core of the 2-core dev VM (quality_test prints it).
+// The stream profile adds CLD2 (on at most the first 16 KiB) and one pass
+// for the text rules plus a search per boilerplate phrase: on short
+// documents (quotations of ~700 bytes) the defaults ran at ~5 MB/s against
+// ~23 MB/s for the web-page rules alone, half of the difference CLD2's
+// (stream_profile_test prints it; measured on a busy 2-core VM).
 
 #include <utf8proc.h>
 
+// compact_lang_det.h uses FILE without including <cstdio>.
+#include <cstdio>
+#include <cld2/public/compact_lang_det.h>
+#include <cld2/public/encodings.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -118,6 +152,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace streamlm {
 namespace {
@@ -957,8 +992,11 @@ class NgramScan {
   absl::flat_hash_set<uint64_t> seen_;
 };
 
+// `ngrams` = false skips the n-gram rules (short documents that are not
+// pages, TextRulesOptions::ngram_min_words).
 bool CheckRepetition(const GopherRepetitionOptions& o, std::string_view text,
-                     const LineStats& lines, const Tokens& tokens, FilterVerdict* v) {
+                     const LineStats& lines, const Tokens& tokens, bool ngrams,
+                     FilterVerdict* v) {
   const auto chars = static_cast<double>(lines.chars);
   if (chars == 0) return false;
   if (o.max_dup_para_frac > 0 || o.max_dup_para_char_frac > 0) {
@@ -999,7 +1037,7 @@ bool CheckRepetition(const GopherRepetitionOptions& o, std::string_view text,
   const double dup_limits[] = {o.max_dup_5gram_char_frac, o.max_dup_6gram_char_frac,
                                o.max_dup_7gram_char_frac, o.max_dup_8gram_char_frac,
                                o.max_dup_9gram_char_frac, o.max_dup_10gram_char_frac};
-  if (tokens.count() < 2) return false;
+  if (!ngrams || tokens.count() < 2) return false;
   NgramScan scan(tokens);
   for (int n = 2; n <= 10; ++n) {
     scan.Extend(n);
@@ -1145,13 +1183,433 @@ bool CheckFineWeb(const FineWebOptions& o, const LineStats& lines, const Tokens&
   return false;
 }
 
+// ---------------------------------------------------------------------------
+// Document shape (PageShapeOptions): web-page rules apply to pages only.
+
+// Markup left in the text: an HTML tag ("<p", "</div", "<!DOCTYPE" closed
+// by '>' on the same line; not PII stage's placeholders such as "<EMAIL>")
+// or wiki/template brackets.
+bool HasMarkupRemnants(std::string_view text) {
+  if (text.find("{{") != std::string_view::npos || text.find("}}") != std::string_view::npos ||
+      text.find("[[") != std::string_view::npos || text.find("]]") != std::string_view::npos) {
+    return true;
+  }
+  for (size_t i = text.find('<'); i != std::string_view::npos; i = text.find('<', i + 1)) {
+    if (i + 2 >= text.size()) break;
+    char c = text[i + 1];
+    if (c == '/' || c == '!') c = text[i + 2];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) continue;
+    const size_t close = text.find_first_of(">\n", i + 1);
+    if (close == std::string_view::npos || text[close] != '>') continue;
+    const std::string_view tag = text.substr(i, close + 1 - i);
+    bool placeholder = false;
+    for (std::string_view p : {"<EMAIL>", "<PHONE>", "<IP_ADDRESS>", "<CREDIT_CARD>", "<IBAN>",
+                               "<API_KEY>", "<PRIVATE_KEY>"}) {
+      placeholder |= tag == p;
+    }
+    if (!placeholder) return true;
+  }
+  return false;
+}
+
+int64_t NonBlankLines(std::string_view text, int64_t stop_at) {
+  int64_t n = 0;
+  size_t start = 0;
+  while (start < text.size() && n < stop_at) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string_view::npos) nl = text.size();
+    n += !TrimSpace(text.substr(start, nl - start)).empty();
+    start = nl + 1;
+  }
+  return n;
+}
+
+bool IsPageShaped(const PageShapeOptions& o, std::string_view text) {
+  if (o.min_lines <= 1) return true;
+  if (NonBlankLines(text, o.min_lines) >= o.min_lines) return true;
+  return o.markup_makes_page && HasMarkupRemnants(text);
+}
+
+// C4's options as they apply to a document that is not a page: citation
+// markers and overlong words still go, "lorem ipsum" still drops it; the
+// rules about line length, sentences, code and boilerplate lines are for
+// pages (boilerplate in a short document is TextRulesOptions' job).
+C4Options C4ForNonPage(const C4Options& page) {
+  C4Options o = page;
+  o.drop_lines_without_terminal_punct = false;
+  o.min_words_per_line = 0;
+  o.drop_javascript_lines = false;
+  o.drop_policy_lines = false;
+  o.drop_curly_bracket = false;
+  o.min_sentences = 0;
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Rules for every document (TextRulesOptions).
+
+struct TextStats {
+  int64_t words = 0;           // pieces with a letter or digit
+  int64_t checked_words = 0;   // Latin-letter words of 4+ letters, not acronyms
+  int64_t wordlike = 0;        // ... that look like words
+  int64_t capitalized = 0;     // words whose first character is an uppercase letter
+  int64_t cased_words = 0;     // words whose first character is a cased letter
+  int64_t separators = 0;      // pieces of navigation separators only
+  int64_t urls = 0;
+  int64_t letters = 0;         // cased letters
+  int64_t upper = 0;           // uppercase letters
+  bool sentence_end = false;   // . ! ? (or full-width) after a word
+};
+
+inline bool IsAsciiVowel(char c) {
+  switch (c) {
+    case 'a': case 'e': case 'i': case 'o': case 'u': case 'y':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether a lowercase ASCII word of 4+ letters looks like a word of a
+// Latin-script language: it has a vowel, no run of 5 consonants and no
+// letter 4 times in a row. Keyboard mashing and random letters fail.
+bool LooksLikeWord(std::string_view w) {
+  bool vowel = false;
+  int consonants = 0;
+  int same = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const char c = w[i];
+    if (IsAsciiVowel(c)) {
+      vowel = true;
+      consonants = 0;
+    } else if (++consonants >= 5) {
+      return false;
+    }
+    same = (i > 0 && w[i - 1] == c) ? same + 1 : 1;
+    if (same >= 4) return false;
+  }
+  return vowel;
+}
+
+// Pieces made only of these are navigation separators.
+bool IsSeparatorPiece(std::string_view p) {
+  if (p.empty()) return false;
+  size_t i = 0;
+  while (i < p.size()) {
+    const char c = p[i];
+    if (c == '|' || c == '>' || c == '<' || c == '/' || c == '\\' || c == ':') {
+      ++i;
+      continue;
+    }
+    bool matched = false;
+    for (std::string_view sep : {"\u00BB", "\u00AB", "\u203A", "\u2039", "\u2022", "\u00B7",
+                                 "\u2192", "\u2190", "\u25B8", "\u25BA", "\u2023"}) {
+      if (p.compare(i, sep.size(), sep) == 0) {
+        i += sep.size();
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) return false;
+  }
+  return p != ":";  // a lone colon is punctuation, not a separator
+}
+
+TextStats MeasureText(std::string_view text) {
+  TextStats s;
+  std::string lower;
+  size_t i = 0;
+  int len = 1;
+  while (i < text.size()) {
+    if (KindAt(text, i, &len) == kSpace) {
+      i += static_cast<size_t>(len);
+      continue;
+    }
+    const size_t begin = i;
+    while (i < text.size() && KindAt(text, i, &len) != kSpace) i += static_cast<size_t>(len);
+    const std::string_view piece = text.substr(begin, i - begin);
+    // '>' opening a line quotes mail, it separates nothing.
+    const bool line_start = begin == 0 || text[begin - 1] == '\n';
+    if (IsSeparatorPiece(piece) && !(line_start && piece[0] == '>')) {
+      ++s.separators;
+      continue;
+    }
+    if (piece.find("://") != std::string_view::npos || StartsWith(piece, "www.")) ++s.urls;
+    // The core: the piece without leading and trailing punctuation.
+    size_t b = 0;
+    while (b < piece.size() && KindAt(piece, b, &len) == kPunct) b += static_cast<size_t>(len);
+    size_t e = piece.size();
+    while (e > b) {
+      const size_t p = PrevCharStart(piece, e);
+      if (KindAt(piece, p, &len) != kPunct || p + static_cast<size_t>(len) != e) break;
+      e = p;
+    }
+    if (e < piece.size()) {
+      const char t = piece[e];
+      if (t == '.' || t == '!' || t == '?' || CjkTerminatorAt(piece, e)) s.sentence_end = true;
+    }
+    const std::string_view core = piece.substr(b, e - b);
+    bool alnum = false;
+    bool ascii_letters_only = !core.empty();
+    int64_t core_upper = 0;
+    int64_t core_letters = 0;
+    for (size_t k = 0; k < core.size(); k += static_cast<size_t>(len)) {
+      len = 1;
+      const auto c = static_cast<unsigned char>(core[k]);
+      if (c < 0x80) {
+        const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        alnum |= letter || (c >= '0' && c <= '9');
+        ascii_letters_only &= letter || (c == '\'' && k > 0);
+        if (letter) {
+          ++core_letters;
+          core_upper += c <= 'Z';
+        }
+        continue;
+      }
+      ascii_letters_only = false;
+      utf8proc_int32_t cp = 0;
+      const utf8proc_ssize_t n =
+          utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(core.data() + k),
+                           static_cast<utf8proc_ssize_t>(core.size() - k), &cp);
+      if (n <= 0) continue;
+      len = static_cast<int>(n);
+      const utf8proc_category_t cat = utf8proc_category(cp);
+      if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+          cat == UTF8PROC_CATEGORY_LT) {
+        ++core_letters;
+        core_upper += cat != UTF8PROC_CATEGORY_LL;
+      }
+      alnum |= KindOfCodePoint(cp) == kLetter || cat == UTF8PROC_CATEGORY_ND;
+    }
+    if (!alnum) continue;
+    ++s.words;
+    s.letters += core_letters;
+    s.upper += core_upper;
+    // First character cased?
+    {
+      const auto c = static_cast<unsigned char>(core[0]);
+      if (c < 0x80) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+          ++s.cased_words;
+          s.capitalized += c <= 'Z';
+        }
+      } else {
+        utf8proc_int32_t cp = 0;
+        if (utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(core.data()),
+                             static_cast<utf8proc_ssize_t>(core.size()), &cp) > 0) {
+          const utf8proc_category_t cat = utf8proc_category(cp);
+          if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+              cat == UTF8PROC_CATEGORY_LT) {
+            ++s.cased_words;
+            s.capitalized += cat != UTF8PROC_CATEGORY_LL;
+          }
+        }
+      }
+    }
+    if (!ascii_letters_only || core_letters < 4) continue;
+    if (core_upper == core_letters && core_letters <= 5) continue;  // an acronym
+    lower.clear();
+    for (char c : core) {
+      if (c != '\'') lower.push_back(AsciiLower(c));
+    }
+    ++s.checked_words;
+    s.wordlike += LooksLikeWord(lower);
+  }
+  return s;
+}
+
+// Phrases of site furniture (C4's policy phrases and more) and, with
+// `advertising`, of advertising mail too, matched ignoring ASCII case.
+// Returns how many different ones occur; `phrase` = the first.
+int FindBoilerplate(std::string_view text, bool advertising, std::string* phrase) {
+  static const char* const kFurniture[] = {
+      "all rights reserved", "skip to content", "skip to main content", "enable javascript",
+      "javascript is disabled", "javascript is required", "javascript must be enabled",
+      "cookie policy", "privacy policy", "terms of use", "terms of service", "uses cookies",
+      "use of cookies", "we use cookies", "accept cookies", "accept all cookies", "click here",
+      "subscribe to our newsletter", "sign up for our newsletter", "follow us on",
+      "share on facebook", "share on twitter", "back to top", "add to cart",
+      "powered by wordpress", "\u00A9", "(c) copyright", "copyright (c)"};
+  static const char* const kAdvertising[] = {
+      "terms and conditions", "to be removed", "remove me", "opt-out", "opt out", "unsubscribe",
+      "act now", "order now", "risk free", "risk-free", "money back", "100% free",
+      "limited time"};
+  std::string lower;
+  lower.reserve(text.size());
+  for (char c : text) lower.push_back(AsciiLower(c));
+  int found = 0;
+  auto look = [&](const char* p) {
+    if (lower.find(p) == std::string::npos) return;
+    if (found++ == 0) *phrase = p;
+  };
+  for (const char* p : kFurniture) look(p);
+  if (advertising) {
+    for (const char* p : kAdvertising) look(p);
+  }
+  return found;
+}
+
+bool CheckTextRules(const TextRulesOptions& o, bool page, std::string_view text, const Tokens& t,
+                    FilterVerdict* v) {
+  const TextStats s = MeasureText(text);
+  if (!page && o.min_words > 0 && s.words < o.min_words) {
+    return Reject(v, "text_too_short",
+                  absl::StrFormat("%d words, minimum %d (documents that are not pages)", s.words,
+                                  o.min_words));
+  }
+  if (o.min_wordlike_ratio > 0 && s.checked_words >= std::max<int64_t>(1, o.gibberish_min_words)) {
+    const double ratio = static_cast<double>(s.wordlike) / static_cast<double>(s.checked_words);
+    if (ratio < o.min_wordlike_ratio) {
+      return Reject(v, "text_gibberish",
+                    Ratio("words of 4+ letters that look like words", ratio, "minimum",
+                          o.min_wordlike_ratio));
+    }
+  }
+  if (o.max_separator_ratio > 0 && s.words > 0) {
+    const double ratio = static_cast<double>(s.separators) / static_cast<double>(s.words);
+    if (ratio > o.max_separator_ratio) {
+      return Reject(v, "text_navigation",
+                    Ratio("separators ('|', '>', '\u00BB', '\u2022') per word", ratio, "maximum",
+                          o.max_separator_ratio));
+    }
+  }
+  if (o.max_capitalized_ratio > 0 && !s.sentence_end && s.cased_words >= 5) {
+    const double ratio = static_cast<double>(s.capitalized) / static_cast<double>(s.cased_words);
+    if (ratio > o.max_capitalized_ratio) {
+      return Reject(v, "text_navigation",
+                    Ratio("capitalized words, no sentence end,", ratio, "maximum",
+                          o.max_capitalized_ratio));
+    }
+  }
+  if (o.max_uppercase_ratio > 0 && s.letters >= 20) {
+    const double ratio = static_cast<double>(s.upper) / static_cast<double>(s.letters);
+    if (ratio > o.max_uppercase_ratio) {
+      return Reject(v, "text_shouting",
+                    Ratio("uppercase letters", ratio, "maximum", o.max_uppercase_ratio));
+    }
+  }
+  if (o.max_url_ratio > 0 && s.urls >= 2 && s.words > 0) {
+    const double ratio = static_cast<double>(s.urls) / static_cast<double>(s.words);
+    if (ratio > o.max_url_ratio) {
+      return Reject(v, "text_url_ratio", Ratio("URLs per word", ratio, "maximum", o.max_url_ratio));
+    }
+  }
+  std::string phrase;
+  if (o.drop_boilerplate) {
+    // A page may carry some furniture (C4 removes such lines); phrases of
+    // `page_boilerplate_phrases` kinds make it an advertisement.
+    if (!page && FindBoilerplate(text, /*advertising=*/false, &phrase) > 0) {
+      return Reject(v, "text_boilerplate", absl::StrFormat("site boilerplate \"%s\"", phrase));
+    }
+    const int found = page ? FindBoilerplate(text, /*advertising=*/true, &phrase) : 0;
+    if (o.page_boilerplate_phrases > 0 && found >= o.page_boilerplate_phrases) {
+      return Reject(v, "text_boilerplate",
+                    absl::StrFormat("%d boilerplate and advertising phrases (\"%s\", ...), "
+                                    "maximum %d on a page",
+                                    found, phrase, o.page_boilerplate_phrases - 1));
+    }
+  }
+  if (page) return false;
+  if (t.words > 0) {
+    const double avg = static_cast<double>(t.word_chars) / static_cast<double>(t.words);
+    if (o.min_avg_word_length > 0 && avg < o.min_avg_word_length) {
+      return Reject(v, "text_avg_word_length",
+                    Ratio("mean word length", avg, "minimum", o.min_avg_word_length));
+    }
+    if (o.max_avg_word_length > 0 && avg > o.max_avg_word_length) {
+      return Reject(v, "text_avg_word_length",
+                    Ratio("mean word length", avg, "maximum", o.max_avg_word_length));
+    }
+  }
+  if (o.min_alpha_words_ratio > 0 && t.pieces > 0) {
+    const double ratio = static_cast<double>(t.words_with_letter) / static_cast<double>(t.pieces);
+    if (ratio < o.min_alpha_words_ratio) {
+      return Reject(v, "text_alpha_words",
+                    Ratio("words with a letter", ratio, "minimum", o.min_alpha_words_ratio));
+    }
+  }
+  const auto tokens = static_cast<double>(t.count());
+  if (o.max_symbol_word_ratio > 0 && tokens > 0) {
+    int64_t symbols = CountEllipses(text);
+    for (size_t i = text.find('#'); i != std::string_view::npos; i = text.find('#', i + 1))
+      ++symbols;
+    const double ratio = static_cast<double>(symbols) / tokens;
+    if (ratio > o.max_symbol_word_ratio) {
+      return Reject(v, "text_symbol_word_ratio",
+                    Ratio("'#' and ellipses per word", ratio, "maximum", o.max_symbol_word_ratio));
+    }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Language (LanguageOptions; CLD2).
+
+// CLD2's code in today's ISO 639-1 where it still uses a withdrawn one.
+std::string IsoCode(CLD2::Language lang) {
+  std::string code = CLD2::LanguageCode(lang);
+  if (code == "iw") return "he";
+  if (code == "jw") return "jv";
+  return code;
+}
+
+bool Accepted(const std::vector<std::string>& accept, const std::string& code) {
+  for (const std::string& a : accept) {
+    if (code == a || (StartsWith(code, a) && code.size() > a.size() && code[a.size()] == '-'))
+      return true;
+  }
+  return false;
+}
+
+constexpr size_t kLanguageSampleBytes = 16 * 1024;
+
+bool CheckLanguage(const LanguageOptions& o, std::string_view text, FilterVerdict* v) {
+  if ((o.accept.empty() && o.max_unrecognized_bytes <= 0) || text.empty()) return false;
+  CLD2::Language language3[3];
+  int percent3[3];
+  double normalized_score3[3];
+  int text_bytes = 0;
+  bool reliable = false;
+  const CLD2::CLDHints hints = {nullptr, nullptr, CLD2::UNKNOWN_ENCODING, CLD2::UNKNOWN_LANGUAGE};
+  int valid_prefix_bytes = 0;
+  // The checking variant: with normalization off the text may be any bytes.
+  // The first 16 KiB decide (cut at a character boundary): enough for
+  // CLD2, and a long page costs no more than a short one.
+  size_t judged = std::min<size_t>(text.size(), kLanguageSampleBytes);
+  while (judged < text.size() && judged > 0 &&
+         (static_cast<unsigned char>(text[judged]) & 0xC0) == 0x80) {
+    --judged;
+  }
+  const CLD2::Language top = CLD2::ExtDetectLanguageSummaryCheckUTF8(
+      text.data(), static_cast<int>(judged),
+      /*is_plain_text=*/true, &hints, /*flags=*/0, language3, percent3, normalized_score3,
+      /*resultchunkvector=*/nullptr, &text_bytes, &reliable, &valid_prefix_bytes);
+  if (top == CLD2::UNKNOWN_LANGUAGE && o.max_unrecognized_bytes > 0 &&
+      text_bytes >= o.max_unrecognized_bytes) {
+    return Reject(v, "language_unrecognized",
+                  absl::StrFormat("no language recognized in %d bytes of text, maximum %d",
+                                  text_bytes, o.max_unrecognized_bytes));
+  }
+  if (o.accept.empty()) return false;
+  if (!reliable || top == CLD2::UNKNOWN_LANGUAGE || text_bytes < o.min_text_bytes) return false;
+  const std::string code = IsoCode(top);
+  if (Accepted(o.accept, code)) return false;
+  return Reject(v, "language",
+                absl::StrFormat("detected %s (%s, %d%% of %d bytes, reliable); accepted: %s",
+                                code, CLD2::LanguageName(top), percent3[0], text_bytes,
+                                absl::StrJoin(o.accept, ",")));
+}
+
 }  // namespace
 
 QualityFilter::QualityFilter(const CleanOptions& options) : options_(options) {}
 
 FilterVerdict QualityFilter::Apply(std::string& text) const {
   FilterVerdict v;
-  const C4Options& c4 = options_.c4;
+  // The shape is judged on the text as it came, before C4 removes lines.
+  const bool page = IsPageShaped(options_.page, text);
+  v.page_shaped = page;
+  const C4Options c4 = page ? options_.c4 : C4ForNonPage(options_.c4);
   C4LineResult lines_result;
   if (c4.enabled) {
     lines_result = ApplyC4Lines(c4, text);
@@ -1163,17 +1621,23 @@ FilterVerdict QualityFilter::Apply(std::string& text) const {
     }
   }
   const bool rep = options_.gopher_repetition.enabled;
-  const bool gq = options_.gopher_quality.enabled;
-  const bool fw = options_.fineweb.enabled;
-  if (!rep && !gq && !fw && !c4.enabled) return v;
+  const bool gq = options_.gopher_quality.enabled && page;
+  const bool fw = options_.fineweb.enabled && page;
+  const bool tr = options_.text_rules.enabled;
+  if (CheckLanguage(options_.language, text, &v)) return v;
+  if (!rep && !gq && !fw && !tr && !c4.enabled) return v;
 
   Tokens tokens;
   LineStats lines;
-  if (rep || gq || fw) {
+  if (rep || gq || fw || tr) {
     tokens = Tokenize(text);
     lines = MeasureLines(text, options_.fineweb.short_line_chars);
   }
-  if (rep && CheckRepetition(options_.gopher_repetition, text, lines, tokens, &v)) return v;
+  if (tr && CheckTextRules(options_.text_rules, page, text, tokens, &v)) return v;
+  const bool ngrams = page || !tr || tokens.words >= options_.text_rules.ngram_min_words;
+  if (rep && CheckRepetition(options_.gopher_repetition, text, lines, tokens, ngrams, &v)) {
+    return v;
+  }
   if (gq && CheckGopherQuality(options_.gopher_quality, text, lines, tokens, &v)) return v;
   if (c4.enabled) {
     if (lines_result.page_reason != nullptr) {

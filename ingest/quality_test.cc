@@ -25,7 +25,18 @@ namespace {
 
 // Every reason quality.cc may give.
 const std::set<std::string>& AllReasons() {
-  static const std::set<std::string> kReasons = {"c4_empty_after_line_filters",
+  static const std::set<std::string> kReasons = {"language",
+                                                 "language_unrecognized",
+                                                 "text_too_short",
+                                                 "text_gibberish",
+                                                 "text_navigation",
+                                                 "text_shouting",
+                                                 "text_url_ratio",
+                                                 "text_boilerplate",
+                                                 "text_avg_word_length",
+                                                 "text_alpha_words",
+                                                 "text_symbol_word_ratio",
+                                                 "c4_empty_after_line_filters",
                                                  "gopher_dup_para_frac",
                                                  "gopher_dup_para_char_frac",
                                                  "gopher_dup_line_frac",
@@ -60,9 +71,22 @@ const std::set<std::string>& AllReasons() {
 
 enum class Filter { kGopherQuality, kGopherRepetition, kC4, kFineWeb };
 
+// The published web-page recipe these tests check: every document is a
+// page, and the stream profile's own rules (text rules, language) are off.
+// The clean.text defaults, which apply the web-page rules to page-shaped
+// documents only, are tested in stream_profile_test.cc.
+CleanOptions WebPageRecipe() {
+  CleanOptions o;
+  o.page.min_lines = 1;
+  o.text_rules.enabled = false;
+  o.language.accept.clear();
+  o.language.max_unrecognized_bytes = 0;
+  return o;
+}
+
 // Default options with only `which` enabled.
 CleanOptions Only(Filter which) {
-  CleanOptions o;
+  CleanOptions o = WebPageRecipe();
   o.gopher_quality.enabled = which == Filter::kGopherQuality;
   o.gopher_repetition.enabled = which == Filter::kGopherRepetition;
   o.c4.enabled = which == Filter::kC4;
@@ -138,7 +162,7 @@ const char kProse[] =
 
 TEST(QualityFilterTest, KeepsOrdinaryProseUnchanged) {
   std::string text = kProse;
-  FilterVerdict v = QualityFilter(CleanOptions()).Apply(text);
+  FilterVerdict v = QualityFilter(WebPageRecipe()).Apply(text);
   EXPECT_TRUE(v.ok()) << v.reason << ": " << v.detail;
   EXPECT_EQ(v.lines_dropped, 0);
   EXPECT_EQ(text, kProse);
@@ -148,7 +172,7 @@ TEST(QualityFilterTest, EveryReasonIsListed) {
   // A reject always names a listed rule and says what it measured.
   for (const std::string& text : {std::string("Too short."), std::string("{ x } { y } { z }"),
                                   Words(60) + " # # # # # # # # #"}) {
-    FilterVerdict v = Check(CleanOptions(), text);
+    FilterVerdict v = Check(WebPageRecipe(), text);
     ASSERT_FALSE(v.ok()) << text;
     EXPECT_EQ(AllReasons().count(v.reason), 1u) << v.reason;
     EXPECT_FALSE(v.detail.empty()) << v.reason;
@@ -311,7 +335,7 @@ TEST(C4Test, TooFewSentences) {
 
 TEST(C4Test, EmptyAfterLineFilters) {
   std::string text = "Home\n\nAbout us\n\nEnable javascript to continue please.";
-  FilterVerdict v = QualityFilter(CleanOptions()).Apply(text);
+  FilterVerdict v = QualityFilter(WebPageRecipe()).Apply(text);
   EXPECT_EQ(ReasonOf(v), "c4_empty_after_line_filters");
   EXPECT_EQ(v.detail, "all 3 lines removed");
   EXPECT_EQ(v.lines_dropped, 3);
@@ -806,32 +830,32 @@ TEST(QualityFilterTest, RulesRunInOrderFirstFailureWins) {
   std::string boiler;
   for (int i = 0; i < 6; ++i) boiler += "\nEnable JavaScript to see this page.";
   std::string text = prose + boiler;
-  FilterVerdict v = QualityFilter(CleanOptions()).Apply(text);
+  FilterVerdict v = QualityFilter(WebPageRecipe()).Apply(text);
   EXPECT_TRUE(v.ok()) << v.reason << ": " << v.detail;
   EXPECT_EQ(v.lines_dropped, 6);
   EXPECT_EQ(text, prose);
-  CleanOptions no_c4;
+  CleanOptions no_c4 = WebPageRecipe();
   no_c4.c4.enabled = false;
   EXPECT_EQ(ReasonOf(Check(no_c4, prose + boiler)), "gopher_dup_line_frac");
 
   // Gopher repetition before Gopher quality: repeated and short.
-  EXPECT_EQ(ReasonOf(Check(CleanOptions(), "Buy now. Buy now. Buy now.")), "gopher_top_2gram");
+  EXPECT_EQ(ReasonOf(Check(WebPageRecipe(), "Buy now. Buy now. Buy now.")), "gopher_top_2gram");
   // Gopher quality before C4's page rules: short and with a bracket.
   std::string short_doc;
   for (int i = 0; i < 40; ++i) short_doc += Word(i) + " ";
-  EXPECT_EQ(ReasonOf(Check(CleanOptions(), short_doc + "and the set {1, 2, 3} is finite.")),
+  EXPECT_EQ(ReasonOf(Check(WebPageRecipe(), short_doc + "and the set {1, 2, 3} is finite.")),
             "gopher_short_doc");
   // C4's page rules before FineWeb: a bracket on a line without punctuation.
-  EXPECT_EQ(ReasonOf(Check(CleanOptions(), prose + "\nThe set {1, 2, 3} is finite")),
+  EXPECT_EQ(ReasonOf(Check(WebPageRecipe(), prose + "\nThe set {1, 2, 3} is finite")),
             "c4_curly_bracket");
   // Lines dropped are reported on a reject too.
-  v = Check(CleanOptions(), prose + "\nMenu\nThe set {1, 2, 3} is finite.");
+  v = Check(WebPageRecipe(), prose + "\nMenu\nThe set {1, 2, 3} is finite.");
   EXPECT_EQ(ReasonOf(v), "c4_curly_bracket");
   EXPECT_EQ(v.lines_dropped, 1);
 }
 
 TEST(QualityFilterTest, EveryFilterOffKeepsAnything) {
-  CleanOptions o;
+  CleanOptions o = WebPageRecipe();
   o.gopher_quality.enabled = false;
   o.gopher_repetition.enabled = false;
   o.c4.enabled = false;
@@ -888,7 +912,7 @@ TEST(RealTextTest, MostBrownProseIsKept) {
   std::vector<std::string> docs = BrownDocuments(10, 60);
   ASSERT_GE(docs.size(), 200u);
   docs.resize(200);
-  QualityFilter filter{CleanOptions()};
+  QualityFilter filter{WebPageRecipe()};
   std::map<std::string, int> reasons;
   int kept = 0;
   for (std::string& d : docs) {
@@ -922,7 +946,7 @@ TEST(RealTextTest, SpamAssassinHtmlMailIsDropped) {
   if (testing::SpamAssassinDir().empty()) GTEST_SKIP() << "SpamAssassin corpus not installed";
   const std::vector<std::string> mails = testing::SpamAssassinMails("hard-ham-1", 250);
   ASSERT_FALSE(mails.empty());
-  QualityFilter filter{CleanOptions()};
+  QualityFilter filter{WebPageRecipe()};
   int html = 0, raw_dropped = 0, text_dropped = 0;
   std::map<std::string, int> reasons;
   for (const std::string& mail : mails) {
@@ -955,7 +979,7 @@ TEST(RealTextTest, SpamAssassinHtmlMailIsDropped) {
 
 TEST(RealTextTest, SpamAssassinMailWithRepeatedLinesIsDropped) {
   if (testing::SpamAssassinDir().empty()) GTEST_SKIP() << "SpamAssassin corpus not installed";
-  QualityFilter filter{CleanOptions()};
+  QualityFilter filter{WebPageRecipe()};
   int repetitive = 0, dropped = 0;
   for (const char* group : {"easy-ham-1", "hard-ham-1", "spam-1"}) {
     for (const std::string& mail : testing::SpamAssassinMails(group, 600)) {
@@ -1041,7 +1065,7 @@ TEST(QualityFilterPropertyTest, RandomInputNeverBreaksUtf8) {
       for (int i = 0; i < n; ++i) text += pieces[rng() % pieces.size()] + (rng() % 2 ? " " : "");
     }
     ASSERT_TRUE(IsValidUtf8(text));
-    CleanOptions o;
+    CleanOptions o = WebPageRecipe();
     if (iter % 2) {  // random switches and limits, zeros included
       o.c4.enabled = rng() % 4 != 0;
       o.gopher_quality.enabled = rng() % 4 != 0;
@@ -1075,7 +1099,7 @@ TEST(QualityFilterPropertyTest, RandomInputNeverBreaksUtf8) {
 
 TEST(QualityFilterPropertyTest, ConcurrentCallsAgreeWithSerialOnes) {
   const std::vector<std::string> docs = BrownDocuments(5, 0);
-  const QualityFilter filter{CleanOptions()};
+  const QualityFilter filter{WebPageRecipe()};
   std::vector<std::string> serial(docs.size());
   for (size_t i = 0; i < docs.size(); ++i) {
     std::string t = docs[i];
@@ -1101,7 +1125,7 @@ TEST(QualityFilterThroughput, BrownProse) {
   const std::vector<std::string> docs = BrownDocuments(10, 0);
   size_t bytes = 0;
   for (const std::string& d : docs) bytes += d.size();
-  const QualityFilter filter{CleanOptions()};
+  const QualityFilter filter{WebPageRecipe()};
   double best_s = 1e9;
   for (int round = 0; round < 3; ++round) {
     std::vector<std::string> copy = docs;

@@ -9,7 +9,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   librdkafka-dev librocksdb-dev libabsl-dev libgtest-dev libgmock-dev
   libsentencepiece-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libcpp-httplib-dev zlib1g-dev libpcre2-dev libutf8proc-dev libxml2-dev
+  libcpp-httplib-dev zlib1g-dev libpcre2-dev libutf8proc-dev libxml2-dev libcld2-dev
   kcat python3-confluent-kafka curl clang-14 libclang-rt-14-dev
   chromium
 )

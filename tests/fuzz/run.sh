@@ -21,7 +21,7 @@ case $name in
                "$src/ingest/record.cc" "$src/common/json_util.cc" "$src/common/metrics.cc"
                "$src/common/log.cc")
          libs=(-I/usr/include/libxml2 -lxml2 -lutf8proc -lpcre2-8 -labsl_hash -labsl_city
-               -labsl_low_level_hash -labsl_raw_hash_set) ;;
+               -labsl_low_level_hash -labsl_raw_hash_set -lcld2) ;;
   chat_template) srcs=("$src/tests/fuzz/chat_template_fuzz.cc" "$src/serving/chat_template.cc"
                        "$src/serving/internal/jinja_parser.cc"
                        "$src/serving/internal/jinja_interpreter.cc" "$src/common/json_util.cc")
