@@ -21,11 +21,13 @@ struct TrainBenchConfig {
 // vocabulary 8192, batch 8), "default" (the bootstrap model), "tiny".
 [[nodiscard]] absl::StatusOr<TrainBenchConfig> TrainBenchPreset(const std::string& name);
 
-// Trains on random tokens for `steps` timed steps (after 2 warm-up steps)
+// Trains on random tokens with the learner's step (Trainer::Step: clipping,
+// AdamW, the loss read back) for `steps` timed steps (after 2 warm-up steps)
 // and returns {"config", "params", "tokens_per_s", "flops_per_token",
 // "achieved_gflops", "gemm_gflops", "mfu", "threads", "device"}, where
 // gemm_gflops is a 2048^3 single-precision matmul on the same threads in the
-// same run and mfu = achieved_gflops / gemm_gflops.
+// same run and mfu = achieved_gflops / gemm_gflops; {"config", "error"} if
+// the preset's model cannot be built.
 Json RunTrainBench(const TrainBenchConfig& config);
 
 }  // namespace streamlm

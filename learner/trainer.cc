@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "model/cpu_tensor_cache.h"
 
 namespace streamlm {
 
@@ -34,12 +35,18 @@ double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
 }
 
 double Trainer::StepWith(const std::function<torch::Tensor(CausalLm&)>& loss_fn, double lr) {
+  // Each step frees and allocates the same activations and gradients:
+  // reuse their buffers instead of page-faulting fresh ones.
+  ScopedCpuTensorCache tensor_cache;
   CausalLm& net = model_->net();
   net.train();
   for (auto& group : optimizer_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
-  optimizer_->zero_grad();
+  // Gradients start undefined rather than zero-filled: backward then hands
+  // its result over instead of adding it to zeros (a parameter the loss
+  // does not reach keeps no gradient, and AdamW leaves it alone this step).
+  for (auto& p : net.parameters()) p.mutable_grad() = torch::Tensor();
   auto loss = loss_fn(net);
   loss.backward();
   torch::nn::utils::clip_grad_norm_(net.parameters(), 1.0);

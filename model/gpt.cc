@@ -1,6 +1,9 @@
 #include "model/gpt.h"
 
 #include <cmath>
+#include <limits>
+
+#include <ATen/Parallel.h>
 
 #include "absl/strings/match.h"
 
@@ -54,6 +57,142 @@ torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
   return torch::matmul(att, v);
 }
 
+namespace {
+
+// x [..., in] through `linear`. at::linear turns a contiguous [B, T, in]
+// input into one addmm with the bias fused in; the C++ frontend's Linear
+// module multiplies first and then adds the bias in a second pass.
+torch::Tensor ApplyLinear(const torch::nn::Linear& linear, const torch::Tensor& x) {
+  return torch::linear(x, linear->weight, linear->bias);
+}
+
+// Rows (and key columns) per block. Products skip the blocks above the
+// diagonal: at T = 256 they do 5/8 of the T x T work.
+constexpr int64_t kAttentionBlock = 64;
+
+// One head's [T, hd] slices of q, k, v (or of their gradients) inside a
+// [B, T, 3C] projection, and of the output [B, T, C].
+torch::Tensor HeadSlice(const torch::Tensor& qkv, int64_t b, int part, int64_t h,
+                        int64_t heads) {
+  const int64_t T = qkv.size(1), hd = qkv.size(2) / 3 / heads;
+  return qkv.select(0, b).view({T, 3, heads, hd}).select(1, part).select(1, h);
+}
+torch::Tensor OutputSlice(const torch::Tensor& y, int64_t b, int64_t h, int64_t heads) {
+  const int64_t T = y.size(1), hd = y.size(2) / heads;
+  return y.select(0, b).view({T, heads, hd}).select(1, h);
+}
+
+// CausalAttention of the heads in a fused projection, as one autograd node:
+// each (batch row, head) pair is one task of the intra-op threads (one
+// single-threaded matrix product each, instead of bmm's products of all of
+// them one after another on two threads), blocks above the diagonal are
+// neither multiplied nor exponentiated, and the output and qkv's gradient
+// are written in place in their [B, T, ...] layouts (no transposed copies).
+class FusedCausalAttention : public torch::autograd::Function<FusedCausalAttention> {
+ public:
+  // qkv: [B, T, 3C] float, q k v each [T, H, hd] within a row. Returns
+  // [B, T, C], each token's heads side by side.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& qkv_in,
+                               int64_t heads) {
+    const torch::Tensor qkv = qkv_in.detach().contiguous();
+    const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3;
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(C / heads)));
+    auto probs = torch::empty({B, heads, T, T}, qkv.options());
+    auto y = torch::empty({B, T, C}, qkv.options());
+    at::parallel_for(0, B * heads, 1, [&](int64_t begin, int64_t end) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / heads, h = i % heads;
+        auto q = HeadSlice(qkv, b, 0, h, heads), k = HeadSlice(qkv, b, 1, h, heads);
+        auto v = HeadSlice(qkv, b, 2, h, heads), yh = OutputSlice(y, b, h, heads);
+        auto p = probs.select(0, b).select(0, h);  // [T, T]
+        float* P = p.data_ptr<float>();
+        for (int64_t r0 = 0; r0 < T; r0 += kAttentionBlock) {
+          const int64_t r1 = std::min(T, r0 + kAttentionBlock);
+          auto s = p.slice(0, r0, r1).slice(1, 0, r1);
+          at::mm_out(s, q.slice(0, r0, r1), k.slice(0, 0, r1).t());
+          // Row t sees keys 0..t; the rest of the block is 0 for the products.
+          for (int64_t t = r0; t < r1; ++t) {
+            float* row = P + t * T;
+            float max = -std::numeric_limits<float>::infinity();
+            for (int64_t j = 0; j <= t; ++j) max = std::max(max, row[j] * scale);
+            float sum = 0;
+            for (int64_t j = 0; j <= t; ++j) {
+              row[j] = std::exp(row[j] * scale - max);
+              sum += row[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
+            for (int64_t j = t + 1; j < r1; ++j) row[j] = 0;
+          }
+          auto out = yh.slice(0, r0, r1);
+          at::mm_out(out, p.slice(0, r0, r1).slice(1, 0, r1), v.slice(0, 0, r1));
+        }
+      }
+    });
+    ctx->save_for_backward({qkv, probs});
+    ctx->saved_data["heads"] = heads;
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& qkv = saved[0];
+    const torch::Tensor& probs = saved[1];
+    const int64_t heads = ctx->saved_data["heads"].toInt();
+    const torch::Tensor dy = grads[0].contiguous();
+    const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3;
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(C / heads)));
+    auto dqkv = torch::empty_like(qkv);
+    auto dscores = torch::empty_like(probs);
+    at::parallel_for(0, B * heads, 1, [&](int64_t begin, int64_t end) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t b = i / heads, h = i % heads;
+        auto q = HeadSlice(qkv, b, 0, h, heads), k = HeadSlice(qkv, b, 1, h, heads);
+        auto v = HeadSlice(qkv, b, 2, h, heads), dyh = OutputSlice(dy, b, h, heads);
+        auto dq = HeadSlice(dqkv, b, 0, h, heads), dk = HeadSlice(dqkv, b, 1, h, heads);
+        auto dv = HeadSlice(dqkv, b, 2, h, heads);
+        auto p = probs.select(0, b).select(0, h);
+        auto ds = dscores.select(0, b).select(0, h);  // dP, then d(scores)
+        const float* P = p.data_ptr<float>();
+        float* dS = ds.data_ptr<float>();
+        for (int64_t r0 = 0; r0 < T; r0 += kAttentionBlock) {
+          const int64_t r1 = std::min(T, r0 + kAttentionBlock);
+          auto dp = ds.slice(0, r0, r1).slice(1, 0, r1);
+          at::mm_out(dp, dyh.slice(0, r0, r1), v.slice(0, 0, r1).t());
+          // Softmax backward, with the score scale folded in.
+          for (int64_t t = r0; t < r1; ++t) {
+            const float* prow = P + t * T;
+            float* drow = dS + t * T;
+            float dot = 0;
+            for (int64_t j = 0; j <= t; ++j) dot += prow[j] * drow[j];
+            for (int64_t j = 0; j <= t; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
+            for (int64_t j = t + 1; j < r1; ++j) drow[j] = 0;
+          }
+          auto dq_rows = dq.slice(0, r0, r1);
+          at::mm_out(dq_rows, ds.slice(0, r0, r1).slice(1, 0, r1), k.slice(0, 0, r1));
+        }
+        // Key block c is seen by query rows c0..T-1 only.
+        for (int64_t c0 = 0; c0 < T; c0 += kAttentionBlock) {
+          const int64_t c1 = std::min(T, c0 + kAttentionBlock);
+          auto dv_rows = dv.slice(0, c0, c1), dk_rows = dk.slice(0, c0, c1);
+          at::mm_out(dv_rows, p.slice(0, c0, T).slice(1, c0, c1).t(), dyh.slice(0, c0, T));
+          at::mm_out(dk_rows, ds.slice(0, c0, T).slice(1, c0, c1).t(), q.slice(0, c0, T));
+        }
+      }
+    });
+    return {dqkv, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor FusedCausalSelfAttention(const torch::Tensor& qkv, int64_t heads) {
+  return FusedCausalAttention::apply(qkv, heads);
+}
+
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(int d_model, int heads)
     : heads_(heads) {
   qkv_ = register_module("qkv", torch::nn::Linear(d_model, 3 * d_model));
@@ -64,11 +203,14 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KvCache* 
                                                int layer, const SlotStep* step) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t hd = C / heads_;
-  auto qkv = qkv_(x).view({B, T, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  if (cache == nullptr && step == nullptr && x.scalar_type() == torch::kFloat && x.is_cpu()) {
+    return ApplyLinear(proj_, FusedCausalSelfAttention(ApplyLinear(qkv_, x), heads_));
+  }
+  auto qkv = ApplyLinear(qkv_, x).view({B, T, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
   auto q = qkv[0], k = qkv[1], v = qkv[2];  // [B, H, T, hd]
   if (step != nullptr) {
     std::tie(k, v) = AppendToSlots(*step, layer, k, v);
-    return proj_(SlotAttention(q, k, v, *step).transpose(1, 2).reshape({B, T, C}));
+    return ApplyLinear(proj_, SlotAttention(q, k, v, *step).transpose(1, 2).reshape({B, T, C}));
   }
   int64_t past = 0;
   if (cache != nullptr) {
@@ -76,7 +218,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KvCache* 
     std::tie(k, v) = AppendToCache(cache, layer, k, v);
   }
   auto y = CausalAttention(q, k, v, past).transpose(1, 2).reshape({B, T, C});
-  return proj_(y);
+  return ApplyLinear(proj_, y);
 }
 
 BlockImpl::BlockImpl(int d_model, int heads, double eps) {
@@ -94,8 +236,8 @@ torch::Tensor BlockImpl::forward(torch::Tensor x, KvCache* cache, int layer,
   x = x + attn_(ln1_(x), cache, layer, step);
   // GPT-2 uses the tanh approximation of GELU (one fused op: it runs at
   // every decode step).
-  auto h = torch::gelu(fc_(ln2_(x)), "tanh");
-  return x + fc_proj_(h);
+  auto h = torch::gelu(ApplyLinear(fc_, ln2_(x)), "tanh");
+  return x + ApplyLinear(fc_proj_, h);
 }
 
 torch::Tensor CausalLm::Loss(const torch::Tensor& tokens, const torch::Tensor& targets) {

@@ -58,6 +58,14 @@ std::pair<torch::Tensor, torch::Tensor> AppendToCache(KvCache* cache, int layer,
 torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, int64_t past);
 
+// CausalAttention (past = 0) of every head of a fused q/k/v projection, as
+// one autograd node: qkv [B, T, 3C] float on the CPU, where each token's row
+// holds q, k and v, each as H heads of hd = C / H. Returns [B, T, C], each
+// token's heads side by side (what CausalAttention's output is after
+// transpose(1, 2) and reshape). The forward pass and the training step of
+// the GPT family use it; decoding with a cache does not.
+torch::Tensor FusedCausalSelfAttention(const torch::Tensor& qkv, int64_t heads);
+
 // A decoder-only language model of either family.
 class CausalLm : public torch::nn::Module {
  public:
