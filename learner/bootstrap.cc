@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <random>
@@ -311,6 +312,10 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   }
   absl::Status st = store->PutEvalSet(kBaseEvalSet, Json(heldout_texts).dump());
   if (!st.ok()) return st;
+  st = store->PutEvalSet(kBaseOriginSet,
+                         absl::StrCat("held-out documents of the bootstrap corpus (",
+                                      heldout_texts.size(), " of ", docs->size(), ")"));
+  if (!st.ok()) return st;
   st = store->PutEvalSet(kReplaySeedSet, replay.dump());
   if (!st.ok()) return st;
 
@@ -344,6 +349,43 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
       *id, result.heldout_loss, result.unigram_loss, result.tokens_per_s,
       FormatDuration(result.seconds)));
   return result;
+}
+
+absl::StatusOr<std::string> WriteBaseCorpus(const Config& config,
+                                            const std::vector<std::string>& files,
+                                            Store* store) {
+  if (files.empty()) return absl::InvalidArgumentError("--base-corpus needs at least one file");
+  const size_t k = std::max<size_t>(
+      2, static_cast<size_t>(std::lround(1.0 / config.bootstrap_heldout_fraction)));
+  Json base = Json::array(), replay = Json::array();
+  std::vector<std::string> parts;
+  for (const std::string& path : files) {
+    Config one = config;
+    one.bootstrap_topic.clear();
+    one.bootstrap_corpus = {path};
+    auto docs = ReadCorpus(one);
+    if (!docs.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--base-corpus ", path, ": ", docs.status().message()));
+    }
+    const std::string name = std::filesystem::path(path).filename().string();
+    size_t held = 0;
+    for (size_t i = 0; i < docs->size(); ++i) {
+      if (i % k == k / 2) {
+        base.push_back({{"text", absl::StrJoin((*docs)[i], "\n")}, {"source", name}});
+        ++held;
+      } else {
+        for (const std::string& p : (*docs)[i]) replay.push_back(p);
+      }
+    }
+    parts.push_back(absl::StrCat(name, " (", held, " of ", docs->size(), " documents held out)"));
+  }
+  const std::string origin = absl::StrCat("base corpus ", absl::StrJoin(parts, ", "));
+  absl::Status s = store->PutEvalSet(kBaseEvalSet, base.dump());
+  if (s.ok()) s = store->PutEvalSet(kReplaySeedSet, replay.dump());
+  if (s.ok()) s = store->PutEvalSet(kBaseOriginSet, origin);
+  if (!s.ok()) return s;
+  return origin;
 }
 
 }  // namespace streamlm

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
@@ -36,6 +37,17 @@ struct BootstrapResult {
     const Config& config, Store* store,
     const std::function<void(const std::string&)>& progress,
     const std::atomic<bool>* stop = nullptr);
+
+// Gives a champion made elsewhere (`import-hf --base-corpus FILE...`) what
+// bootstrap gives its own: a base evaluation set of held-out documents, one
+// slice per file (each document {"text", "source": the file's name}), and
+// a replay seed from the other documents. Files are read as bootstrap reads
+// them (documents separated by blank lines, within
+// bootstrap.max_corpus_bytes each); 1 in 1/bootstrap.heldout_fraction
+// documents is held out. Returns a one-line summary.
+[[nodiscard]] absl::StatusOr<std::string> WriteBaseCorpus(const Config& config,
+                                                        const std::vector<std::string>& files,
+                                                        Store* store);
 
 }  // namespace streamlm
 

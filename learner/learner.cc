@@ -5,8 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "common/log.h"
 #include "learner/bootstrap.h"
+#include "learner/schedule.h"
 
 namespace streamlm {
 
@@ -28,17 +30,6 @@ std::string FeedbackIdentity(const Json& record) {
   return id;
 }
 
-bool InLineage(const Store& store, const std::string& id, const std::string& ancestor) {
-  std::string at = id;
-  for (int hops = 0; !at.empty() && hops < 1000000; ++hops) {
-    if (at == ancestor) return true;
-    auto meta = store.GetSnapshotMeta(at);
-    if (!meta.ok()) return false;
-    at = meta->lineage.parent;
-  }
-  return false;
-}
-
 namespace {
 // Adds `n` to the integer at `key` of a JSON object of counts.
 void Bump(Json& counts, const std::string& key, int64_t n = 1) {
@@ -55,7 +46,9 @@ Learner::Learner(const Config& config, Store* store, Counters* counters,
       store_(store),
       counters_(counters),
       on_candidate_(std::move(on_candidate)),
-      replay_(std::make_unique<ReplayBuffer>(config.learner_replay_capacity_blocks,
+      replay_(std::make_unique<SlicedReplay>(config.learner_replay_capacity_blocks,
+                                             config.learner_replay_base_share,
+                                             config.learner_replay_max_slices,
                                              static_cast<uint64_t>(config.seed))) {}
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
@@ -117,6 +110,14 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
       ++l->user_counts_[u.get<std::string>()];
     }
     l->feedback_since_ = st.value("feedback_since", Json::object());
+    for (const Json& run : st.value("pending_sources", Json::array())) {
+      if (!run.is_array() || run.size() != 2 || !run[0].is_string() ||
+          !run[1].is_number_integer()) {
+        return absl::DataLossError("learner checkpoint: bad pending_sources entry");
+      }
+      l->pending_sources_.emplace_back(run[0].get<std::string>(), run[1].get<int64_t>());
+    }
+    if (resume_model) l->cycle_step_ = st.value("cycle_step", int64_t{0});
     // The reference model stays the cycle's champion while the model resumes.
     if (resume_model) l->reference_id_ = st.value("reference", "");
   }
@@ -149,17 +150,28 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
         auto old_tok = LoadTokenizer(old->tokenizer);
         if (!old_tok.ok()) return old_tok.status();
         l->pending_tokens_ = (*model)->tokenizer().Encode((*old_tok)->Decode(l->pending_tokens_));
+        l->pending_sources_.clear();  // sources by token count no longer line up
+        l->pending_sources_.emplace_back("", static_cast<int64_t>(l->pending_tokens_.size()));
       }
     }
     auto seed = store->GetEvalSet(kReplaySeedSet);
-    if (seed.ok()) {
+    // Records trained since an earlier champion stay in replay when the
+    // tokenizer did not change.
+    bool kept_replay = false;
+    if (checkpoint.ok() && !checkpoint->replay.empty()) {
+      auto old = store->GetSnapshot(checkpoint->state.value("snapshot", ""));
+      if (old.ok() && old->tokenizer == snap->tokenizer) {
+        kept_replay = l->replay_->Restore(checkpoint->replay).ok();
+      }
+    }
+    if (seed.ok() && !kept_replay) {
       auto docs = ParseJson(*seed);
       if (!docs.ok() || !docs->is_array()) return absl::DataLossError("replay seed is corrupt");
       for (const TokenBlock& b :
            PackBlocks((*model)->tokenizer(), docs->get<std::vector<std::string>>(),
                       (*model)->config().context_tokens + 1,
                       static_cast<size_t>(config.learner_replay_capacity_blocks))) {
-        l->replay_->Add(b);
+        l->replay_->Add(SlicedReplay::kBase, b);
       }
     }
     SLM_LOG(kInfo) << "learner starts from champion " << base_id << " with "
@@ -220,12 +232,19 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
     CountCleaning(item.clean, counters_);
     if (IsHeldOut(item.record.text, config_.learner_heldout_every_records)) {
       pending_heldout_.push_back(std::move(item.record.text));
+      pending_heldout_sources_.push_back(item.record.source);
       ++since_snapshot_.records_heldout;
       counters_->Add("streamlm_records_heldout_total", 1);
       continue;
     }
     pending_tokens_.insert(pending_tokens_.end(), item.tokens.begin(), item.tokens.end());
     pending_tokens_.push_back(tok.eos_id());
+    const int64_t n = static_cast<int64_t>(item.tokens.size()) + 1;
+    if (!pending_sources_.empty() && pending_sources_.back().first == item.record.source) {
+      pending_sources_.back().second += n;
+    } else {
+      pending_sources_.emplace_back(item.record.source, n);
+    }
     ++since_snapshot_.records_trained;
     counters_->Add("streamlm_records_trained_total", 1);
     const int64_t ts = records[i].timestamp_ms;
@@ -352,10 +371,29 @@ absl::Status Learner::RebaseReference() {
 }
 
 void Learner::OnDecision(const Json& decision) {
-  if (config_.learner_on_rejection != "reset" || decision.value("verdict", "") != "rejected") {
-    return;
+  const std::string verdict = decision.value("verdict", "");
+  if (verdict != "rejected") return;
+  // The slices a rejected candidate forgot get a larger replay share.
+  std::vector<std::string> forgotten;
+  for (const Json& r : decision.value("rules", Json::array())) {
+    if (!r.is_object() || r.value("passed", true)) continue;
+    const std::string name = r.value("name", ""), metric = r.value("metric", "");
+    if (name == "forgetting") forgotten.push_back(SlicedReplay::kBase);
+    if (name != "slice_forgetting") continue;
+    // "stream:SOURCE_loss_delta" or "base:SET_loss_delta".
+    const std::string suffix = "_loss_delta";
+    if (metric.size() <= suffix.size()) continue;
+    std::string slice = metric.substr(0, metric.size() - suffix.size());
+    if (absl::StartsWith(slice, "base:")) {
+      forgotten.push_back(SlicedReplay::kBase);
+    } else if (absl::StartsWith(slice, "stream:")) {
+      slice = slice.substr(7);
+      forgotten.push_back(slice == "(no source)" ? "" : slice);
+    }
   }
   std::lock_guard<std::mutex> lock(reset_mu_);
+  for (std::string& f : forgotten) forgotten_slices_.push_back(std::move(f));
+  if (config_.learner_on_rejection != "reset") return;
   reset_candidate_ = decision.value("candidate", "");
   reset_reason_ = absl::StrCat("candidate ", reset_candidate_, " was rejected (",
                                decision.value("id", "?"), ")");
@@ -363,10 +401,17 @@ void Learner::OnDecision(const Json& decision) {
 
 absl::Status Learner::MaybeReset() {
   std::string reason, rejected;
+  std::vector<std::string> forgotten;
   {
     std::lock_guard<std::mutex> lock(reset_mu_);
     reason.swap(reset_reason_);
     rejected.swap(reset_candidate_);
+    forgotten.swap(forgotten_slices_);
+  }
+  for (const std::string& slice : forgotten) {
+    replay_->Boost(slice, 2.0, config_.learner_replay_max_boost);
+    SLM_LOG(kInfo) << "learner: replay slice '" << slice << "' was forgotten; its replay share "
+                   << "is now " << replay_->Shares()[slice];
   }
   // Only a candidate this learner's weights descend from is worth undoing.
   if (!reason.empty() && !InLineage(*store_, last_snapshot_, rejected)) reason.clear();
@@ -375,10 +420,15 @@ absl::Status Learner::MaybeReset() {
   if (*champion != last_champion_) {
     // Forward (the new champion descends from the old one): keep going.
     // Back or sideways (a rollback; a snapshot from elsewhere): reset.
-    if (config_.learner_on_rejection == "reset" && !last_champion_.empty() &&
-        !InLineage(*store_, *champion, last_champion_)) {
+    const bool forward = last_champion_.empty() || InLineage(*store_, *champion, last_champion_);
+    if (config_.learner_on_rejection == "reset" && !forward) {
       reason = absl::StrCat("the champion moved from ", last_champion_, " to ", *champion,
                             ", not a descendant of it");
+    }
+    if (forward && !last_champion_.empty()) {
+      // A promotion: a new cycle (re-warm, re-decay), replay back to its shares.
+      cycle_step_ = 0;
+      replay_->ClearBoosts();
     }
     last_champion_ = *champion;
   }
@@ -398,6 +448,7 @@ absl::Status Learner::MaybeReset() {
                  << "discarding training since " << *champion << ", last snapshot "
                  << last_snapshot_ << ")";
   counters_->Add("streamlm_learner_resets_total", 1);
+  cycle_step_ = 0;  // a new cycle from the champion
   reset_from_ = last_snapshot_;
   last_snapshot_ = *champion;
   steps_since_snapshot_ = 0;  // the next candidate needs new training
@@ -529,6 +580,16 @@ absl::Status Learner::MaybeTrainFeedback() {
   return absl::OkStatus();
 }
 
+double Learner::CycleLr() const {
+  LrCycle c;
+  c.schedule = config_.learner_lr_schedule;
+  c.peak = config_.learner_lr;
+  c.min_ratio = config_.learner_min_lr_ratio;
+  c.warmup_steps = config_.learner_warmup_steps;
+  c.decay_steps = config_.learner_decay_steps;
+  return CycleLearningRate(c, cycle_step_);
+}
+
 absl::Status Learner::MaybeTrain() {
   const size_t T = static_cast<size_t>(trainer_->model().config().context_tokens);
   const int B = config_.learner_batch_size;
@@ -538,19 +599,38 @@ absl::Status Learner::MaybeTrain() {
   // target exactly once.
   while (pending_tokens_.size() >= n_fresh * T + 1 && !stop_) {
     std::vector<TokenBlock> batch;
+    std::vector<std::string> sources;
     for (int i = 0; i < n_fresh; ++i) {
       batch.emplace_back(pending_tokens_.begin() + i * T, pending_tokens_.begin() + (i + 1) * T + 1);
+      // A block replays as part of the source of its first token.
+      int64_t skip = static_cast<int64_t>(i * T);
+      std::string source;
+      for (const auto& [src, n] : pending_sources_) {
+        source = src;
+        if (skip < n) break;
+        skip -= n;
+      }
+      sources.push_back(source);
     }
     std::vector<TokenBlock> fresh = batch;
     for (TokenBlock& b : replay_->Sample(B - n_fresh)) batch.push_back(std::move(b));
-    double loss = trainer_->Step(batch, config_.learner_lr);
+    const double lr = CycleLr();
+    double loss = trainer_->Step(batch, lr);
     pending_tokens_.erase(pending_tokens_.begin(), pending_tokens_.begin() + n_fresh * T);
-    for (const TokenBlock& b : fresh) replay_->Add(b);
+    for (int64_t left = static_cast<int64_t>(n_fresh * T); left > 0 && !pending_sources_.empty();) {
+      const int64_t take = std::min(left, pending_sources_.front().second);
+      pending_sources_.front().second -= take;
+      left -= take;
+      if (pending_sources_.front().second == 0) pending_sources_.pop_front();
+    }
+    for (size_t i = 0; i < fresh.size(); ++i) replay_->Add(sources[i], fresh[i]);
+    ++cycle_step_;
     loss_avg_ = steps_since_snapshot_ == 0 ? loss : 0.9 * loss_avg_ + 0.1 * loss;
     since_snapshot_.tokens_trained += static_cast<int64_t>(n_fresh * T);
     counters_->Add("streamlm_tokens_trained_total", static_cast<int64_t>(n_fresh * T));
     counters_->Set("streamlm_learner_loss", loss_avg_);
-    SLM_LOG(kDebug) << "learner step " << step_ + 1 << " loss " << loss;
+    counters_->Set("streamlm_learner_lr", lr);
+    SLM_LOG(kDebug) << "learner step " << step_ + 1 << " loss " << loss << " lr " << lr;
     absl::Status s = AfterStep();
     if (!s.ok()) return s;
   }
@@ -573,6 +653,12 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   c.replay = replay_->Serialize();
   if (dedup_ != nullptr) c.dedup = dedup_->Serialize();
   c.new_heldout = pending_heldout_;
+  c.new_heldout_sources = pending_heldout_sources_;
+  // The snapshot the weights continue from and the feedback reference must
+  // survive retention (store.keep_snapshots).
+  for (const std::string& id : {last_snapshot_, reference_id_}) {
+    if (!id.empty()) c.retain_snapshots.push_back(id);
+  }
   since_snapshot_.records_rejected += source_->rejected() - rejected_counted_;
   rejected_counted_ = source_->rejected();
 
@@ -599,7 +685,10 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
       }
       if (end > begin) snap.meta.lineage.ranges.push_back({config_.topic_text, p, begin, end});
     }
-    snap.meta.metrics = {{"train_loss", loss_avg_}};
+    snap.meta.metrics = {{"train_loss", loss_avg_},
+                         {"lr", CycleLr()},
+                         {"cycle_step", cycle_step_},
+                         {"replay_shares", replay_->Shares()}};
     // Feedback trained since the parent, and the reference it was trained
     // against; the evaluator sums these back to the champion.
     Json feedback = feedback_since_;
@@ -619,6 +708,8 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   for (const auto& [p, off] : feedback_source_->positions()) feedback_next[p] = off;
   Json feedback_json = Json::object();
   for (const auto& [p, off] : feedback_next) feedback_json[std::to_string(p)] = off;
+  Json source_runs = Json::array();
+  for (const auto& [src, n] : pending_sources_) source_runs.push_back({src, n});
   c.state = {{"pending_tokens", pending_tokens_},
              {"feedback_offsets", feedback_json},
              {"range_begin", range_json},
@@ -628,11 +719,14 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
              {"pending_feedback", pending_feedback_},
              {"user_window", user_window_},
              {"reference", reference_id_},
-             {"feedback_since", with_snapshot ? Json::object() : feedback_since_}};
+             {"feedback_since", with_snapshot ? Json::object() : feedback_since_},
+             {"pending_sources", source_runs},
+             {"cycle_step", cycle_step_}};
   absl::Status s = with_snapshot ? store_->PutCheckpoint(c, &snap, {kCandidate})
                                  : store_->PutCheckpoint(c);
   if (!s.ok()) return s;
   pending_heldout_.clear();
+  pending_heldout_sources_.clear();
   if (with_snapshot) {
     range_begin_ = std::move(range_begin);
     last_snapshot_ = snap.meta.id;

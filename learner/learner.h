@@ -42,8 +42,6 @@ uint64_t PairKey(const std::string& prompt, const std::string& chosen,
 // split: the same feedback lands on the same side whoever gives it.
 std::string FeedbackIdentity(const Json& record);
 
-// True when `ancestor` is snapshot `id` or one of its parents in `store`.
-bool InLineage(const Store& store, const std::string& id, const std::string& ancestor);
 
 class Learner {
  public:
@@ -82,6 +80,8 @@ class Learner {
   // Points the reference model at the champion when the champion moved.
   [[nodiscard]] absl::Status RebaseReference();
   [[nodiscard]] absl::Status AfterStep();
+  // The learning rate of the next stream step (learner.lr_schedule).
+  double CycleLr() const;
   // Applies a reset requested by OnDecision() or a champion that moved back
   // or sideways: champion's weights, fresh optimizer, a checkpoint.
   [[nodiscard]] absl::Status MaybeReset();
@@ -95,7 +95,7 @@ class Learner {
   CandidateCallback on_candidate_;
   std::unique_ptr<TextSource> source_;
   std::unique_ptr<Trainer> trainer_;
-  std::unique_ptr<ReplayBuffer> replay_;
+  std::unique_ptr<SlicedReplay> replay_;
   std::unique_ptr<Deduplicator> dedup_;  // null when dedup.window_docs is 0
   std::unique_ptr<TextPipeline> pipeline_;
   std::unique_ptr<TextSource> feedback_source_;
@@ -107,6 +107,10 @@ class Learner {
   std::map<int32_t, int64_t> start_offsets_;
   std::map<int32_t, int64_t> feedback_start_offsets_;
   std::vector<int32_t> pending_tokens_;  // consumed, not yet trained
+  // The stream source of pending_tokens_, as runs (source, tokens) in order.
+  std::deque<std::pair<std::string, int64_t>> pending_sources_;
+  std::vector<std::string> pending_heldout_sources_;  // parallel to pending_heldout_
+  int64_t cycle_step_ = 0;  // stream steps since the cycle began (learning rate)
   std::vector<std::string> pending_heldout_;
   std::map<int32_t, int64_t> range_begin_;  // since the last snapshot
   std::string last_snapshot_;
@@ -132,6 +136,7 @@ class Learner {
   std::mutex reset_mu_;
   std::string reset_reason_;                 // GUARDED_BY(reset_mu_) non-empty: reset requested
   std::string reset_candidate_;              // GUARDED_BY(reset_mu_) the rejected candidate
+  std::vector<std::string> forgotten_slices_;  // GUARDED_BY(reset_mu_) replay slices to boost
   std::set<std::string> labelled_users_;     // users with their own /metrics label
   double feedback_loss_avg_ = 0;
 };
