@@ -196,6 +196,10 @@ int RunFeedbackTrust(const Config& config, const std::string& path, bool clear, 
     trusted = std::move(*read);
   }
   auto store = Store::Open(config.data_dir);
+  if (store.ok()) {
+    (*store)->set_keep_snapshots(static_cast<size_t>(config.store_keep_snapshots));
+    (*store)->set_heldout_window(static_cast<size_t>(config.eval_stream_window_records));
+  }
   if (!store.ok()) {
     if (IsStoreLocked(store.status())) {
       return fail(absl::FailedPreconditionError(absl::StrCat(

@@ -19,6 +19,7 @@
 #include "apps/clean_command.h"
 #include "apps/feedback_command.h"
 #include "common/file_util.h"
+#include "bench/continual_bench.h"
 #include "bench/ingest_bench.h"
 #include "bench/serve_bench.h"
 #include "bench/tokenize_bench.h"
@@ -27,12 +28,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "common/broker.h"
 #include "common/config.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "evaluator/evaluator.h"
+#include "evaluator/rollback.h"
 #include "learner/bootstrap.h"
 #include "learner/learner.h"
 #include "model/hf_checkpoint.h"
@@ -95,6 +98,16 @@ int Fail(const absl::Status& s) {
   return absl::IsInvalidArgument(s) ? 2 : 1;
 }
 
+// Opens the store for writing with the config's retention and held-out
+// window (every commit applies them, so every writer must set them).
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const Config& c) {
+  auto store = Store::Open(c.data_dir);
+  if (!store.ok()) return store.status();
+  (*store)->set_keep_snapshots(static_cast<size_t>(c.store_keep_snapshots));
+  (*store)->set_heldout_window(static_cast<size_t>(c.eval_stream_window_records));
+  return store;
+}
+
 // Blocks SIGINT/SIGTERM in every thread started afterwards; WaitForSignal()
 // returns when one arrives.
 void BlockSignals() {
@@ -146,7 +159,7 @@ void WakeSignalThread() { kill(getpid(), SIGTERM); }
 int RunBootstrapCommand(const Config& c) {
   BlockSignals();
   ConfigureTorchThreads(c.threads);
-  auto store = Store::Open(c.data_dir);
+  auto store = OpenStore(c);
   if (!store.ok()) return Fail(store.status());
   std::atomic<bool> stop{false}, finished{false};
   std::thread signals([&] {
@@ -177,9 +190,8 @@ int RunAll(const Config& c) {
     absl::Status s = CheckBrokerReachable(brokers, 10000);
     if (!s.ok()) return Fail(s);
   }
-  auto store = Store::Open(c.data_dir);
+  auto store = OpenStore(c);
   if (!store.ok()) return Fail(store.status());
-  (*store)->set_heldout_window(static_cast<size_t>(c.eval_stream_window_records));
   // From here on SIGINT/SIGTERM stop whatever runs: bootstrap or learner.
   std::atomic<bool> stop{false};
   std::mutex learner_mu;
@@ -220,12 +232,27 @@ int RunAll(const Config& c) {
   if (auto trusted = LoadTrustedFeedback(c, store->get()); !trusted.ok()) {
     return finish(Fail(trusted.status()));
   }
-  Evaluator evaluator(c, store->get(), producer->get(),
-                      [&](const Json& d) {
-                        server.OnDecision(d);
-                        std::lock_guard<std::mutex> lock(learner_mu);
-                        if (active_learner != nullptr) active_learner->OnDecision(d);
-                      });
+  // Serving, the learner and (for promotions) the rollback monitor hear of
+  // every decision: the evaluator's and the monitor's rollbacks alike.
+  RollbackMonitor* monitor = nullptr;  // set below, before any decision
+  auto on_decision = [&](const Json& d) {
+    server.OnDecision(d);
+    if (monitor != nullptr) monitor->OnDecision(d);
+    std::lock_guard<std::mutex> lock(learner_mu);
+    if (active_learner != nullptr) active_learner->OnDecision(d);
+  };
+  // Rolls the champion back on a confident serving-side regression
+  // (evaluator/README.md "Rollback"); the learner's compute budget.
+  RollbackMonitor rollback(
+      c, store->get(), producer->get(),
+      [&server](const std::string& id) {
+        const ModelServingSignals m = server.ModelSignals(id);
+        return ServingCounts{m.requests, m.errors, m.feedback, m.negative_feedback};
+      },
+      on_decision);
+  monitor = &rollback;
+  rollback.Start();
+  Evaluator evaluator(c, store->get(), producer->get(), on_decision);
   evaluator.Start();
   auto learner = Learner::Create(c, brokers, store->get(), &counters,
                                  [&evaluator](const std::string& id) { evaluator.Submit(id); });
@@ -256,6 +283,7 @@ int RunAll(const Config& c) {
     active_learner = nullptr;
   }
   evaluator.Stop();
+  rollback.Stop();
   server.Stop();
   return finish(s.ok() ? 0 : Fail(s));
 }
@@ -312,11 +340,11 @@ int RunGenerate(const Config& c, const std::string& snapshot, const std::string&
 }
 
 int RunImportHf(const Config& c, const std::string& dir, const std::string& name,
-                bool champion) {
+                bool champion, const std::vector<std::string>& base_corpus) {
   ConfigureTorchThreads(c.threads);
   auto model = ImportHfCheckpoint(dir);
   if (!model.ok()) return Fail(model.status());
-  auto store = Store::Open(c.data_dir);
+  auto store = OpenStore(c);
   if (!store.ok()) return Fail(store.status());
   auto id = (*store)->NewSnapshotId();
   if (!id.ok()) return Fail(id.status());
@@ -332,6 +360,16 @@ int RunImportHf(const Config& c, const std::string& dir, const std::string& name
   snap.tokenizer = (*model)->tokenizer().serialized();
   std::vector<std::string> aliases;
   if (champion) aliases.push_back(kChampion);
+  if (!base_corpus.empty()) {
+    // Before the snapshot: a champion never exists without the base set asked for.
+    auto summary = WriteBaseCorpus(c, base_corpus, store->get());
+    if (!summary.ok()) return Fail(summary.status());
+    SLM_LOG(kInfo) << "base evaluation set and replay seed: " << *summary;
+  } else if (champion && absl::IsNotFound((*store)->GetEvalSet(kBaseEvalSet).status())) {
+    SLM_LOG(kWarning) << "no --base-corpus: the evaluator will set aside the first held-out "
+                         "stream records as the base evaluation set (forgetting is measured "
+                         "against them, not against what the model was trained on)";
+  }
   absl::Status s = (*store)->PutSnapshot(snap, aliases);
   if (!s.ok()) return Fail(s);
   SLM_LOG(kInfo) << "imported " << (*model)->config().family << " model ("
@@ -394,19 +432,36 @@ int RunDecisions(const Config& c, bool json, size_t limit) {
     std::printf("no decisions yet\n");
     return 0;
   }
-  std::printf("%-24s %-12s %-12s %-9s %-10s %-10s %s\n", "TIME", "CANDIDATE", "CHAMPION",
-              "VERDICT", "STREAM Δ", "BASE Δ", "REASON");
+  std::printf("%-24s %-12s %-12s %-13s %-26s %-26s %s\n", "TIME", "CANDIDATE", "CHAMPION",
+              "VERDICT", "STREAM Δ [CI]", "BASE Δ [CI]", "REASON");
   for (const Json& d : *decisions) {
-    auto delta = [&d](const char* m) {
+    // The delta with the interval the verdict used (the rule's, at the
+    // look's level), else the 95% one.
+    auto delta = [&d](const char* m, const char* rule) {
       const Json& metrics = d.value("metrics", Json::object());
-      if (!metrics.contains(m)) return std::string("-");
-      return absl::StrFormat("%+.4f", metrics[m]["delta"].value("mean", 0.0));
+      if (!metrics.contains(m) || !metrics[m].contains("delta")) return std::string("-");
+      const Json& e = metrics[m]["delta"];
+      if (e.value("tokens", int64_t{0}) == 0) return std::string("none");
+      Json ci = e.value("ci95", Json());
+      for (const Json& r : d.value("rules", Json::array())) {
+        if (r.value("name", "") == rule && r.contains("ci")) ci = r["ci"];
+      }
+      std::string out = absl::StrFormat("%+.4f", e.value("mean", 0.0));
+      if (ci.is_array() && ci.size() == 2 && ci[0].is_number() && ci[1].is_number()) {
+        out += absl::StrFormat(" [%+.3f,%+.3f]", ci[0].get<double>(), ci[1].get<double>());
+      }
+      return out;
     };
-    std::printf("%-24s %-12s %-12s %-9s %-10s %-10s %s\n", d.value("time", "").c_str(),
+    std::string verdict = d.value("verdict", "");
+    if (d.contains("look") && d["look"].is_number_integer()) {
+      verdict += absl::StrFormat(" %d/%d", d["look"].get<int>(), d.value("max_looks", 0));
+    }
+    std::printf("%-24s %-12s %-12s %-13s %-26s %-26s %s\n", d.value("time", "").c_str(),
                 d.value("candidate", "").c_str(), d.value("champion", "").c_str(),
-                d.value("verdict", "").c_str(), delta("stream_loss").c_str(),
-                delta("base_loss").c_str(), Cut(d.value("reason", ""), 100).c_str());
+                verdict.c_str(), delta("stream_loss", "adaptation").c_str(),
+                delta("base_loss", "forgetting").c_str(), Cut(d.value("reason", ""), 100).c_str());
     for (const std::string& line : FeedbackDecisionLines(d)) std::printf("  %s\n", line.c_str());
+    for (const std::string& line : RollbackDecisionLines(d)) std::printf("  %s\n", line.c_str());
   }
   return 0;
 }
@@ -461,12 +516,26 @@ int RunAliasChangeOverHttp(const Config& c, const std::string& promote_id) {
 }
 
 int RunAliasChange(const Config& c, const std::string& promote_id) {
-  auto store = Store::Open(c.data_dir);
+  auto store = OpenStore(c);
   if (!store.ok()) {
     if (IsStoreLocked(store.status())) return RunAliasChangeOverHttp(c, promote_id);
     return Fail(store.status());
   }
-  absl::Status s = promote_id.empty() ? (*store)->Rollback() : (*store)->Promote(promote_id);
+  absl::Status s;
+  if (promote_id.empty()) {
+    // On record as a decision (verdict rolled_back, reason "manual: ..."),
+    // in the same commit as the alias swap.
+    auto champion = (*store)->GetAlias(kChampion);
+    auto previous = (*store)->GetAlias(kPrevious);
+    if (!champion.ok() || !previous.ok()) {
+      return Fail(absl::FailedPreconditionError("no previous champion to roll back to"));
+    }
+    s = (*store)->AppendRollback(
+                    ManualRollbackDecision(*champion, *previous, "streamlm rollback"))
+            .status();
+  } else {
+    s = (*store)->Promote(promote_id);
+  }
   if (!s.ok()) return Fail(s);
   std::printf("champion: %s\n", (*(*store)->GetAlias(kChampion)).c_str());
   return 0;
@@ -526,6 +595,12 @@ int Main(int argc, char** argv) {
       ->required();
   import_hf->add_option("--name", import_name, "a name to keep in the snapshot's metadata");
   import_hf->add_flag("--champion", import_champion, "make it the champion");
+  std::vector<std::string> base_corpus;
+  import_hf->add_option("--base-corpus", base_corpus,
+                        "text files like what the model was trained on: their held-out "
+                        "documents become the base evaluation set (forgetting), the rest the "
+                        "replay seed")
+      ->check(CLI::ExistingFile);
   AddConfigFlags(import_hf, &cl);
   std::string export_snapshot;
   auto* export_hf = app.add_subcommand("export-hf", "write a snapshot as a Hugging Face directory");
@@ -568,6 +643,21 @@ int Main(int argc, char** argv) {
       "train", "training tokens/s and MFU against this machine's measured matmul rate");
   bench_train->add_option("--config", bench_config, "model preset: small, default, tiny");
   bench_train->add_option("--steps", bench_steps, "timed steps (default: the preset's)");
+  ContinualBenchOptions continual_bench;
+  std::string continual_policies;
+  auto* bench_continual = bench->add_subcommand(
+      "continual", "the learner under a domain shift (Brown non-fiction, then fiction as the "
+                   "stream): new-domain loss, base forgetting and promotions per policy "
+                   "(no_replay, replay, replay_rewarm, retrain); bench/README.md");
+  bench_continual->add_option("--corpus-dir", continual_bench.corpus_dir,
+                              "folder of the tagged Brown corpus files (ca01 ... cr09)");
+  bench_continual->add_option("--records", continual_bench.records,
+                              "new-domain records to stream")->check(CLI::Range(1, 1 << 20));
+  bench_continual->add_option("--policies", continual_policies,
+                              "comma-separated subset of no_replay,replay,replay_rewarm,retrain");
+  bench_continual->add_option("--work-dir", continual_bench.work_dir,
+                              "keep the stores here (default: a temporary directory, removed)");
+  AddConfigFlags(bench_continual, &cl);  // --seed, --learner.*, --model.*, --gate.* ...
   ServeBenchOptions serve_bench;
   std::string serve_concurrency = "1,2,4,8";
   auto* bench_serve = bench->add_subcommand(
@@ -622,7 +712,7 @@ int Main(int argc, char** argv) {
   if (promote->parsed()) return RunAliasChange(*config, promote_id);
   if (rollback->parsed()) return RunAliasChange(*config, "");
   if (tokenize->parsed()) return RunTokenize(tokenizer_path, input, decode);
-  if (import_hf->parsed()) return RunImportHf(*config, hf_dir, import_name, import_champion);
+  if (import_hf->parsed()) return RunImportHf(*config, hf_dir, import_name, import_champion, base_corpus);
   if (export_hf->parsed()) return RunExportHf(*config, export_snapshot, hf_dir);
   if (generate->parsed()) return RunGenerate(*config, snapshot, prompt, max_tokens, temperature);
   if (bench_tokenize->parsed()) return RunBenchTokenize(tokenizer_path, input);
@@ -641,6 +731,21 @@ int Main(int argc, char** argv) {
       serve_bench.corpus_path = in_tree;
     }
     auto result = RunServeBench(serve_bench);
+    if (!result.ok()) return Fail(result.status());
+    std::printf("%s\n", result->dump().c_str());
+    return 0;
+  }
+  if (bench_continual->parsed()) {
+    // The bench's own model preset, then --config YAML, then flags.
+    auto bench_config = ContinualBenchConfig(cl.config_file, cl.overrides);
+    if (!bench_config.ok()) return Fail(bench_config.status());
+    ConfigureTorchThreads(bench_config->threads);
+    if (!continual_policies.empty()) {
+      continual_bench.policies = absl::StrSplit(continual_policies, ',', absl::SkipEmpty());
+    }
+    auto result = RunContinualBench(*bench_config, continual_bench, [](const std::string& line) {
+      SLM_LOG(kInfo) << line;
+    });
     if (!result.ok()) return Fail(result.status());
     std::printf("%s\n", result->dump().c_str());
     return 0;

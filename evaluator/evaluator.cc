@@ -1,6 +1,7 @@
 #include "evaluator/evaluator.h"
 
 #include <chrono>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -22,18 +23,93 @@ absl::StatusOr<std::shared_ptr<LanguageModel>> LoadModel(Store* store,
   return LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
 }
 
-PairedLosses Score(const LanguageModel& candidate, const LanguageModel& champion,
-                   const std::vector<std::vector<int32_t>>& seqs) {
+// Scores `seqs` under both models: all of them, and per label (source or
+// base set) into `slices` as `kind` slices.
+PairedLosses ScoreSlices(const LanguageModel& candidate, const LanguageModel& champion,
+                         const std::vector<std::vector<int32_t>>& seqs,
+                         const std::vector<std::string>& labels, const std::string& kind,
+                         std::vector<SliceComparison>* slices) {
   auto a = candidate.SequenceLosses(seqs);
   auto b = champion.SequenceLosses(seqs);
-  PairedLosses p;
+  PairedLosses all;
+  std::map<std::string, PairedLosses> by_label;
   for (size_t i = 0; i < seqs.size(); ++i) {
     if (a[i].tokens == 0) continue;
-    p.candidate_nats.push_back(a[i].sum_nats);
-    p.champion_nats.push_back(b[i].sum_nats);
-    p.tokens.push_back(a[i].tokens);
+    for (PairedLosses* p : {&all, &by_label[labels[i]]}) {
+      p->candidate_nats.push_back(a[i].sum_nats);
+      p->champion_nats.push_back(b[i].sum_nats);
+      p->tokens.push_back(a[i].tokens);
+    }
   }
-  return p;
+  for (const auto& [label, losses] : by_label) {
+    slices->push_back({kind, label, Compare(losses)});
+  }
+  return all;
+}
+
+// A store without a base set (an imported champion) sets aside the oldest
+// half of the held-out stream window, at most this many records, once the
+// window holds at least kAutoBaseMinRecords.
+constexpr size_t kAutoBaseMaxRecords = 256;
+constexpr size_t kAutoBaseMinRecords = 64;
+
+// A stable (FNV-1a) hash, for fingerprints kept in the store.
+uint64_t Fnv1a(const std::string& bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+struct TextItem {
+  std::string text, source;
+};
+struct BaseSet {
+  std::string fingerprint;      // of the stored set's bytes
+  std::vector<TextItem> items;  // empty: no base set (yet)
+  std::set<std::string> texts;  // for keeping them out of the stream window
+  std::string origin;
+};
+
+absl::StatusOr<BaseSet> LoadBaseSet(const Config& config, Store* store) {
+  BaseSet out;
+  auto bytes = store->GetEvalSet(kBaseEvalSet);
+  if (absl::IsNotFound(bytes.status())) {
+    auto records = store->GetHeldoutAfter(-1, static_cast<size_t>(config.eval_stream_window_records));
+    if (!records.ok()) return records.status();
+    if (records->size() < kAutoBaseMinRecords) return out;
+    const size_t n = std::min(kAutoBaseMaxRecords, records->size() / 2);
+    Json docs = Json::array();
+    for (size_t i = 0; i < n; ++i) {
+      docs.push_back({{"text", (*records)[i].second.text}, {"source", "first stream records"}});
+    }
+    const std::string origin = absl::StrCat(
+        "the first ", n, " held-out stream records (seq ", (*records)[0].first, "..",
+        (*records)[n - 1].first, "), set aside because the champion came without a base corpus");
+    absl::Status s = store->PutEvalSet(kBaseOriginSet, origin);
+    if (s.ok()) s = store->PutEvalSet(kBaseEvalSet, docs.dump());
+    if (!s.ok()) return s;
+    SLM_LOG(kInfo) << "evaluator: base evaluation set: " << origin;
+    bytes = docs.dump();
+  }
+  if (!bytes.ok()) return bytes.status();
+  out.fingerprint = absl::StrCat(Fnv1a(*bytes), ":", bytes->size());
+  auto docs = ParseJson(*bytes);
+  if (!docs.ok() || !docs->is_array()) return absl::DataLossError("base eval set is corrupt");
+  for (const Json& d : *docs) {
+    // Documents are texts (bootstrap) or {"text", "source"} (one slice per source).
+    if (d.is_string()) {
+      out.items.push_back({d.get<std::string>(), "bootstrap"});
+    } else if (d.is_object() && d.contains("text") && d["text"].is_string()) {
+      out.items.push_back({d["text"].get<std::string>(), d.value("source", std::string())});
+    } else {
+      return absl::DataLossError("base eval set is corrupt: a document is neither text nor "
+                                 "{\"text\", \"source\"}");
+    }
+    out.texts.insert(out.items.back().text);
+  }
+  auto origin = store->GetEvalSet(kBaseOriginSet);
+  out.origin = origin.ok() ? *origin : "held-out documents of the bootstrap corpus";
+  return out;
 }
 
 // Held-out and trusted feedback, as examples under the candidate's tokenizer.
@@ -96,6 +172,46 @@ void AddCounts(const Json& from, std::map<std::string, int64_t>* to) {
   }
 }
 
+// Per-sequence base losses of the anchor model (the first champion judged
+// on this base set under this tokenizer), stored as eval set
+// "base_anchor"; recorded from the current champion when none matches.
+struct Anchor {
+  std::string snapshot;
+  std::vector<double> nats;
+};
+constexpr char kBaseAnchorSet[] = "base_anchor";
+
+absl::StatusOr<Anchor> LoadOrRecordAnchor(Store* store, const std::string& champion,
+                                          const Tokenizer& tok, const std::string& base_fp,
+                                          const PairedLosses& base) {
+  Anchor a;
+  if (base.tokens.empty()) return a;
+  const std::string key = absl::StrCat(base_fp, "/", Fnv1a(tok.serialized()));
+  auto bytes = store->GetEvalSet(kBaseAnchorSet);
+  if (bytes.ok()) {
+    auto j = ParseJson(*bytes);
+    if (j.ok() && j->is_object() && j->value("key", "") == key && (*j)["nats"].is_array() &&
+        (*j)["nats"].size() == base.tokens.size()) {
+      a.snapshot = j->value("snapshot", "");
+      for (const Json& x : (*j)["nats"]) {
+        if (!x.is_number()) return absl::DataLossError("base anchor losses are corrupt");
+        a.nats.push_back(x.get<double>());
+      }
+      return a;
+    }
+  } else if (!absl::IsNotFound(bytes.status())) {
+    return bytes.status();
+  }
+  a.snapshot = champion;
+  a.nats = base.champion_nats;
+  Json j = {{"key", key}, {"snapshot", champion}, {"nats", a.nats}};
+  absl::Status s = store->PutEvalSet(kBaseAnchorSet, j.dump());
+  if (!s.ok()) return s;
+  SLM_LOG(kInfo) << "evaluator: forgetting is also measured against " << champion
+                 << " (the anchor of this base set)";
+  return a;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config, Store* store) {
@@ -143,6 +259,9 @@ Evaluator::Evaluator(const Config& config, Store* store, KafkaProducer* decision
   gate_.min_stream_tokens = config.eval_min_stream_tokens;
   gate_.min_feedback_pairs = config.gate_min_feedback_pairs;
   gate_.max_preference_regression = config.gate_max_preference_regression;
+  gate_.alpha = config.gate_alpha;
+  gate_.max_looks = config.gate_max_looks;
+  gate_.min_slice_tokens = config.gate_min_slice_tokens;
 }
 
 Evaluator::~Evaluator() { Stop(); }
@@ -178,13 +297,32 @@ void Evaluator::Loop() {
     std::string id;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_ || !queue_.empty(); });
       if (stop_) return;
-      id = queue_.front();
-      queue_.pop_front();
+      if (!queue_.empty()) {
+        id = queue_.front();
+        queue_.pop_front();
+      }
+    }
+    if (id.empty()) {
+      // A held candidate is judged again once eval.recheck_records more
+      // held-out records arrived (and no newer candidate replaced it).
+      if (held_.candidate.empty()) continue;
+      auto fresh = store_->GetHeldoutAfter(held_.last_seq,
+                                           static_cast<size_t>(config_.eval_recheck_records));
+      if (!fresh.ok() || fresh->size() < static_cast<size_t>(config_.eval_recheck_records)) {
+        continue;
+      }
+      id = held_.candidate;
+    } else if (id != held_.candidate) {
+      held_ = HeldCandidate();  // a newer candidate contains the held one's training
     }
     auto decision = Evaluate(id);
-    if (!decision.ok()) SLM_LOG(kError) << "evaluating " << id << ": " << decision.status();
+    if (absl::IsFailedPrecondition(decision.status())) {
+      SLM_LOG(kInfo) << "not evaluating " << id << ": " << decision.status().message();
+    } else if (!decision.ok()) {
+      SLM_LOG(kError) << "evaluating " << id << ": " << decision.status();
+    }
   }
 }
 
@@ -195,6 +333,20 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   if (*champion_id == candidate_id) {
     return absl::FailedPreconditionError(candidate_id + " is already the champion");
   }
+  // Under learner.on_rejection=reset the learner discards a rejected
+  // candidate's line; a candidate descending from one (taken before the
+  // learner saw the rejection) is not judged: it is not what the learner
+  // continues from.
+  if (config_.learner_on_rejection == "reset") {
+    for (const std::string& rejected : rejected_) {
+      if (rejected != candidate_id && InLineage(*store_, candidate_id, rejected)) {
+        if (held_.candidate == candidate_id) held_ = HeldCandidate();
+        return absl::FailedPreconditionError(absl::StrCat(
+            candidate_id, " descends from rejected ", rejected,
+            ", whose line the learner discarded (learner.on_rejection=reset)"));
+      }
+    }
+  }
   auto candidate = LoadModel(store_, candidate_id);
   if (!candidate.ok()) return candidate.status();
   auto champion = LoadModel(store_, *champion_id);
@@ -203,30 +355,53 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   // Losses per token compare only under one tokenizer.
   const bool same_tokenizer =
       (*candidate)->tokenizer().serialized() == (*champion)->tokenizer().serialized();
-  // Forgetting: the bootstrap corpus's held-out documents.
-  std::vector<std::vector<int32_t>> base;
-  auto base_text = store_->GetEvalSet(kBaseEvalSet);
-  if (base_text.ok() && same_tokenizer) {
-    auto docs = ParseJson(*base_text);
-    if (!docs.ok() || !docs->is_array()) return absl::DataLossError("base eval set is corrupt");
-    base = PackBlocks((*candidate)->tokenizer(), docs->get<std::vector<std::string>>(),
-                      (*candidate)->config().context_tokens + 1,
-                      static_cast<size_t>(config_.bootstrap_eval_sequences));
-  }
-  // Adaptation: held-out stream records, never trained on.
-  auto texts = store_->GetHeldout(static_cast<size_t>(config_.eval_stream_window_records));
-  if (!texts.ok()) return texts.status();
-  std::vector<std::vector<int32_t>> stream;
   const Tokenizer& tok = (*candidate)->tokenizer();
-  for (const std::string& t : same_tokenizer ? *texts : std::vector<std::string>()) {
+  // Forgetting: the base evaluation set(s) (bootstrap's held-out documents,
+  // `import-hf --base-corpus`, or the first held-out stream records).
+  auto base_set = LoadBaseSet(config_, store_);
+  if (!base_set.ok()) return base_set.status();
+  std::vector<std::vector<int32_t>> base;
+  std::vector<std::string> base_labels;
+  if (same_tokenizer && !base_set->items.empty()) {
+    std::map<std::string, std::vector<std::string>> by_source;
+    for (const TextItem& t : base_set->items) by_source[t.source].push_back(t.text);
+    const size_t per_source = std::max<size_t>(
+        4, static_cast<size_t>(config_.bootstrap_eval_sequences) / by_source.size());
+    for (const auto& [source, texts] : by_source) {
+      for (auto& b : PackBlocks(tok, texts, (*candidate)->config().context_tokens + 1,
+                                per_source)) {
+        base.push_back(std::move(b));
+        base_labels.push_back(source);
+      }
+    }
+  }
+  // Adaptation: held-out stream records, never trained on (nor set aside
+  // as the base set).
+  auto records = store_->GetHeldoutAfter(-1, static_cast<size_t>(config_.eval_stream_window_records));
+  if (!records.ok()) return records.status();
+  const int64_t newest_seq = records->empty() ? -1 : records->back().first;
+  std::vector<std::vector<int32_t>> stream;
+  std::vector<std::string> stream_labels;
+  for (const auto& [seq, r] : *records) {
+    if (!same_tokenizer) break;
+    if (base_set->texts.count(r.text)) continue;
     std::vector<int32_t> ids = {tok.eos_id()};  // documents start after EOS
-    std::vector<int32_t> body = tok.Encode(t);
+    std::vector<int32_t> body = tok.Encode(r.text);
     ids.insert(ids.end(), body.begin(), body.end());
     ids.push_back(tok.eos_id());
     stream.push_back(std::move(ids));
+    stream_labels.push_back(r.source);
   }
-  Comparison base_cmp = Compare(Score(**candidate, **champion, base));
-  Comparison stream_cmp = Compare(Score(**candidate, **champion, stream));
+  std::vector<SliceComparison> slices;
+  const PairedLosses base_losses =
+      ScoreSlices(**candidate, **champion, base, base_labels, "base", &slices);
+  Comparison base_cmp = Compare(base_losses);
+  // The anchor: the base losses of the first champion judged on this base
+  // set (under this tokenizer), kept so forgetting is also bounded in total.
+  auto anchor = LoadOrRecordAnchor(store_, *champion_id, tok, base_set->fingerprint, base_losses);
+  if (!anchor.ok()) return anchor.status();
+  Comparison stream_cmp = Compare(ScoreSlices(**candidate, **champion, stream, stream_labels,
+                                              "stream", &slices));
 
   // Human feedback: what was trained since the champion (the lineage back
   // to it), and held-out and trusted feedback scored under candidate,
@@ -301,8 +476,29 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
     summarize(fresh, &fb.fresh, "new");
     summarize(*trusted_records, &fb.trusted, "trusted");
   }
-  GateResult gate = ApplyGate(base_cmp, stream_cmp, fb, gate_);
+  GateInput input;
+  input.base = base_cmp;
+  input.has_base = !base_set->items.empty();
+  input.stream = stream_cmp;
+  input.slices = slices;
+  Comparison since_anchor;
+  if (!anchor->snapshot.empty() && anchor->nats.size() == base_losses.tokens.size()) {
+    PairedLosses p;
+    p.candidate_nats = base_losses.candidate_nats;
+    p.champion_nats = anchor->nats;
+    p.tokens = base_losses.tokens;
+    since_anchor = Compare(p);
+    input.has_anchor = true;
+    input.since_anchor = since_anchor;
+  }
+  input.feedback = fb;
+  // The sequential test: a held candidate is looked at again (same champion)
+  // with more held-out evidence, each look at a smaller share of gate.alpha.
+  const bool again = held_.candidate == candidate_id && held_.champion == *champion_id;
+  input.look = again ? held_.looks + 1 : 1;
+  GateResult gate = Decide(input, gate_);
   if (!same_tokenizer) {
+    gate.awaiting_evidence = false;
     gate.verdict = "held";
     gate.reason = "held: candidate and champion use different tokenizers, so their "
                   "per-token losses cannot be compared; promote by hand if intended";
@@ -310,6 +506,15 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
 
   Json rules = Json::array();
   for (const RuleResult& r : gate.rules) rules.push_back(RuleToJson(r));
+  Json slice_json = Json::object();
+  for (const SliceComparison& sl : slices) {
+    Json c = ComparisonToJson(sl.cmp);
+    c["source"] = sl.name;
+    slice_json[sl.kind].push_back(c);
+  }
+  Json base_json = ComparisonToJson(base_cmp);
+  base_json["origin"] = base_set->items.empty() ? std::string("none: no base evaluation set")
+                                                : base_set->origin;
   int64_t now = NowMs();
   Json decision = {
       {"time", FormatTimeMs(now)},
@@ -318,8 +523,18 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
       {"champion", *champion_id},
       {"verdict", gate.verdict},
       {"rules", rules},
+      {"look", gate.look},
+      {"alpha", gate.alpha},
+      {"max_looks", gate_.max_looks},
       {"reference", reference_id},
-      {"metrics", {{"base_loss", ComparisonToJson(base_cmp)},
+      {"metrics", {{"base_loss", base_json},
+                   {"base_loss_since_anchor",
+                    input.has_anchor ? [&] {
+                      Json j = ComparisonToJson(since_anchor);
+                      j["anchor"] = anchor->snapshot;
+                      return j;
+                    }() : Json()},
+                   {"slices", slice_json},
                    {"stream_loss", ComparisonToJson(stream_cmp)},
                    {"feedback", {{"reference", reference_id},
                                  {"trained", {{"records", fb.trained},
@@ -339,6 +554,13 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
     absl::Status s = decisions_->Produce(config_.topic_decisions, candidate_id, stored->dump());
     if (s.ok()) s = decisions_->Flush(10000);
     if (!s.ok()) SLM_LOG(kWarning) << "cannot publish decision: " << s;
+  }
+  if (gate.verdict == "rejected") rejected_.insert(candidate_id);
+  if (gate.verdict == "promoted") rejected_.clear();  // a new champion: older lines are gone
+  if (gate.awaiting_evidence) {
+    held_ = {candidate_id, *champion_id, gate.look, newest_seq};
+  } else if (held_.candidate == candidate_id) {
+    held_ = HeldCandidate();
   }
   if (on_decision_) on_decision_(*stored);
   return *stored;

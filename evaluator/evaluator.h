@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -42,6 +43,8 @@ class Evaluator {
   void Submit(const std::string& candidate_id);
 
   // Scores, decides, stores, publishes and notifies. Returns the decision.
+  // Evaluating the candidate held last again (same champion) is its next
+  // look (gate.h, Decide). Not concurrently with the worker (Start()).
   [[nodiscard]] absl::StatusOr<Json> Evaluate(const std::string& candidate_id);
 
  private:
@@ -57,6 +60,17 @@ class Evaluator {
   std::deque<std::string> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;              // GUARDED_BY(mu_)
   std::thread worker_;
+  // The candidate held for more evidence, owned by the worker (or the
+  // caller of Evaluate()).
+  struct HeldCandidate {
+    std::string candidate, champion;
+    int looks = 0;
+    int64_t last_seq = -1;  // newest held-out record seen at its last look
+  };
+  HeldCandidate held_;
+  // Candidates rejected since the last promotion (worker-owned): under
+  // learner.on_rejection=reset their descendants are not judged.
+  std::set<std::string> rejected_;
   std::once_flag trusted_once_;
   absl::StatusOr<std::vector<Json>> trusted_;  // set once, under trusted_once_
 };

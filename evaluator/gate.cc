@@ -34,6 +34,7 @@ Estimate RatioEstimate(const std::vector<double>& x, const std::vector<int64_t>&
     double tbar = st / n;
     se = std::sqrt(ss / (n - 1) / n) / tbar;
   }
+  e.se = se;
   e.ci_low = e.mean - kZ95 * se;
   e.ci_high = e.mean + kZ95 * se;
   return e;
@@ -51,6 +52,56 @@ Comparison Compare(const PairedLosses& l) {
   return c;
 }
 
+double NormalQuantile(double p) {
+  // Acklam's rational approximation (relative error < 1.2e-9 after one
+  // Halley step against erfc).
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                             -2.759285104469687e+02, 1.383577518672690e+02,
+                             -3.066479806614716e+01, 2.506628277459239e+00};
+  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                             -1.556989798598866e+02, 6.680131188771972e+01,
+                             -1.328068155288572e+01};
+  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                             -2.400758277161838e+00, -2.549732539343734e+00,
+                             4.374664141464968e+00, 2.938163982698783e+00};
+  static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                             2.445134137142996e+00, 3.754408661907416e+00};
+  if (p <= 0) return -INFINITY;
+  if (p >= 1) return INFINITY;
+  const double lo = 0.02425;
+  double x;
+  if (p < lo) {
+    double q = std::sqrt(-2 * std::log(p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  } else if (p <= 1 - lo) {
+    double q = p - 0.5, r = q * q;
+    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  } else {
+    double q = std::sqrt(-2 * std::log(1 - p));
+    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  double e = 0.5 * std::erfc(-x / std::sqrt(2.0)) - p;
+  double u = e * std::sqrt(2 * M_PI) * std::exp(x * x / 2);
+  return x - u / (1 + x * u / 2);
+}
+
+double LookAlpha(int look, int max_looks, double alpha) {
+  max_looks = std::max(1, max_looks);
+  look = std::clamp(look, 1, max_looks);
+  return look < max_looks ? std::ldexp(alpha, -look) : std::ldexp(alpha, -(max_looks - 1));
+}
+
+Estimate AtLevel(const Estimate& e, double alpha, double lo, double hi) {
+  Estimate out = e;
+  const double z = NormalQuantile(1 - alpha / 2);
+  out.ci_low = std::clamp(e.mean - z * e.se, lo, hi);
+  out.ci_high = std::clamp(e.mean + z * e.se, lo, hi);
+  return out;
+}
+
 Estimate MeanEstimate(const std::vector<double>& v) {
   Estimate e;
   e.sequences = static_cast<int64_t>(v.size());
@@ -65,6 +116,7 @@ Estimate MeanEstimate(const std::vector<double>& v) {
     for (double x : v) ss += (x - e.mean) * (x - e.mean);
     se = std::sqrt(ss / (n - 1) / n);
   }
+  e.se = se;
   e.ci_low = e.mean - kZ95 * se;
   e.ci_high = e.mean + kZ95 * se;
   return e;
@@ -95,24 +147,6 @@ Json TripleToJson(const Estimate& cand, const Estimate& champ, const Estimate* r
 }
 
 enum class Judgement { kPass, kSuspect, kFail };
-
-// Not worse: fail when the CI lies wholly below -tolerance, suspect when
-// only the mean does.
-Judgement NotWorse(const Estimate& d, double tolerance) {
-  if (d.ci_high < -tolerance) return Judgement::kFail;
-  if (d.mean < -tolerance) return Judgement::kSuspect;
-  return Judgement::kPass;
-}
-
-RuleResult FeedbackRule(const std::string& name, const FeedbackSetStats& set,
-                        const std::string& set_name, double threshold, bool passed) {
-  RuleResult r{name, set_name + "_" + set.primary_metric() + "_delta",
-               set.primary_delta()->mean, threshold, passed};
-  r.has_ci = true;
-  r.ci_low = set.primary_delta()->ci_low;
-  r.ci_high = set.primary_delta()->ci_high;
-  return r;
-}
 
 std::string TopUsers(const std::map<std::string, int64_t>& users, int64_t total) {
   std::vector<std::pair<int64_t, std::string>> by_count;
@@ -211,61 +245,198 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
 
 GateResult ApplyGate(const Comparison& base, const Comparison& stream,
                      const FeedbackEvidence& fb, const GateConfig& config) {
+  GateInput in;
+  in.base = base;
+  in.has_base = base.delta.tokens > 0;
+  in.stream = stream;
+  in.feedback = fb;
+  return Decide(in, config);
+}
+
+namespace {
+
+// Where an interval lies against a bound: wholly on the good side, wholly on
+// the bad side, or across it.
+enum class Side { kGood, kBad, kStraddles };
+
+// For "must stay at or below `bound`" (forgetting, the stream of a
+// feedback-only candidate).
+Side AtMost(const Estimate& d, double bound) {
+  if (d.ci_high <= bound) return Side::kGood;
+  if (d.ci_low > bound) return Side::kBad;
+  return Side::kStraddles;
+}
+
+RuleResult WithInterval(RuleResult r, const Estimate& d, double level) {
+  r.has_ci = true;
+  r.ci_low = d.ci_low;
+  r.ci_high = d.ci_high;
+  r.ci_level = level;
+  return r;
+}
+
+std::string SliceLabel(const SliceComparison& s) {
+  return s.kind + ":" + (s.name.empty() ? "(no source)" : s.name);
+}
+
+}  // namespace
+
+GateResult Decide(const GateInput& in, const GateConfig& config) {
+  const FeedbackEvidence& fb = in.feedback;
   GateResult g;
+  g.look = std::clamp(in.look, 1, std::max(1, config.max_looks));
+  g.alpha = LookAlpha(g.look, config.max_looks, config.alpha);
+  const double a = g.alpha, level = 1 - a;
+  const int pct_digits = a < 0.01 ? 2 : 1;
+  const std::string level_text = absl::StrFormat("%.*f%%", pct_digits, 100 * level);
+  const double maxf = config.max_forgetting;
+
   // A candidate trained on feedback alone is judged on feedback; the stream
   // then only must not get worse.
   const bool feedback_only = fb.trained > 0 && fb.text_trained == 0;
   const bool stream_required = !feedback_only;
-  const bool stream_enough = stream.delta.tokens >= config.min_stream_tokens &&
-                             stream.delta.tokens > 0;
+  const bool stream_enough = in.stream.delta.tokens >= config.min_stream_tokens &&
+                             in.stream.delta.tokens > 0;
+  const Estimate stream_d = AtLevel(in.stream.delta, a);
+  const Estimate base_d = AtLevel(in.base.delta, a);
+  std::vector<std::string> failed, waiting, contradiction;
+
   RuleResult evidence{"stream_evidence", "stream_heldout_tokens",
-                      static_cast<double>(stream.delta.tokens),
+                      static_cast<double>(in.stream.delta.tokens),
                       static_cast<double>(stream_required ? config.min_stream_tokens : 0),
                       stream_enough || !stream_required};
-  RuleResult adaptation;
-  if (stream_required) {
-    adaptation = {"adaptation", "stream_loss_delta", stream.delta.mean, -config.min_adaptation,
-                  evidence.passed && stream.delta.mean < -config.min_adaptation};
-  } else {
-    adaptation = {"adaptation", "stream_loss_delta", stream.delta.mean, config.max_forgetting,
-                  !stream_enough || stream.delta.mean <= config.max_forgetting};
-  }
-  adaptation.has_ci = stream.delta.tokens > 0;
-  adaptation.ci_low = stream.delta.ci_low;
-  adaptation.ci_high = stream.delta.ci_high;
-  RuleResult forgetting{"forgetting", "base_loss_delta", base.delta.mean,
-                        config.max_forgetting,
-                        base.delta.tokens > 0 && base.delta.mean <= config.max_forgetting};
-  forgetting.has_ci = base.delta.tokens > 0;
-  forgetting.ci_low = base.delta.ci_low;
-  forgetting.ci_high = base.delta.ci_high;
-  g.rules = {evidence, adaptation, forgetting};
-
-  std::vector<std::string> failed, waiting, contradiction;
   if (!evidence.passed) {
     waiting.push_back(absl::StrFormat(
         "only %d held-out stream tokens, need %d before judging adaptation",
-        stream.delta.tokens, config.min_stream_tokens));
-  } else if (!adaptation.passed) {
-    failed.push_back(stream_required
-        ? absl::StrFormat("adaptation: stream loss changed by %+.4f nats/token, needs < %+.4f",
-                          stream.delta.mean, -config.min_adaptation)
-        : absl::StrFormat("adaptation: trained on feedback only, stream loss rose by %+.4f "
-                          "nats/token, allowed <= %+.4f",
-                          stream.delta.mean, config.max_forgetting));
+        in.stream.delta.tokens, config.min_stream_tokens));
   }
-  if (!forgetting.passed) {
-    failed.push_back(absl::StrFormat(
-        "forgetting: base loss changed by %+.4f nats/token, allowed <= %+.4f",
-        base.delta.mean, config.max_forgetting));
+  g.rules.push_back(evidence);
+
+  // Adaptation: the stream loss must confidently fall by more than
+  // gate.min_adaptation (the interval's upper end below -min_adaptation).
+  RuleResult adaptation;
+  if (stream_required) {
+    const double bound = -config.min_adaptation;
+    const Side side = stream_d.ci_high < bound ? Side::kGood
+                      : stream_d.ci_low >= bound ? Side::kBad : Side::kStraddles;
+    adaptation = {"adaptation", "stream_loss_delta", in.stream.delta.mean, bound,
+                  evidence.passed && side == Side::kGood};
+    if (evidence.passed && side == Side::kBad) {
+      failed.push_back(absl::StrFormat(
+          "adaptation: stream loss changed by %+.4f nats/token (%s CI %+.4f..%+.4f), "
+          "needs to be confidently below %+.4f",
+          stream_d.mean, level_text, stream_d.ci_low, stream_d.ci_high, bound));
+    } else if (evidence.passed && side == Side::kStraddles) {
+      waiting.push_back(absl::StrFormat(
+          "adaptation: stream loss %+.4f nats/token, %s CI %+.4f..%+.4f straddles %+.4f",
+          stream_d.mean, level_text, stream_d.ci_low, stream_d.ci_high, bound));
+    }
+  } else {
+    // Feedback only: the stream must not confidently get worse than
+    // gate.max_forgetting; a mean beyond it waits for more evidence.
+    const bool bad = stream_enough && stream_d.ci_low > maxf;
+    const bool suspect = stream_enough && !bad && stream_d.mean > maxf;
+    adaptation = {"adaptation", "stream_loss_delta", in.stream.delta.mean, maxf,
+                  !bad && !suspect};
+    if (bad || suspect) {
+      (bad ? failed : waiting).push_back(absl::StrFormat(
+          "adaptation: trained on feedback only, stream loss rose by %+.4f nats/token "
+          "(%s CI %+.4f..%+.4f), allowed <= %+.4f",
+          stream_d.mean, level_text, stream_d.ci_low, stream_d.ci_high, maxf));
+    }
+  }
+  if (in.stream.delta.tokens > 0) adaptation = WithInterval(adaptation, stream_d, level);
+  g.rules.push_back(adaptation);
+
+  // Forgetting on the base evaluation set(s): confidently within bounds.
+  if (!in.has_base) {
+    g.rules.push_back({"forgetting", "base_eval_set", 0, 0, false});
+    waiting.push_back(
+        "forgetting: the champion has no base evaluation set (an imported model without "
+        "`import-hf --base-corpus`); one is set aside from the first held-out stream records "
+        "once there are enough");
+  } else {
+    const Side side = in.base.delta.tokens > 0 ? AtMost(base_d, maxf) : Side::kStraddles;
+    RuleResult forgetting{"forgetting", "base_loss_delta", in.base.delta.mean, maxf,
+                          side == Side::kGood};
+    if (in.base.delta.tokens > 0) forgetting = WithInterval(forgetting, base_d, level);
+    g.rules.push_back(forgetting);
+    const std::string text = absl::StrFormat(
+        "forgetting: base loss changed by %+.4f nats/token (%s CI %+.4f..%+.4f), allowed <= "
+        "%+.4f",
+        base_d.mean, level_text, base_d.ci_low, base_d.ci_high, maxf);
+    if (in.base.delta.tokens == 0) {
+      waiting.push_back("forgetting: the base evaluation set has no tokens under this model");
+    } else if (side == Side::kBad) {
+      failed.push_back(text);
+    } else if (side == Side::kStraddles) {
+      waiting.push_back(text + ": not yet confidently within bounds");
+    }
+  }
+
+  // Forgetting since the anchor: each promotion may forget up to the bound
+  // against its champion, so without this the losses would add up.
+  if (in.has_base && in.has_anchor && in.since_anchor.delta.tokens > 0) {
+    const Estimate d = AtLevel(in.since_anchor.delta, a);
+    const Side side = AtMost(d, maxf);
+    g.rules.push_back(WithInterval({"total_forgetting", "base_loss_delta_since_anchor", d.mean,
+                                    maxf, side == Side::kGood},
+                                   d, level));
+    const std::string text = absl::StrFormat(
+        "total_forgetting: base loss %+.4f nats/token above the anchor's (%s CI %+.4f..%+.4f), "
+        "allowed <= %+.4f",
+        d.mean, level_text, d.ci_low, d.ci_high, maxf);
+    if (side == Side::kBad) failed.push_back(text);
+    if (side == Side::kStraddles) waiting.push_back(text + ": not yet confidently within bounds");
+  }
+
+  // Forgetting per slice: a gain on one source must not hide a loss on
+  // another. Judged where a kind has several slices, each with enough
+  // tokens: confident forgetting rejects, a mean beyond the bound holds.
+  std::map<std::string, int> per_kind;
+  for (const SliceComparison& s : in.slices) ++per_kind[s.kind];
+  for (const SliceComparison& s : in.slices) {
+    if (per_kind[s.kind] < 2 || s.cmp.delta.tokens < config.min_slice_tokens) continue;
+    const Estimate d = AtLevel(s.cmp.delta, a);
+    const bool bad = d.ci_low > maxf, suspect = !bad && d.mean > maxf;
+    RuleResult r = WithInterval({"slice_forgetting", SliceLabel(s) + "_loss_delta", d.mean, maxf,
+                                 !bad && !suspect},
+                                d, level);
+    g.rules.push_back(r);
+    if (bad || suspect) {
+      (bad ? failed : waiting).push_back(absl::StrFormat(
+          "slice_forgetting: %s loss changed by %+.4f nats/token (%s CI %+.4f..%+.4f, %d "
+          "tokens), allowed <= %+.4f",
+          SliceLabel(s), d.mean, level_text, d.ci_low, d.ci_high, d.tokens, maxf));
+    }
   }
 
   // Feedback rules.
   const double tol = config.max_preference_regression;
-  auto describe = [](const FeedbackSetStats& s, const std::string& what) {
-    const Estimate* d = s.primary_delta();
-    return absl::StrFormat("%s %s %+.3f (95%% CI %+.3f..%+.3f, %d records)", what,
-                           s.primary_metric(), d->mean, d->ci_low, d->ci_high, s.primary_n());
+  // The judged delta of a set at this look's level (accuracy stays in [-1, 1]).
+  auto judged = [&](const FeedbackSetStats& s) {
+    return s.pairs > 0 ? AtLevel(*s.primary_delta(), a, -1, 1) : AtLevel(*s.primary_delta(), a);
+  };
+  auto describe = [&](const FeedbackSetStats& s, const std::string& what) {
+    const Estimate d = judged(s);
+    return absl::StrFormat("%s %s %+.3f (%s CI %+.3f..%+.3f, %d records)", what,
+                           s.primary_metric(), d.mean, level_text, d.ci_low, d.ci_high,
+                           s.primary_n());
+  };
+  // Not worse: fail when the interval lies wholly below -tolerance, suspect
+  // when only the mean does.
+  auto not_worse = [&](const FeedbackSetStats& s) {
+    const Estimate d = judged(s);
+    if (d.ci_high < -tol) return Judgement::kFail;
+    if (d.mean < -tol) return Judgement::kSuspect;
+    return Judgement::kPass;
+  };
+  auto feedback_rule = [&](const std::string& name, const FeedbackSetStats& s,
+                           const std::string& set_name, double threshold, bool passed) {
+    const Estimate d = judged(s);
+    return WithInterval({name, set_name + "_" + s.primary_metric() + "_delta", d.mean, threshold,
+                         passed},
+                        d, level);
   };
   bool regressed_established = false;
   if (fb.trained > 0) {
@@ -284,22 +455,23 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
     } else if (set.primary_n() < config.min_feedback_pairs) {
       // A little feedback, too little held out to judge it: the other rules decide.
     } else {
-      const Estimate& d = *set.primary_delta();
+      const Estimate d = judged(set);
       Judgement j = strict ? (d.ci_low > 0 ? Judgement::kPass
                               : d.ci_high < 0 ? Judgement::kFail : Judgement::kSuspect)
-                           : NotWorse(d, tol);
-      RuleResult rule = FeedbackRule("feedback_improvement", set, set_name,
-                                     strict ? 0.0 : -tol, j == Judgement::kPass);
+                           : not_worse(set);
+      RuleResult rule = feedback_rule("feedback_improvement", set, set_name,
+                                      strict ? 0.0 : -tol, j == Judgement::kPass);
       std::string text = describe(set, "held-out feedback:");
       // A champion already right on every pair leaves accuracy nothing to
       // gain: the implicit reward margin (continuous) shows it then.
       if (strict && j == Judgement::kSuspect && set.pairs > 0 && d.ci_low >= -tol) {
-        const Estimate& m = set.margin_delta;
+        const Estimate m = AtLevel(set.margin_delta, a);
         if (m.ci_low > 0) j = Judgement::kPass;
-        rule = {"feedback_improvement", set_name + "_reward_margin_delta", m.mean, 0.0,
-                j == Judgement::kPass, true, m.ci_low, m.ci_high};
-        text = absl::StrFormat("%s; reward margin %+.3f (95%% CI %+.3f..%+.3f)", text, m.mean,
-                               m.ci_low, m.ci_high);
+        rule = WithInterval({"feedback_improvement", set_name + "_reward_margin_delta", m.mean,
+                             0.0, j == Judgement::kPass},
+                            m, level);
+        text = absl::StrFormat("%s; reward margin %+.3f (%s CI %+.3f..%+.3f)", text, m.mean,
+                               level_text, m.ci_low, m.ci_high);
       }
       g.rules.push_back(rule);
       if (j == Judgement::kFail) failed.push_back("feedback_improvement: " + text);
@@ -313,9 +485,9 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
                                    config.min_feedback_pairs},
                              Guard{"feedback_trusted", &fb.trusted, "trusted", 1}}) {
     if (guard.set->primary_n() < guard.min) continue;
-    Judgement j = NotWorse(*guard.set->primary_delta(), tol);
-    g.rules.push_back(FeedbackRule(guard.name, *guard.set, guard.set_name, -tol,
-                                   j == Judgement::kPass));
+    Judgement j = not_worse(*guard.set);
+    g.rules.push_back(feedback_rule(guard.name, *guard.set, guard.set_name, -tol,
+                                    j == Judgement::kPass));
     if (j == Judgement::kPass) continue;
     const std::string text =
         describe(*guard.set, std::string(guard.set_name) + " preferences:");
@@ -354,17 +526,27 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
     if (!failed.empty()) g.reason += "; also " + absl::StrJoin(failed, "; ");
   } else if (!failed.empty()) {
     g.verdict = "rejected";
-    g.reason = "rejected: " + absl::StrJoin(failed, "; ");
+    g.reason = absl::StrFormat("rejected at look %d (%s intervals): %s", g.look, level_text,
+                               absl::StrJoin(failed, "; "));
+    if (!waiting.empty()) g.reason += "; not judged yet: " + absl::StrJoin(waiting, "; ");
   } else if (!waiting.empty()) {
     g.verdict = "held";
-    g.reason = "held: " + absl::StrJoin(waiting, "; ");
+    g.inconclusive = g.look >= config.max_looks;
+    g.awaiting_evidence = !g.inconclusive;
+    g.reason = g.inconclusive
+        ? absl::StrFormat("held, inconclusive after %d looks (gate.alpha %.3g spent; the next "
+                          "candidate is judged afresh): %s",
+                          g.look, config.alpha, absl::StrJoin(waiting, "; "))
+        : absl::StrFormat("held at look %d of %d (%s intervals), judged again when more "
+                          "held-out evidence arrives: %s",
+                          g.look, config.max_looks, level_text, absl::StrJoin(waiting, "; "));
   } else {
     g.verdict = "promoted";
     g.reason = absl::StrFormat(
-        "promoted: stream loss %+.4f nats/token (95%% CI %+.4f..%+.4f), base loss %+.4f "
-        "(allowed <= %+.4f)",
-        stream.delta.mean, stream.delta.ci_low, stream.delta.ci_high, base.delta.mean,
-        config.max_forgetting);
+        "promoted at look %d: stream loss %+.4f nats/token (%s CI %+.4f..%+.4f), base loss "
+        "%+.4f (%s CI %+.4f..%+.4f, allowed <= %+.4f)",
+        g.look, stream_d.mean, level_text, stream_d.ci_low, stream_d.ci_high, base_d.mean,
+        level_text, base_d.ci_low, base_d.ci_high, maxf);
     const FeedbackSetStats& shown = fb.fresh.primary_n() > 0 ? fb.fresh : fb.heldout;
     if (shown.primary_n() > 0) g.reason += "; " + describe(shown, "held-out feedback:");
   }
@@ -390,7 +572,10 @@ Json RuleToJson(const RuleResult& r) {
             {"observed", r.observed},
             {"threshold", r.threshold},
             {"passed", r.passed}};
-  if (r.has_ci) j["ci95"] = {r.ci_low, r.ci_high};
+  if (r.has_ci) {
+    j["ci"] = {r.ci_low, r.ci_high};
+    j["ci_level"] = r.ci_level;
+  }
   return j;
 }
 

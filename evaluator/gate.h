@@ -19,7 +19,22 @@ struct Estimate {
   double ci_high = 0;
   int64_t sequences = 0;
   int64_t tokens = 0;
+  double se = 0;  // standard error of `mean`; any level's interval is mean -+ z*se
 };
+
+// The standard normal distribution's quantile (inverse CDF) at p in (0, 1).
+double NormalQuantile(double p);
+
+// Alpha spending over the looks at one candidate (evaluator/README.md):
+// look k of at most K spends alpha/2^k and the last look the remainder
+// alpha/2^(K-1), so all the looks together spend exactly alpha and the
+// chance that any look passes a candidate that is not better (or fails one
+// that is within bounds) stays at most alpha.
+double LookAlpha(int look, int max_looks, double alpha);
+
+// `e` with its interval at two-sided level 1 - alpha (mean -+ z*se), cut to
+// [lo, hi] where the quantity cannot leave that range.
+Estimate AtLevel(const Estimate& e, double alpha, double lo = -1e300, double hi = 1e300);
 
 // Per-sequence (sum of nats, token count) for candidate and champion on the
 // same sequences, in the same order.
@@ -43,6 +58,9 @@ struct GateConfig {
   int64_t min_stream_tokens = 256;
   int64_t min_feedback_pairs = 16;           // held-out feedback to judge it
   double max_preference_regression = 0.02;   // tolerated loss of accuracy
+  double alpha = 0.05;   // error rate of the sequential test, over all looks
+  int max_looks = 4;     // looks at one candidate before it stays held
+  int64_t min_slice_tokens = 512;  // a slice's own forgetting rule needs this many
 };
 
 struct RuleResult {
@@ -51,8 +69,9 @@ struct RuleResult {
   double observed = 0;
   double threshold = 0;
   bool passed = false;
-  bool has_ci = false;  // the 95% interval of `observed`, when it has one
-  double ci_low = 0, ci_high = 0;
+  bool has_ci = false;  // the interval of `observed`, when it has one,
+  double ci_low = 0, ci_high = 0;  // at level `ci_level` (the look's, see LookAlpha)
+  double ci_level = 0.95;
 };
 
 // A mean of per-record values with its 95% CI (normal approximation).
@@ -101,17 +120,50 @@ struct FeedbackEvidence {
   FeedbackSetStats trusted;      // the operator's trusted set
 };
 
+// One slice of the held-out data: a `source` of the held-out stream
+// ("stream") or one base evaluation set ("base").
+struct SliceComparison {
+  std::string kind;  // "stream" or "base"
+  std::string name;  // the source or base set; "" = records without a source
+  Comparison cmp;
+};
+
+// Everything one look at a candidate rests on.
+struct GateInput {
+  Comparison base;         // all base evaluation sets together
+  bool has_base = true;    // false: the champion has no base evaluation set
+  // The candidate against the anchor: the model the base set's losses were
+  // first recorded for (forgetting summed over promotions).
+  bool has_anchor = false;
+  Comparison since_anchor;
+  Comparison stream;       // the held-out stream window
+  std::vector<SliceComparison> slices;
+  FeedbackEvidence feedback;
+  int look = 1;            // 1 for a candidate's first decision
+};
+
 struct GateResult {
   std::string verdict;  // "promoted", "rejected" or "held"
   std::vector<RuleResult> rules;
   std::string reason;
+  int look = 1;
+  double alpha = 0;        // this look's share of gate.alpha
+  bool inconclusive = false;  // held at the last look: no more looks at it
+  bool awaiting_evidence = false;  // held until more held-out evidence arrives
 };
 
+// Rules: stream_evidence, adaptation, forgetting, slice_forgetting, and with
+// feedback feedback_improvement, feedback_established, feedback_trusted and
+// feedback_contradiction (evaluator/README.md). Intervals are at the look's
+// level 1 - LookAlpha(look): a rule passes only when its interval lies on
+// the right side of its threshold, fails when it lies wholly on the wrong
+// side, and holds the candidate for more evidence when it straddles it. A
+// contradiction holds the candidate for an operator.
+GateResult Decide(const GateInput& input, const GateConfig& config);
+
+// Shorthands for Decide with only these inputs (first look, one base set).
 GateResult ApplyGate(const Comparison& base, const Comparison& stream,
                      const GateConfig& config);
-// With feedback: the stream and base rules, plus feedback_improvement,
-// feedback_established, feedback_trusted and feedback_contradiction
-// (evaluator/README.md). A contradiction holds the candidate for an operator.
 GateResult ApplyGate(const Comparison& base, const Comparison& stream,
                      const FeedbackEvidence& feedback, const GateConfig& config);
 

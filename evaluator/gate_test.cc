@@ -78,6 +78,163 @@ TEST(GateTest, HoldsWithoutEnoughStreamEvidence) {
   EXPECT_EQ(ApplyGate(better, Compare(PairedLosses()), GateConfig()).verdict, "held");
 }
 
+TEST(GateTest, NormalQuantileMatchesTables) {
+  // Values from standard normal tables (e.g. Abramowitz & Stegun 26.2).
+  EXPECT_NEAR(NormalQuantile(0.975), 1.959963984540054, 1e-9);
+  EXPECT_NEAR(NormalQuantile(0.9875), 2.241402727604947, 1e-9);
+  EXPECT_NEAR(NormalQuantile(0.995), 2.575829303548901, 1e-9);
+  EXPECT_NEAR(NormalQuantile(0.5), 0.0, 1e-12);
+  EXPECT_NEAR(NormalQuantile(1e-6), -4.753424308822899, 1e-8);
+}
+
+TEST(GateTest, LooksSpendExactlyAlpha) {
+  // 4 looks at alpha 0.05: 0.025, 0.0125, 0.00625 and the remaining 0.00625.
+  EXPECT_DOUBLE_EQ(LookAlpha(1, 4, 0.05), 0.025);
+  EXPECT_DOUBLE_EQ(LookAlpha(2, 4, 0.05), 0.0125);
+  EXPECT_DOUBLE_EQ(LookAlpha(3, 4, 0.05), 0.00625);
+  EXPECT_DOUBLE_EQ(LookAlpha(4, 4, 0.05), 0.00625);
+  double sum = 0;
+  for (int k = 1; k <= 7; ++k) sum += LookAlpha(k, 7, 0.05);
+  EXPECT_NEAR(sum, 0.05, 1e-15);
+  EXPECT_DOUBLE_EQ(LookAlpha(1, 1, 0.05), 0.05);  // one look: the whole alpha
+}
+
+// n sequences of 10 tokens whose per-token loss delta alternates a and b
+// (candidate = champion + delta); the champion's loss is 3.0.
+PairedLosses Alternating(int n, double a, double b) {
+  PairedLosses l;
+  for (int i = 0; i < n; ++i) {
+    l.tokens.push_back(10);
+    l.champion_nats.push_back(30.0);
+    l.candidate_nats.push_back(10 * (3.0 + (i % 2 == 0 ? a : b)));
+  }
+  return l;
+}
+
+TEST(GateTest, AStraddlingImprovementIsHeldThenDecidedOnMoreEvidence) {
+  GateConfig g;
+  g.min_stream_tokens = 40;
+  GateInput in;
+  in.base = Compare(Alternating(8, 0.0, 0.0));
+  // Deltas -0.3, +0.1: mean -0.1, se = 0.2/sqrt(n-1) per token.
+  in.stream = Compare(Alternating(4, -0.3, 0.1));
+  EXPECT_NEAR(in.stream.delta.se, 0.2 / std::sqrt(3.0), 1e-12);
+  GateResult r = Decide(in, g);
+  // Look 1 at 97.5%: -0.1 + 2.2414 * 0.1155 = +0.159 > 0: straddles 0.
+  EXPECT_EQ(r.verdict, "held") << r.reason;
+  EXPECT_TRUE(r.awaiting_evidence);
+  EXPECT_FALSE(r.inconclusive);
+  EXPECT_DOUBLE_EQ(r.alpha, 0.025);
+  EXPECT_FALSE(r.rules[1].passed);
+  EXPECT_NEAR(r.rules[1].ci_high, -0.1 + 2.241402727604947 * 0.2 / std::sqrt(3.0), 1e-9);
+  EXPECT_DOUBLE_EQ(r.rules[1].ci_level, 0.975);
+  EXPECT_NE(r.reason.find("straddles"), std::string::npos) << r.reason;
+  // A point-mean gate would have promoted it.
+  EXPECT_LT(in.stream.delta.mean, 0);
+  // Look 2 with 64 sequences at 98.75%: -0.1 + 2.4977 * 0.2/sqrt(63) = -0.037.
+  in.stream = Compare(Alternating(64, -0.3, 0.1));
+  in.look = 2;
+  r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "promoted") << r.reason;
+  EXPECT_NEAR(r.rules[1].ci_high, -0.1 + NormalQuantile(1 - 0.0125 / 2) * 0.2 / std::sqrt(63.0),
+              1e-9);
+  // Still straddling at the last look: held for good, no further looks.
+  in.stream = Compare(Alternating(4, -0.3, 0.1));
+  in.look = 4;
+  r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "held");
+  EXPECT_TRUE(r.inconclusive);
+  EXPECT_FALSE(r.awaiting_evidence);
+  EXPECT_NE(r.reason.find("inconclusive after 4 looks"), std::string::npos) << r.reason;
+}
+
+TEST(GateTest, ForgettingMustBeConfidentlyWithinBounds) {
+  GateConfig g;
+  g.min_stream_tokens = 40;
+  GateInput in;
+  in.stream = Compare(Alternating(8, -0.5, -0.5));
+  // Base deltas +0.1 and -0.06: mean 0.02 <= 0.05 but the interval reaches
+  // 0.02 + 2.2414 * 0.08/sqrt(7) = 0.088 (se = half the spread / sqrt(n-1)):
+  // held, not promoted on the mean.
+  in.base = Compare(Alternating(8, 0.1, -0.06));
+  GateResult r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "held") << r.reason;
+  EXPECT_FALSE(r.rules[2].passed);
+  EXPECT_NEAR(r.rules[2].ci_high, 0.02 + 2.241402727604947 * 0.08 / std::sqrt(7.0), 1e-9);
+  // Wholly above the bound: rejected.
+  in.base = Compare(Alternating(8, 0.12, 0.08));
+  EXPECT_EQ(Decide(in, g).verdict, "rejected");
+}
+
+TEST(GateTest, ForgettingOnOneSourceIsNotHiddenByAGainOnAnother) {
+  GateConfig g;
+  g.min_stream_tokens = 40;
+  g.min_slice_tokens = 100;
+  GateInput in;
+  in.base = Compare(Alternating(8, 0.0, 0.0));
+  Comparison news = Compare(Alternating(60, -0.5, -0.5));     // 600 tokens, much better
+  Comparison chat = Compare(Alternating(20, 0.3, 0.2));       // 200 tokens, confidently worse
+  PairedLosses all = Alternating(60, -0.5, -0.5);
+  PairedLosses worse = Alternating(20, 0.3, 0.2);
+  for (size_t i = 0; i < worse.tokens.size(); ++i) {
+    all.tokens.push_back(worse.tokens[i]);
+    all.candidate_nats.push_back(worse.candidate_nats[i]);
+    all.champion_nats.push_back(worse.champion_nats[i]);
+  }
+  in.stream = Compare(all);
+  ASSERT_LT(in.stream.delta.ci_high, 0);  // the whole stream improved, confidently
+  in.slices = {{"stream", "news", news}, {"stream", "chat", chat}};
+  GateResult r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "rejected") << r.reason;
+  EXPECT_NE(r.reason.find("slice_forgetting: stream:chat"), std::string::npos) << r.reason;
+  int slice_rules = 0;
+  for (const RuleResult& rule : r.rules) {
+    if (rule.name != "slice_forgetting") continue;
+    ++slice_rules;
+    EXPECT_TRUE(rule.has_ci);
+    EXPECT_EQ(rule.passed, rule.metric == "stream:news_loss_delta") << rule.metric;
+  }
+  EXPECT_EQ(slice_rules, 2);
+  // Too few tokens in the slice: reported but not judged on its own.
+  g.min_slice_tokens = 1000;
+  EXPECT_EQ(Decide(in, g).verdict, "promoted");
+  // A base set of its own counts the same way.
+  g.min_slice_tokens = 100;
+  in.slices = {{"base", "bootstrap", news}, {"base", "manuals", chat}};
+  r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "rejected");
+  EXPECT_NE(r.reason.find("base:manuals"), std::string::npos) << r.reason;
+}
+
+TEST(GateTest, ForgettingAddsUpOverPromotionsAndIsBoundedInTotal) {
+  GateConfig g;
+  g.min_stream_tokens = 40;
+  g.max_forgetting = 0.05;
+  GateInput in;
+  in.stream = Compare(Alternating(8, -0.5, -0.5));
+  in.base = Compare(Alternating(8, 0.03, 0.03));  // within the bound against its champion...
+  in.has_anchor = true;
+  in.since_anchor = Compare(Alternating(8, 0.12, 0.12));  // ...but not since the anchor
+  GateResult r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "rejected") << r.reason;
+  EXPECT_NE(r.reason.find("total_forgetting"), std::string::npos) << r.reason;
+  in.since_anchor = Compare(Alternating(8, 0.04, 0.04));
+  EXPECT_EQ(Decide(in, g).verdict, "promoted");
+}
+
+TEST(GateTest, AChampionWithoutABaseSetIsReportedAsSuch) {
+  GateConfig g;
+  g.min_stream_tokens = 40;
+  GateInput in;
+  in.has_base = false;
+  in.stream = Compare(Alternating(8, -0.5, -0.5));
+  GateResult r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "held") << r.reason;
+  EXPECT_NE(r.reason.find("no base evaluation set"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.reason.find("+0.0000"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.rules[2].metric, "base_eval_set");
+}
+
 // Feedback scores where the candidate prefers the chosen response on
 // `cand_right` of `n` pairs and the champion on `champ_right`.
 FeedbackScores Pairs(int n, int cand_right, int champ_right) {

@@ -66,7 +66,8 @@ void FinishAliasChange(Store* store, const std::function<absl::Status()>& refres
 }  // namespace
 
 void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admin,
-                      std::function<absl::Status()> refresh_champion) {
+                      std::function<absl::Status()> refresh_champion,
+                      std::function<void(const Json&)> on_decision) {
   http.Post("/v1/admin/promote", [=](const httplib::Request& req, httplib::Response& res) {
     if (!check_admin(req, res)) return;
     auto body = ParseJson(req.body);
@@ -99,11 +100,37 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
         return;
       }
     }
-    absl::Status s = store->Rollback();
-    if (!s.ok()) {
-      SendStoreError(res, s, "");
+    // A decision record as the rollback monitor's (verdict rolled_back,
+    // reason "manual: ..."; ManualRollbackDecision in evaluator/rollback.h
+    // builds the same, but serving's admin routes link without libtorch).
+    auto champion = store->GetAlias(kChampion);
+    auto previous = store->GetAlias(kPrevious);
+    if (!champion.ok() || !previous.ok()) {
+      SendStoreError(res,
+                     champion.ok() ? absl::FailedPreconditionError(
+                                         "no previous champion to roll back to")
+                                   : champion.status(),
+                     "");
       return;
     }
+    const int64_t now = NowMs();
+    Json decision = {{"time", FormatTimeMs(now)},
+                     {"time_ms", now},
+                     {"candidate", *previous},
+                     {"champion", *champion},
+                     {"verdict", "rolled_back"},
+                     {"trigger", "manual"},
+                     {"rules", Json::array()},
+                     {"metrics", Json::object()},
+                     {"reason", absl::StrCat("manual: POST /v1/admin/rollback rolled ", *champion,
+                                             " back to ", *previous)},
+                     {"duration_s", 0.0}};
+    auto stored = store->AppendRollback(decision);
+    if (!stored.ok()) {
+      SendStoreError(res, stored.status(), "");
+      return;
+    }
+    if (on_decision) on_decision(*stored);
     FinishAliasChange(store, refresh_champion, "rolled back", res);
   });
 }

@@ -1,6 +1,7 @@
 // Admin API routes that steer promotion (DESIGN.md, "HTTP API"):
 //   POST /v1/admin/promote   {"snapshot": ID}  -> champion <- ID
-//   POST /v1/admin/rollback  (body optional)   -> champion <- previous
+//   POST /v1/admin/rollback  (body optional)   -> champion <- previous,
+//                                                 with a rolled_back decision
 // They move the `champion` alias with the same Store calls as the CLI's
 // `streamlm promote` / `streamlm rollback`, then ask serving to load the new
 // champion before answering, so the next request is served by it.
@@ -36,8 +37,13 @@ using AdminCheck = std::function<bool(const httplib::Request&, httplib::Response
 //   409 nothing to roll back to, 500 store or load failure;
 // errors in OpenAI's {"error": {"message", "type", "param", "code"}} shape.
 // Handlers are thread-safe (Store is; swaps are serialized by the hook).
+// A rollback appends a decision record (verdict "rolled_back", reason
+// "manual: ...") in the same commit as the alias change
+// (Store::AppendRollback) and passes it to `on_decision` when set (to
+// publish it on the decisions topic).
 void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admin,
-                      std::function<absl::Status()> refresh_champion);
+                      std::function<absl::Status()> refresh_champion,
+                      std::function<void(const Json&)> on_decision = nullptr);
 
 // Client side: POSTs `body` to `path` on a StreamLM server at `http_address`
 // (HOST:PORT, as the `http` config key), with "Authorization: Bearer

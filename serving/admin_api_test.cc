@@ -41,7 +41,8 @@ class AdminApiTest : public ::testing::Test {
           auto id = store_->GetAlias(kChampion);
           if (id.ok() && *id == fail_to_load_) return absl::InternalError("weights are corrupt");
           return absl::OkStatus();
-        });
+        },
+        [this](const Json& d) { announced_.push_back(d); });
     port_ = http_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { http_.listen_after_bind(); });
   }
@@ -68,6 +69,7 @@ class AdminApiTest : public ::testing::Test {
   int port_ = 0;
   std::atomic<int> refreshes_{0};
   std::string fail_to_load_;
+  std::vector<Json> announced_;  // decisions passed to on_decision
 };
 
 void ExpectOpenAiError(const httplib::Result& res, int status, const std::string& mentions) {
@@ -96,6 +98,17 @@ TEST_F(AdminApiTest, PromoteMovesAliasesThenRefreshesServing) {
   EXPECT_EQ(*ParseJson(res->body),
             Json({{"object", "champion"}, {"champion", ids_[0]}, {"previous", ids_[1]}}));
   EXPECT_EQ(refreshes_, 2);
+  // The rollback is on record, as an automatic one would be.
+  auto decisions = store_->ListDecisions();
+  ASSERT_TRUE(decisions.ok());
+  ASSERT_EQ(decisions->size(), 1u);
+  const Json& d = decisions->front();
+  EXPECT_EQ(d["verdict"], "rolled_back");
+  EXPECT_EQ(d["champion"], ids_[1]);
+  EXPECT_EQ(d["candidate"], ids_[0]);
+  EXPECT_EQ(d["reason"].get<std::string>().rfind("manual", 0), 0u) << d["reason"];
+  ASSERT_EQ(announced_.size(), 1u);
+  EXPECT_EQ(announced_[0]["id"], d["id"]);
   res = Post("/v1/admin/rollback", "{}");  // an empty object is a body too
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;

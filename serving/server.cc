@@ -274,9 +274,31 @@ absl::Status Server::RefreshChampion() {
 }
 
 void Server::OnDecision(const Json& decision) {
-  if (decision.value("verdict", "") != "promoted") return;
+  const std::string verdict = decision.value("verdict", "");
+  if (verdict != "promoted" && verdict != "rolled_back") return;
   absl::Status s = RefreshChampion();
   if (!s.ok()) SLM_LOG(kWarning) << "serving cannot load new champion: " << s;
+}
+
+ModelServingSignals Server::ModelSignals(const std::string& model_id) const {
+  std::lock_guard<std::mutex> lock(signals_mu_);
+  auto it = signals_.find(model_id);
+  return it == signals_.end() ? ModelServingSignals() : it->second;
+}
+
+void Server::CountOutcome(const std::string& model_id, bool error) {
+  std::lock_guard<std::mutex> lock(signals_mu_);
+  ModelServingSignals& m = signals_[model_id];
+  ++m.requests;
+  if (error) ++m.errors;
+}
+
+void Server::CountFeedback(const std::string& model_id, bool negative) {
+  if (model_id.empty()) return;
+  std::lock_guard<std::mutex> lock(signals_mu_);
+  ModelServingSignals& m = signals_[model_id];
+  ++m.feedback;
+  if (negative) ++m.negative_feedback;
 }
 
 void Server::PollLoop() {
@@ -515,6 +537,7 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
     messages.push_back({{"role", role == "developer" ? "system" : role}, {"content", content}});
   }
   if (!served->chat_template) {
+    CountOutcome(served->id, /*error=*/true);
     SendError(res, 500,
               "the served model's chat template cannot be rendered: " +
                   served->chat_template_error,
@@ -581,6 +604,8 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
   call->request.wake_per_token = call->stream;
   auto submitted = scheduler_->Submit(call->request);
   if (!submitted.ok()) {
+    // A full queue is load, not the model's fault.
+    if (!absl::IsResourceExhausted(submitted.status())) CountOutcome(call->served->id, true);
     SendStatus(res, submitted.status());
     return;
   }
@@ -609,11 +634,13 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
     std::string pending_token_text;
     while (true) {
       if (!next(&e)) {
+        CountOutcome(call->served->id, /*error=*/true);
         SendError(res, 503, "serving stopped before the answer was complete", "", "server_error");
         stream->Cancel();
         return;
       }
       if (e.kind == GenerationEvent::kError) {
+        if (!absl::IsResourceExhausted(e.error)) CountOutcome(call->served->id, /*error=*/true);
         SendStatus(res, e.error);
         return;
       }
@@ -646,6 +673,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
                   {"finish_reason", e.finish_reason}};
       }
       counters_->Add("streamlm_http_completion_tokens_total", e.completion_tokens);
+      CountOutcome(call->served->id, /*error=*/false);
       RecordCompletion(*call, text.substr(echo_bytes));
       SendJson(res, 200,
                OJson{{"id", call->id},
@@ -718,6 +746,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
             return false;
           }
           if (e.kind == GenerationEvent::kError) {
+            CountOutcome(call->served->id, /*error=*/true);
             send(ErrorBody(std::string(e.error.message()), "server_error", "",
                            std::string(absl::StatusCodeToString(e.error.code()))));
             sink.write("data: [DONE]\n\n", 14);
@@ -760,6 +789,7 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
           // kDone. Recorded before the client can see the end, so feedback
           // sent right after [DONE] finds it.
           *response += e.text;
+          CountOutcome(call->served->id, /*error=*/false);
           RecordCompletion(*call, *response);
           if (!e.text.empty()) {
             state->second += e.text.size();
@@ -945,6 +975,7 @@ void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res)
   };
   CompletionRecord c;
   if (!lookup(completion_id, "completion_id", &c)) return;
+  std::string rejected_snapshot;  // a preference: who answered the rejected one
   // The contract's field order (DESIGN.md "Data contracts").
   OJson record = {{"prompt", c.prompt}};
   std::string kind;
@@ -985,6 +1016,7 @@ void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res)
     }
     record["chosen"] = c.response;
     record["rejected"] = other.response;
+    rejected_snapshot = other.snapshot;
   }
   record["completion_id"] = completion_id;
   record["snapshot"] = c.snapshot;
@@ -1010,6 +1042,13 @@ void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res)
     return;
   }
   counters_->Add("streamlm_feedback_received_total", 1, "kind=" + kind);
+  // For the rollback monitor: feedback about the model that answered.
+  if (kind == "rating") {
+    CountFeedback(c.snapshot, rating->get<int64_t>() < 0);
+  } else if (kind == "preference") {
+    CountFeedback(c.snapshot, /*negative=*/false);
+    CountFeedback(rejected_snapshot, /*negative=*/true);
+  }
   SendJson(res, 200, OJson{{"object", "feedback"},
                            {"id", completion_id},
                            {"topic", config_.topic_feedback},
@@ -1100,7 +1139,15 @@ absl::Status Server::Start() {
   RegisterAdminApi(
       h, store_,
       [this](const httplib::Request& q, httplib::Response& s) { return CheckAdmin(q, s); },
-      [this] { return RefreshChampion(); });
+      [this] { return RefreshChampion(); },
+      [this](const Json& decision) {
+        // A manual rollback's record goes where every decision goes.
+        if (feedback_producer_ == nullptr) return;
+        absl::Status s = feedback_producer_->Produce(
+            config_.topic_decisions, decision.value("candidate", ""), decision.dump());
+        if (s.ok()) s = feedback_producer_->Flush(10000);
+        if (!s.ok()) SLM_LOG(kWarning) << "cannot publish rollback decision: " << s;
+      });
   RegisterDashboard(h, store_, [this](const httplib::Request& q, httplib::Response& s) {
     return CheckAdmin(q, s);
   });

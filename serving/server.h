@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,26 @@ class ChatTemplate;
 class Scheduler;
 struct GenerationRequest;
 
+// What serving saw of one model (a snapshot id) since this process started;
+// in memory only. Requests are pinned to the champion they started with, so
+// a model's counts are what it served while champion (and the requests in
+// flight at the swap).
+struct ModelServingSignals {
+  // Generation requests it ran to an outcome: answered, or failed. Not
+  // counted: requests refused before running (400s, 429 queue full) and
+  // those whose client went away.
+  int64_t requests = 0;
+  // Of those, the failed ones: a 5xx answer or a failed generation (504
+  // timeouts included; in a stream, the error chunk).
+  int64_t errors = 0;
+  // POST /v1/feedback about its completions: ratings, and both sides of a
+  // preference (corrections are not counted).
+  int64_t feedback = 0;
+  // Of those, the negative ones: rating -1, or its response was the
+  // rejected one of a preference (`preferred_over`).
+  int64_t negative_feedback = 0;
+};
+
 class Server {
  public:
   Server(const Config& config, Store* store, Counters* counters);
@@ -45,12 +66,19 @@ class Server {
 
   // Loads the champion if the alias moved; cheap when it did not.
   [[nodiscard]] absl::Status RefreshChampion();
-  // Evaluator hook: a decision was made; pick up a promotion now.
+  // Evaluator and rollback monitor hook: a decision was made; pick up a
+  // promotion or a rollback (verdict "rolled_back") now.
   void OnDecision(const Json& decision);
+
+  // The serving counts of `model_id` (zeros for a model never served).
+  // Thread-safe; the rollback monitor reads them (evaluator/rollback.h).
+  ModelServingSignals ModelSignals(const std::string& model_id) const;
 
   // Where POST /v1/feedback writes (config.topic_feedback); without one it
   // answers 503 `feedback_unavailable`. Each feedback waits up to
   // `flush_timeout_ms` for Kafka to confirm its record, else answers 503.
+  // The same producer publishes the decision record of a manual rollback
+  // (POST /v1/admin/rollback) on config.topic_decisions.
   // Not owned; must outlive the server. Not thread-safe: call before Start().
   void set_feedback_producer(KafkaProducer* producer, int flush_timeout_ms = 10000) {
     feedback_producer_ = producer;
@@ -90,6 +118,9 @@ class Server {
   // Submits `call` to the scheduler and answers: one JSON body, or SSE chunks.
   void Run(std::shared_ptr<Call> call, httplib::Response& res);
   bool CheckAdmin(const httplib::Request& req, httplib::Response& res);
+  // Counts one generation outcome of `model_id` (ModelServingSignals).
+  void CountOutcome(const std::string& model_id, bool error);
+  void CountFeedback(const std::string& model_id, bool negative);
   void PollLoop();
 
   Config config_;
@@ -113,6 +144,10 @@ class Server {
   std::mutex poll_mu_;
   std::condition_variable poll_cv_;
   bool stopping_ = false;  // GUARDED_BY(poll_mu_)
+  mutable std::mutex signals_mu_;
+  // One small entry per model that served or got feedback (promotions are
+  // rare, so this stays small).
+  std::map<std::string, ModelServingSignals> signals_;  // GUARDED_BY(signals_mu_)
 };
 
 }  // namespace streamlm

@@ -392,6 +392,35 @@ TEST_F(FeedbackTest, EveryKindIsWrittenWithWhatTheClientReceived) {
   EXPECT_EQ(counters_.Get("streamlm_feedback_received_total", "kind=rating"), 3);
   EXPECT_EQ(counters_.Get("streamlm_feedback_received_total", "kind=preference"), 2);
   EXPECT_EQ(counters_.Get("streamlm_feedback_received_total", "kind=correction"), 1);
+
+  // What the rollback monitor reads: six generations answered, none failed;
+  // three ratings (one -1) and two preferences (each: one side chosen, the
+  // other rejected = negative); the correction is not counted.
+  ModelServingSignals m = server->ModelSignals(kChampionId);
+  EXPECT_EQ(m.requests, 6);
+  EXPECT_EQ(m.errors, 0);
+  EXPECT_EQ(m.feedback, 3 + 2 * 2);
+  EXPECT_EQ(m.negative_feedback, 1 + 2);
+  ModelServingSignals none = server->ModelSignals("snap-never-served");
+  EXPECT_EQ(none.requests + none.errors + none.feedback + none.negative_feedback, 0);
+}
+
+// Failed generations count as errors of the model that ran them; requests
+// refused before running (a bad body) do not count at all.
+TEST_F(FeedbackTest, ModelSignalsCountFailedGenerations) {
+  Config c = BaseConfig();
+  c.serving_request_timeout_s = 1e-6;  // every request is past its deadline
+  auto server = StartServer(c, producer_);
+  const int port = server->port();
+  for (int i = 0; i < 3; ++i) {
+    Reply r = Post(port, "/v1/completions", Greedy("the ship sailed", 8));
+    EXPECT_EQ(r.status, 504) << r.body.dump();
+  }
+  EXPECT_EQ(Post(port, "/v1/completions", Json{{"prompt", 5}}).status, 400);
+  ModelServingSignals m = server->ModelSignals(kChampionId);
+  EXPECT_EQ(m.requests, 3);
+  EXPECT_EQ(m.errors, 3);
+  EXPECT_EQ(m.feedback, 0);
 }
 
 TEST_F(FeedbackTest, RefusesWhatItCannotUse) {

@@ -3,8 +3,10 @@
 // a decision awaited and checked in the store, on `streamlm.decisions` and in
 // /v1/admin/decisions; after a promotion, /v1/models names the new champion
 // and /v1/completions answers from it. Bad records land on streamlm.rejects.
+// A damaged champion is rolled back on the live stream by the rollback monitor.
 #include <httplib.h>
 
+#include <cstring>
 #include <regex>
 #include <thread>
 
@@ -65,9 +67,9 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   ASSERT_TRUE(producer.ok());
   std::vector<std::string> bad_records = {
       "{not json", R"({"body": "no text"})", "{\"text\": \"\xff\xfe\"}", R"({"text": "   "})",
-      R"({"text": "Far too short: ask bob@example.com."})",
+      R"({"text": "Home | About | Contact | Careers | write to bob@example.com"})",
       R"({"text": "The page said lorem ipsum in the middle of the text, and that was the end of the story for all of us."})",
-      R"({"text": "The function returned {value} to the caller, and that was the end of the story for all of us."})"};
+      R"({"text": "xqzt vbnm qwrtp zxcvb bnmqk wxyzz qqzzk plmkj"})"};
   for (const std::string& b : bad_records) {
     ASSERT_TRUE((*producer)->Produce("streamlm.text", "", b).ok());
   }
@@ -172,8 +174,8 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   const std::multiset<std::string> expected_reasons = {
       "streamlm.text:malformed_json",    "streamlm.text:missing_text",
       "streamlm.text:invalid_utf8",      "streamlm.text:empty",
-      "streamlm.text:gopher_short_doc",  "streamlm.text:c4_lorem_ipsum",
-      "streamlm.text:c4_curly_bracket",  "streamlm.text:duplicate",
+      "streamlm.text:text_navigation",   "streamlm.text:c4_lorem_ipsum",
+      "streamlm.text:language_unrecognized", "streamlm.text:duplicate",
       "streamlm.text:duplicate",         "streamlm.feedback:missing_field"};
   std::multiset<std::string> reasons;
   for (int attempt = 0; attempt < 120 && reasons != expected_reasons; ++attempt) {
@@ -187,8 +189,9 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
       reasons.insert((*r)["topic"].get<std::string>() + ":" + (*r)["reason"].get<std::string>());
       // What rejects show of a record is redacted like what is trained on.
       EXPECT_EQ((*r)["payload_prefix"].get<std::string>().find("bob@example.com"), std::string::npos);
-      if ((*r)["reason"] == "gopher_short_doc") {
-        EXPECT_EQ((*r)["payload_prefix"], R"({"text": "Far too short: ask <EMAIL>."})");
+      if ((*r)["reason"] == "text_navigation") {
+        EXPECT_EQ((*r)["payload_prefix"],
+                  R"({"text": "Home | About | Contact | Careers | write to <EMAIL>"})");
       }
     }
   }
@@ -197,7 +200,7 @@ TEST(EndToEndTest, StreamToDecisionToServing) {
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
   for (const char* line : {"streamlm_records_rejected_total{reason=\"c4_lorem_ipsum\"} 1",
-                           "streamlm_records_rejected_total{reason=\"gopher_short_doc\"} 1",
+                           "streamlm_records_rejected_total{reason=\"text_navigation\"} 1",
                            "streamlm_records_rejected_total{reason=\"duplicate\"} 2"}) {
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line << "\n" << metrics->body;
   }
@@ -302,6 +305,180 @@ TEST(EndToEndTest, ARejectedCandidateSendsTheLearnerBackToTheChampion) {
     EXPECT_FALSE(cont[i].metrics.contains("reset_from")) << cont[i].id;
     EXPECT_EQ(cont[i].lineage.parent, cont[i - 1].id);  // each on top of the last
   }
+}
+
+// safetensors `bytes` with every F32 value moved by up to +-`amount`
+// (deterministic), to make a damaged copy of a model without libtorch.
+std::string DamageF32Safetensors(const std::string& bytes, float amount) {
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
+  auto header = ParseJson(bytes.substr(8, header_len));
+  EXPECT_TRUE(header.ok());
+  std::string out = bytes;
+  const size_t data = 8 + header_len;
+  uint32_t state = 12345;
+  int damaged = 0;
+  for (const auto& [name, t] : header->items()) {
+    if (name == "__metadata__" || t.value("dtype", "") != "F32") continue;
+    const size_t begin = t["data_offsets"][0], end = t["data_offsets"][1];
+    for (size_t off = data + begin; off + 4 <= data + end; off += 4) {
+      float x;
+      std::memcpy(&x, out.data() + off, 4);
+      state = state * 1664525u + 1013904223u;
+      x += amount * (static_cast<float>(state >> 8) / 8388608.0f - 1.0f);
+      std::memcpy(out.data() + off, &x, 4);
+    }
+    ++damaged;
+  }
+  EXPECT_GT(damaged, 0);
+  return out;
+}
+
+// Automatic rollback through the binary: a damaged child of the bootstrapped
+// champion is promoted while the store is closed; `streamlm run` (whose gate
+// promotes nothing: it asks an impossible adaptation) judges it on the
+// held-out stream records that arrive, rolls it back, and the decision
+// reaches the store, /v1/admin/decisions, streamlm.decisions and
+// `streamlm decisions`; serving answers from the restored champion.
+TEST(EndToEndTest, ADamagedChampionIsRolledBackOnTheLiveStream) {
+  TempDir dir;
+  const std::string data_dir = dir.Sub("store");
+  const std::string tiny = testing::SourceDir() + "/tests/data/tiny.yaml";
+  std::string good;
+  {
+    Subprocess boot({testing::StreamlmBinary(), "bootstrap", "--config", tiny, "--data-dir",
+                     data_dir},
+                    dir.Sub("bootstrap.log"));
+    std::string line;
+    while (boot.ReadLine(&line, 300000)) good = line;
+    ASSERT_EQ(boot.Wait(60000), 0) << boot.StderrTail();
+  }
+  ASSERT_EQ(good.rfind("snap-", 0), 0u) << good;
+  std::string damaged;
+  {
+    auto store = Store::Open(data_dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto snap = (*store)->GetSnapshot(good);
+    ASSERT_TRUE(snap.ok()) << snap.status();
+    Snapshot child = *snap;
+    child.meta.id = *(*store)->NewSnapshotId();
+    child.meta.created_ms = NowMs();
+    child.meta.origin = "learner";
+    child.meta.lineage = Lineage();
+    child.meta.lineage.parent = good;
+    child.weights = DamageF32Safetensors(snap->weights, 0.5f);
+    ASSERT_TRUE((*store)->PutSnapshot(child).ok());
+    damaged = child.meta.id;
+    Json promotion = {{"time_ms", NowMs()}, {"candidate", damaged}, {"champion", good},
+                      {"verdict", "promoted"}, {"rules", Json::array()},
+                      {"reason", "promoted by the test: a damaged model"}};
+    ASSERT_TRUE((*store)->AppendDecision(promotion, /*promote=*/true).ok());
+    ASSERT_EQ(*(*store)->GetAlias(kChampion), damaged);
+  }
+
+  Subprocess proc({testing::StreamlmBinary(), "run", "--config", tiny, "--data-dir", data_dir,
+                   "--gate.min-adaptation", "50", "--rollback.check-every-s", "0.5",
+                   "--rollback.min-stream-tokens", "300"},
+                  dir.Sub("stderr.log"));
+  Endpoints ep;
+  ASSERT_TRUE(ReadBanner(proc, &ep)) << proc.StderrTail();
+  httplib::Client http(ep.http_host, ep.http_port);
+  http.set_read_timeout(60, 0);
+  auto producer = KafkaProducer::Create(ep.kafka);
+  ASSERT_TRUE(producer.ok());
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE((*producer)->Produce("streamlm.text", "", testing::StreamRecord(i)).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+
+  Json rolled;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (rolled.is_null() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto res = http.Get("/v1/admin/decisions?limit=0");
+    ASSERT_TRUE(res && res->status == 200);
+    auto list = ParseJson(res->body);
+    ASSERT_TRUE(list.ok() && list->is_array());
+    for (const Json& d : *list) {
+      if (d["verdict"] == "rolled_back") rolled = d;
+    }
+  }
+  ASSERT_FALSE(rolled.is_null()) << "no rollback\n" << proc.StderrTail();
+  EXPECT_EQ(rolled["champion"], damaged);
+  EXPECT_EQ(rolled["candidate"], good);
+  EXPECT_EQ(rolled["trigger"], "monitor");
+  const Json* rule = nullptr;
+  for (const Json& r : rolled["rules"]) {
+    if (r["name"] == "live_stream_loss") rule = &r;
+  }
+  ASSERT_NE(rule, nullptr) << rolled.dump();
+  EXPECT_EQ((*rule)["passed"], false);
+  ASSERT_TRUE(rule->contains("ci95")) << rule->dump();
+  EXPECT_GT((*rule)["ci95"][0].get<double>(), (*rule)["threshold"].get<double>());
+  EXPECT_NE(rolled["reason"].get<std::string>().find("held-out stream records"),
+            std::string::npos);
+
+  // Serving swapped back to the restored champion.
+  std::string served;
+  for (int i = 0; i < 50 && served != good; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    served = (*ParseJson(http.Get("/v1/models")->body))["data"][0]["id"];
+  }
+  EXPECT_EQ(served, good);
+  auto completion = http.Post("/v1/completions", R"({"prompt": "the learner", "max_tokens": 4})",
+                              "application/json");
+  ASSERT_TRUE(completion && completion->status == 200);
+  EXPECT_EQ((*ParseJson(completion->body))["model"], good);
+
+  // On the decisions topic, keyed by the restored champion.
+  bool on_topic = false;
+  for (int attempt = 0; attempt < 20 && !on_topic; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto published = ReadWholeTopic(ep.kafka, "streamlm.decisions", 15000);
+    ASSERT_TRUE(published.ok()) << published.status();
+    for (const KafkaMessage& m : *published) {
+      auto d = ParseJson(m.value);
+      if (d.ok() && (*d)["id"] == rolled["id"]) {
+        on_topic = true;
+        EXPECT_EQ(m.key, good);
+        EXPECT_EQ((*d)["verdict"], "rolled_back");
+      }
+    }
+  }
+  EXPECT_TRUE(on_topic);
+
+  // `streamlm decisions` (reading the store beside the running process).
+  Subprocess cli({testing::StreamlmBinary(), "decisions", "--data-dir", data_dir, "--limit", "0"},
+                 dir.Sub("decisions.log"));
+  std::string out, line;
+  while (cli.ReadLine(&line, 30000)) out += line + "\n";
+  EXPECT_EQ(cli.Wait(30000), 0) << cli.StderrTail();
+  EXPECT_NE(out.find("rolled_back"), std::string::npos) << out;
+  EXPECT_NE(out.find("rollback: live_stream_loss"), std::string::npos) << out;
+
+  EXPECT_EQ(proc.Stop(SIGTERM, 60000), 0) << proc.StderrTail();
+  {
+    auto store = Store::Open(data_dir, /*read_only=*/true);
+    ASSERT_TRUE(store.ok());
+    EXPECT_EQ(*(*store)->GetAlias(kChampion), good);
+    EXPECT_EQ(*(*store)->GetAlias(kPrevious), damaged);
+  }
+
+  // A manual rollback (the store closed) is on record the same way.
+  Subprocess manual({testing::StreamlmBinary(), "rollback", "--data-dir", data_dir},
+                    dir.Sub("rollback.log"));
+  ASSERT_TRUE(manual.ReadLine(&line, 30000)) << manual.StderrTail();
+  EXPECT_EQ(line, "champion: " + damaged);
+  EXPECT_EQ(manual.Wait(30000), 0) << manual.StderrTail();
+  auto store = Store::Open(data_dir, /*read_only=*/true);
+  ASSERT_TRUE(store.ok());
+  auto last = (*store)->ListDecisions(1);
+  ASSERT_TRUE(last.ok() && last->size() == 1u);
+  const Json& m = last->front();
+  EXPECT_EQ(m["verdict"], "rolled_back");
+  EXPECT_EQ(m["champion"], good);
+  EXPECT_EQ(m["candidate"], damaged);
+  EXPECT_EQ(m["reason"].get<std::string>().rfind("manual", 0), 0u) << m["reason"];
 }
 
 TEST(EndToEndTest, BadConfigAndUnreachableBrokerStopStartupWithAClearMessage) {

@@ -324,6 +324,26 @@
           ctx.fillText(t.label, area.right - 4, py - 4);
         }
       }
+      // Vertical markers (rollbacks): a dashed line across the plot at x.
+      const x = chart.scales.x;
+      for (const m of chart.options.plugins.streamlmCiBars.markers || []) {
+        const px = x.getPixelForValue(m.x);
+        ctx.strokeStyle = m.color;
+        ctx.lineWidth = 1.5;
+        ctx.setLineDash([4, 3]);
+        ctx.beginPath();
+        ctx.moveTo(px, area.top);
+        ctx.lineTo(px, area.bottom);
+        ctx.stroke();
+        if (m.label) {
+          ctx.setLineDash([]);
+          ctx.fillStyle = m.color;
+          ctx.font = '11px system-ui, sans-serif';
+          // Bottom right of the line: the threshold labels sit at the top right.
+          ctx.textAlign = 'right';
+          ctx.fillText(m.label, px - 4, area.bottom - 6);
+        }
+      }
       ctx.setLineDash([]);
       chart.data.datasets.forEach((ds, i) => {
         const meta = chart.getDatasetMeta(i);
@@ -391,7 +411,7 @@
         },
         plugins: {
           legend: {display: false},
-          streamlmCiBars: {thresholds: []},
+          streamlmCiBars: {thresholds: [], markers: []},
           tooltip: {
             callbacks: {
               title: (items) => {
@@ -400,7 +420,9 @@
               },
               label: (item) => {
                 const r = item.raw;
-                return item.dataset.label + ': ' + fmtDelta(r.y) + '  [' + fmtDelta(r.lo) + ', ' +
+                const what = r.verdict === 'rolled_back' && item.datasetIndex === 0
+                    ? 'live stream loss Δ (champion − previous)' : item.dataset.label;
+                return what + ': ' + fmtDelta(r.y) + '  [' + fmtDelta(r.lo) + ', ' +
                     fmtDelta(r.hi) + ']';
               },
               afterBody: (items) => {
@@ -527,11 +549,23 @@
 
   // ---------------------------------------------------------------- rendering
 
+  // A rolled_back decision's stream loss is the rollback monitor's live one
+  // (metrics.rollback.stream_loss: champion − previous, newer minus older as
+  // for a promotion's candidate − champion); it has no base loss.
   function deltaOf(d, metric) {
-    const m = d && d.metrics && d.metrics[metric] && d.metrics[metric].delta;
+    const metrics = d && d.metrics;
+    const source = d && d.verdict === 'rolled_back'
+        ? (metrics && metrics.rollback) : metrics;
+    const m = source && source[metric] && source[metric].delta;
     if (!m || !Number.isFinite(m.mean)) return null;
-    const ci = Array.isArray(m.ci95) ? m.ci95 : [];
-    return {mean: m.mean, lo: Number(ci[0]), hi: Number(ci[1])};
+    // The interval the verdict used: its rule's, at the look's level
+    // (gate.alpha spent over looks), else the 95% one.
+    const ruleName = {stream_loss: 'adaptation', base_loss: 'forgetting'}[metric];
+    const rule = (Array.isArray(d.rules) ? d.rules : []).find(
+        (r) => r && r.name === ruleName && Array.isArray(r.ci));
+    const ci = rule ? rule.ci : Array.isArray(m.ci95) ? m.ci95 : [];
+    return {mean: m.mean, lo: Number(ci[0]), hi: Number(ci[1]),
+      level: rule && Number.isFinite(rule.ci_level) ? rule.ci_level : 0.95};
   }
 
   function renderDecisionChart() {
@@ -551,11 +585,22 @@
     chart.data.labels = labels;
     chart.data.datasets[0].data = points('stream_loss', -0.12);
     chart.data.datasets[1].data = points('base_loss', 0.12);
+    // Rollbacks: a dashed marker across the chart, in the verdict's colour.
+    const markers = [];
+    oldestFirst.forEach((d, i) => {
+      if (d.verdict === 'rolled_back') {
+        markers.push({x: i, color: VERDICT_COLORS.rolled_back,
+          label: d.trigger === 'manual' || /^manual/.test(String(d.reason || ''))
+              ? 'rollback (manual)' : 'rollback'});
+      }
+    });
+    chart.options.plugins.streamlmCiBars.markers = markers;
 
     // Range: every mean and interval end, the thresholds, and zero.
     const values = [0];
     const thresholds = [{value: 0, color: '#98a2b3'}];
-    const latest = state.decisions.find((d) => Array.isArray(d.rules) && d.rules.length);
+    const latest = state.decisions.find((d) => d.verdict !== 'rolled_back' &&
+        Array.isArray(d.rules) && d.rules.length);
     for (const r of (latest && latest.rules) || []) {
       if (!Number.isFinite(r.threshold)) continue;
       if (r.metric === 'base_loss_delta') {
@@ -671,8 +716,9 @@
   }
 
   function feedbackRuleChip(r) {
-    const ci = Array.isArray(r.ci95) && r.ci95.length === 2
-        ? ' [' + fmtSigned(r.ci95[0], 3) + ', ' + fmtSigned(r.ci95[1], 3) + ']' : '';
+    const iv = Array.isArray(r.ci) ? r.ci : r.ci95;
+    const ci = Array.isArray(iv) && iv.length === 2
+        ? ' [' + fmtSigned(iv[0], 3) + ', ' + fmtSigned(iv[1], 3) + ']' : '';
     // Counts (whole numbers) as counts; deltas and accuracies signed.
     const show = (v) => (Number.isInteger(v) ? String(v) : Number.isFinite(v) ? fmtSigned(v, 3)
         : v === null || v === undefined ? DASH : String(v));
@@ -764,6 +810,8 @@
     const chips = others.map((r) => el('span', {
       class: 'rule ' + (r.passed ? 'pass' : 'fail'),
       title: (r.metric || r.name) + ': observed ' + (Number.isFinite(r.observed) ? r.observed.toFixed(4) : r.observed) +
+          ((ci) => (Array.isArray(ci) && ci.length === 2
+              ? ' [' + fmtDelta(ci[0]) + ', ' + fmtDelta(ci[1]) + ']' : ''))(r.ci95 || r.ci) +
           ', threshold ' + (Number.isFinite(r.threshold) ? r.threshold.toFixed(4) : r.threshold),
     }, (r.passed ? '✓ ' : '✗ ') + r.name));
     if (feedback.length) {
@@ -781,7 +829,8 @@
     if (!delta) return el('td', {class: 'num'}, DASH);
     const ci = Number.isFinite(delta.lo) && Number.isFinite(delta.hi)
         ? '[' + fmtDelta(delta.lo) + ', ' + fmtDelta(delta.hi) + ']' : '';
-    return el('td', {class: 'num'}, [fmtDelta(delta.mean), el('span', {class: 'ci'}, ci)]);
+    return el('td', {class: 'num', title: (100 * delta.level).toFixed(2) + '% interval'},
+      [fmtDelta(delta.mean), el('span', {class: 'ci'}, ci)]);
   }
 
   function renderDecisionTable() {
@@ -791,12 +840,14 @@
       // "2026-12-01T12:03:00.123Z" -> "12-01 12:03:00" (UTC; the full time is the tooltip).
       const m = /^\d{4}-(\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(String(d.time || ''));
       const time = m ? m[1] + ' ' + m[2] : (d.time || DASH);
-      rows.push(el('tr', {'data-id': d.id}, [
+      rows.push(el('tr', {'data-id': d.id, class: d.verdict === 'rolled_back' ? 'rolled-back' : ''}, [
         el('td', {class: 'id'}, d.id || DASH),
         el('td', {class: 'time', title: d.time || ''}, time),
         el('td', {class: 'who mono'}, [(d.candidate || '?') + ' → ' + (d.champion || '?'),
           referenceOf(d) ? el('span', {class: 'ci reference'}, 'reference ' + referenceOf(d)) : null]),
-        el('td', {}, el('span', {class: 'badge ' + d.verdict}, String(d.verdict || '?').replace('_', ' '))),
+        el('td', {}, [el('span', {class: 'badge ' + d.verdict}, String(d.verdict || '?').replace('_', ' ')),
+          Number.isInteger(d.look) && d.verdict !== 'rolled_back'
+            ? el('span', {class: 'ci look'}, 'look ' + d.look + '/' + (d.max_looks || '?')) : null]),
         deltaCell(d, 'stream_loss'),
         deltaCell(d, 'base_loss'),
         el('td', {class: 'rules'}, ruleChips(d.rules)),

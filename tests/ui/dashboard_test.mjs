@@ -195,9 +195,19 @@ test('dashboard renders the fixture data', {timeout: 120000}, async (t) => {
     assert.deepEqual(await chartIds(page), [expectedIds, expectedIds]);
     const points = await page.evaluate(() => window.streamlmDashboard.charts.decisions.data.datasets[0].data
         .map((p) => [p.y, p.lo, p.hi, p.verdict]));
-    // Stream-loss deltas and CIs of dec-000001..4 as in mock_server.mjs.
+    // Stream-loss deltas and CIs of dec-000001..4 as in mock_server.mjs; the
+    // rollback's is its live stream loss, champion − previous.
     assert.deepEqual(points, [[-0.4, -0.9, 0.1, 'held'], [0.03, -0.02, 0.08, 'rejected'],
-      [-0.21, -0.3, -0.12, 'promoted'], [null, NaN, NaN, 'rolled_back']]);
+      [-0.21, -0.3, -0.12, 'promoted'], [0.31, 0.22, 0.4, 'rolled_back']]);
+    // The rollback is also marked across the chart; the gate's threshold
+    // lines still come from the newest gate decision (dec-000003).
+    const plugin = await page.evaluate(() => {
+      const o = window.streamlmDashboard.charts.decisions.options.plugins.streamlmCiBars;
+      return {markers: o.markers.map((m) => [m.x, m.label]),
+        thresholds: o.thresholds.map((t) => t.value)};
+    });
+    assert.deepEqual(plugin.markers, [[3, 'rollback']]);
+    assert.deepEqual(plugin.thresholds, [0, 0.5]);
     assert.equal(await text(page, '#champion-id'), 'snap-000004');
 
     // e2e buckets {0.1: 0, 0.2: 10, 0.5: 20, +Inf: 20} (times the poll count,
@@ -234,11 +244,16 @@ test('dashboard renders the fixture data', {timeout: 120000}, async (t) => {
           tr.querySelectorAll('.rule.fail').length]));
     // dec-000002 fails adaptation and feedback_improvement (the feedback
     // rules fold into one chip here; its feedback row lists them).
-    assert.deepEqual(rows, [['dec-000004', 'rolled back', 0], ['dec-000003', 'promoted', 0],
+    assert.deepEqual(rows, [['dec-000004', 'rolled back', 1], ['dec-000003', 'promoted', 0],
       ['dec-000002', 'rejected', 2], ['dec-000001', 'held', 2]]);
     const feedbackChips = await page.locator('#decisions-body tr[data-id] .rule.feedback').allInnerTexts();
     assert.deepEqual(feedbackChips, ['✓ feedback 4/4', '✗ feedback 0/1']);
     assert.equal(await text(page, '#kpi-swaps'), '1 promoted · 1 rejected · 1 held · 1 rolled back');
+    // The rollback row stands out and its failed rule's chip carries the interval.
+    assert.equal(await page.locator('#decisions-body tr[data-id="dec-000004"]').getAttribute('class'),
+        'rolled-back');
+    assert.match(await page.locator('#decisions-body tr[data-id="dec-000004"] .rule.fail')
+        .getAttribute('title'), /stream_loss_increase: observed 0\.3100 \[\+0\.2200, \+0\.4000\], threshold 0\.0500/);
 
     await checkFeedback(page);
 

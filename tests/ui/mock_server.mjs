@@ -69,7 +69,8 @@ const feedbackRules = (improvement, established, trusted, contradiction) => [
 ];
 
 // Four decisions, newest first, shaped like evaluator/evaluator.cc writes
-// them; the newest has no metrics or rules (a hand rollback, say); the two
+// them; the newest is a rollback by the monitor (evaluator/rollback.cc: its
+// live stream loss rose, champion − previous, CI above the tolerance); the two
 // in the middle carry human-feedback metrics (fixtureFeedback), the oldest
 // an empty metrics.feedback.
 export function fixtureDecisions() {
@@ -82,8 +83,22 @@ export function fixtureDecisions() {
   ];
   return [
     {id: 'dec-000004', time: '2026-12-01T12:04:00.000Z', time_ms: T0 + 240000,
-      candidate: 'snap-000004', champion: 'snap-000004', verdict: 'rolled_back',
-      reason: 'rolled back by hand', duration_s: 0},
+      candidate: 'snap-000004', champion: 'snap-000005', verdict: 'rolled_back',
+      trigger: 'monitor',
+      rules: [
+        {name: 'serving_errors', metric: 'error_rate_increase', observed: 0.001, threshold: 0.02,
+          passed: true, ci95: [-0.004, 0.006]},
+        {name: 'negative_feedback', metric: 'negative_feedback_rate_increase', observed: 0,
+          threshold: 0.1, passed: true},
+        {name: 'live_stream_loss', metric: 'stream_loss_increase', observed: 0.31, threshold: 0.05,
+          passed: false, ci95: [0.22, 0.4]},
+      ],
+      metrics: {rollback: {stream_loss: {champion: estimate(4.5, 4.4, 4.6, 900),
+        previous: estimate(4.19, 4.1, 4.3, 900), delta: estimate(0.31, 0.22, 0.4, 900)}}},
+      reason: 'rolled back snap-000005 to snap-000004: the loss on 40 held-out stream records ' +
+        '(900 tokens) since the promotion rose by +0.3100 nats/token (95% CI [+0.2200, +0.4000] ' +
+        'wholly above the tolerance 0.0500)',
+      duration_s: 0.8},
     {id: 'dec-000003', time: '2026-12-01T12:03:00.000Z', time_ms: T0 + 180000,
       candidate: 'snap-000004', champion: 'snap-000002', verdict: 'promoted', reference: 'snap-000001',
       rules: rules(true, true, true).concat(feedbackRules(0.29, 0.21, -0.1, 3)),

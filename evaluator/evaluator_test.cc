@@ -1,0 +1,249 @@
+// Evaluator with real parts: a RocksDB store on disk, a tiny model
+// bootstrapped from the Brown corpus (the champion), a damaged copy of it
+// (noise on every weight) as the candidate, and held-out stream records
+// written as the learner writes them (PutCheckpoint with new_heldout).
+// Checks the sequential test's looks, an imported champion without a base
+// set, and base sets from `import-hf --base-corpus` files judged per file.
+#include "evaluator/evaluator.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "learner/bootstrap.h"
+#include "model/language_model.h"
+#include "tests/util/temp_dir.h"
+
+namespace streamlm {
+namespace {
+
+Config Tiny(const std::string& data_dir) {
+  Config c;
+  EXPECT_TRUE(ApplyYamlFile(c, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
+  c.data_dir = data_dir;
+  c.bootstrap_corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
+  return c;
+}
+
+// Brown corpus documents past what bootstrap reads (tiny.yaml:
+// bootstrap.max_corpus_bytes 400000), so no model has seen them.
+std::vector<std::string> UnseenDocuments(size_t skip, size_t n) {
+  std::string text = testing::ReadTestFile(testing::SourceDir() + "/data/corpus/brown.txt");
+  std::vector<std::string> out;
+  size_t seen = 0;
+  for (absl::string_view doc : absl::StrSplit(text.substr(1000000), "\n\n")) {
+    std::string d(absl::StripAsciiWhitespace(doc));
+    if (d.size() < 200) continue;
+    if (seen++ < skip) continue;
+    out.push_back(d.substr(0, 300));
+    if (out.size() == n) break;
+  }
+  EXPECT_EQ(out.size(), n);
+  return out;
+}
+
+void AddHeldout(Store* store, const std::vector<std::string>& docs) {
+  LearnerCheckpoint c;
+  c.name = "evaluator_test";
+  c.new_heldout = docs;
+  absl::Status s = store->PutCheckpoint(c);
+  ASSERT_TRUE(s.ok()) << s;
+}
+
+// A copy of snapshot `id` of `from` written to `to` (with `aliases`), or a
+// child of it in the same store when `noise` > 0 (every weight + N(0, noise^2)).
+std::string CopySnapshot(Store* from, const std::string& id, Store* to, double noise,
+                         const std::vector<std::string>& aliases = {}) {
+  auto snap = from->GetSnapshot(id);
+  EXPECT_TRUE(snap.ok()) << snap.status();
+  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (noise > 0) {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(11);
+    for (auto& p : (*model)->net().parameters()) p.add_(torch::randn_like(p) * noise);
+  }
+  auto new_id = to->NewSnapshotId();
+  EXPECT_TRUE(new_id.ok());
+  Snapshot out;
+  out.meta.id = *new_id;
+  out.meta.created_ms = NowMs();
+  out.meta.origin = noise > 0 ? "learner" : "import";
+  out.meta.model_config = snap->meta.model_config;
+  if (noise > 0) out.meta.lineage.parent = id;
+  out.weights = (*model)->SerializeWeights();
+  out.tokenizer = snap->tokenizer;
+  absl::Status s = to->PutSnapshot(out, aliases);
+  EXPECT_TRUE(s.ok()) << s;
+  return *new_id;
+}
+
+const Json* RuleNamed(const Json& decision, const std::string& name) {
+  for (const Json& r : decision["rules"]) {
+    if (r.value("name", "") == name) return &r;
+  }
+  return nullptr;
+}
+
+class EvaluatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ConfigureTorchThreads(0);
+    auto opened = Store::Open(dir_.Sub("store"));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+    config_ = Tiny(dir_.Sub("store"));
+    auto boot = RunBootstrap(config_, store_.get(), [](const std::string&) {});
+    ASSERT_TRUE(boot.ok()) << boot.status();
+    champion_ = boot->snapshot_id;
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  Config config_;
+  std::string champion_;
+};
+
+TEST_F(EvaluatorTest, AHeldCandidateIsLookedAtAgainWhenMoreEvidenceArrives) {
+  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5);
+  // Too few held-out tokens at first: held, awaiting evidence (forgetting
+  // allowed, so that only the stream decides).
+  config_.gate_max_forgetting = 100;
+  config_.eval_min_stream_tokens = 1500;
+  config_.eval_recheck_records = 40;
+  AddHeldout(store_.get(), UnseenDocuments(0, 6));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Json> decisions;
+  Evaluator evaluator(config_, store_.get(), nullptr, [&](const Json& d) {
+    std::lock_guard<std::mutex> lock(mu);
+    decisions.push_back(d);
+    cv.notify_all();
+  });
+  evaluator.Start();
+  evaluator.Submit(candidate);
+  auto wait_for = [&](size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(120), [&] { return decisions.size() >= n; });
+  };
+  ASSERT_TRUE(wait_for(1));
+  EXPECT_EQ(decisions[0]["verdict"], "held") << decisions[0].dump();
+  EXPECT_EQ(decisions[0]["look"], 1);
+  EXPECT_DOUBLE_EQ(decisions[0]["alpha"].get<double>(), 0.025);
+  EXPECT_NE(decisions[0]["reason"].get<std::string>().find("held-out stream tokens"),
+            std::string::npos);
+  // Fewer than eval.recheck_records new records: no second look yet.
+  AddHeldout(store_.get(), UnseenDocuments(6, 20));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(decisions.size(), 1u);
+  }
+  // Enough: the worker looks again by itself, at a smaller share of alpha.
+  AddHeldout(store_.get(), UnseenDocuments(26, 30));
+  ASSERT_TRUE(wait_for(2));
+  evaluator.Stop();
+  const Json& second = decisions[1];
+  EXPECT_EQ(second["candidate"], candidate);
+  EXPECT_EQ(second["look"], 2);
+  EXPECT_DOUBLE_EQ(second["alpha"].get<double>(), 0.0125);
+  EXPECT_EQ(second["verdict"], "rejected") << second["reason"];  // the damage is plain
+  const Json* adaptation = RuleNamed(second, "adaptation");
+  ASSERT_NE(adaptation, nullptr);
+  EXPECT_DOUBLE_EQ((*adaptation)["ci_level"].get<double>(), 0.9875);
+  EXPECT_GT((*adaptation)["ci"][0].get<double>(), 0.0);  // confidently worse
+  EXPECT_EQ(*store_->GetAlias(kChampion), champion_);
+}
+
+TEST_F(EvaluatorTest, AnImportedChampionWithoutABaseSetIsReportedThenGetsOneFromTheStream) {
+  testing::TempDir other;
+  auto imported_store = Store::Open(other.Sub("store"));
+  ASSERT_TRUE(imported_store.ok());
+  Store* store = imported_store->get();
+  const std::string imported = CopySnapshot(store_.get(), champion_, store, 0, {kChampion});
+  const std::string candidate = CopySnapshot(store, imported, store, 0.5);
+  Config config = config_;
+  config.data_dir = other.Sub("store");
+  AddHeldout(store, UnseenDocuments(0, 20));
+  Evaluator evaluator(config, store, nullptr, nullptr);
+  auto first = evaluator.Evaluate(candidate);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Confidently worse on the stream: rejected, and the reason says what
+  // could not be judged instead of a made-up forgetting figure.
+  EXPECT_EQ((*first)["verdict"], "rejected") << (*first)["reason"];
+  const std::string reason = (*first)["reason"];
+  EXPECT_NE(reason.find("no base evaluation set"), std::string::npos) << reason;
+  EXPECT_EQ(reason.find("+0.0000"), std::string::npos) << reason;
+  EXPECT_EQ((*first)["metrics"]["base_loss"]["origin"], "none: no base evaluation set");
+  EXPECT_EQ((*RuleNamed(*first, "forgetting"))["metric"], "base_eval_set");
+  // 80 more records: the oldest half of the window's 100 becomes the base set.
+  AddHeldout(store, UnseenDocuments(20, 80));
+  auto second = evaluator.Evaluate(candidate);
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto base = store->GetEvalSet(kBaseEvalSet);
+  ASSERT_TRUE(base.ok());
+  auto docs = ParseJson(*base);
+  ASSERT_TRUE(docs.ok());
+  ASSERT_EQ(docs->size(), 50u);
+  EXPECT_EQ((*docs)[0]["text"], UnseenDocuments(0, 1)[0]);
+  EXPECT_EQ((*docs)[0]["source"], "first stream records");
+  const Json& metrics = (*second)["metrics"];
+  EXPECT_NE(metrics["base_loss"]["origin"].get<std::string>().find("the first 50 held-out"),
+            std::string::npos);
+  EXPECT_GT(metrics["base_loss"]["delta"]["tokens"].get<int64_t>(), 0);
+  // Set aside as the base set, those records no longer count as stream evidence.
+  EXPECT_EQ(metrics["stream_loss"]["delta"]["sequences"], 50);
+  EXPECT_EQ((*second)["verdict"], "rejected") << (*second)["reason"];
+}
+
+TEST_F(EvaluatorTest, BaseCorpusFilesAreBaseSetsJudgedOneByOne) {
+  // Two files of unseen documents (blank-line separated), as for
+  // `import-hf --base-corpus`.
+  const std::vector<std::string> a = UnseenDocuments(0, 60), b = UnseenDocuments(60, 60);
+  config_.bootstrap_heldout_fraction = 0.1;  // 1 in 10 documents: i % 10 == 5
+  for (const auto& [name, docs] : {std::pair{"manuals.txt", a}, std::pair{"letters.txt", b}}) {
+    std::ofstream out(dir_.Sub(name));
+    for (const std::string& d : docs) out << d << "\n\n";
+  }
+  auto summary = WriteBaseCorpus(config_, {dir_.Sub("manuals.txt"), dir_.Sub("letters.txt")},
+                                 store_.get());
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_NE(summary->find("manuals.txt (6 of 60 documents held out)"), std::string::npos)
+      << *summary;
+  auto seed = store_->GetEvalSet(kReplaySeedSet);
+  ASSERT_TRUE(seed.ok());
+  // The replay seed is the paragraphs (lines) of the documents not held out.
+  size_t lines = 0;
+  for (const auto* docs : {&a, &b}) {
+    for (size_t i = 0; i < docs->size(); ++i) {
+      if (i % 10 == 5) continue;
+      for (absl::string_view l : absl::StrSplit((*docs)[i], '\n', absl::SkipEmpty())) {
+        lines += !l.empty();
+      }
+    }
+  }
+  EXPECT_EQ(ParseJson(*seed)->size(), lines);
+  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5);
+  AddHeldout(store_.get(), UnseenDocuments(120, 20));
+  config_.gate_min_slice_tokens = 100;
+  Evaluator evaluator(config_, store_.get(), nullptr, nullptr);
+  auto d = evaluator.Evaluate(candidate);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const Json& slices = (*d)["metrics"]["slices"]["base"];
+  ASSERT_EQ(slices.size(), 2u) << (*d)["metrics"].dump();
+  std::set<std::string> names;
+  for (const Json& s : slices) names.insert(s["source"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"letters.txt", "manuals.txt"}));
+  int slice_rules = 0;
+  for (const Json& r : (*d)["rules"]) slice_rules += r["name"] == "slice_forgetting";
+  EXPECT_EQ(slice_rules, 2);
+  EXPECT_NE((*d)["metrics"]["base_loss"]["origin"].get<std::string>().find("base corpus"),
+            std::string::npos);
+  EXPECT_EQ((*d)["verdict"], "rejected");
+}
+
+}  // namespace
+}  // namespace streamlm
