@@ -12,47 +12,17 @@
 #include <mutex>
 
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "learner/bootstrap.h"
 #include "model/language_model.h"
+#include "tests/util/heldout_stream.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
 namespace {
 
-Config Tiny(const std::string& data_dir) {
-  Config c;
-  EXPECT_TRUE(ApplyYamlFile(c, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
-  c.data_dir = data_dir;
-  c.bootstrap_corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
-  return c;
-}
-
-// Brown corpus documents past what bootstrap reads (tiny.yaml:
-// bootstrap.max_corpus_bytes 400000), so no model has seen them.
-std::vector<std::string> UnseenDocuments(size_t skip, size_t n) {
-  std::string text = testing::ReadTestFile(testing::SourceDir() + "/data/corpus/brown.txt");
-  std::vector<std::string> out;
-  size_t seen = 0;
-  for (absl::string_view doc : absl::StrSplit(text.substr(1000000), "\n\n")) {
-    std::string d(absl::StripAsciiWhitespace(doc));
-    if (d.size() < 200) continue;
-    if (seen++ < skip) continue;
-    out.push_back(d.substr(0, 300));
-    if (out.size() == n) break;
-  }
-  EXPECT_EQ(out.size(), n);
-  return out;
-}
-
-void AddHeldout(Store* store, const std::vector<std::string>& docs) {
-  LearnerCheckpoint c;
-  c.name = "evaluator_test";
-  c.new_heldout = docs;
-  absl::Status s = store->PutCheckpoint(c);
-  ASSERT_TRUE(s.ok()) << s;
-}
+using testing::AddHeldout;
+using testing::UnseenDocuments;
 
 // A copy of snapshot `id` of `from` written to `to` (with `aliases`), or a
 // child of it in the same store when `noise` > 0 (every weight + N(0, noise^2)).
@@ -96,7 +66,7 @@ class EvaluatorTest : public ::testing::Test {
     auto opened = Store::Open(dir_.Sub("store"));
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = std::move(*opened);
-    config_ = Tiny(dir_.Sub("store"));
+    config_ = testing::TinyConfig(dir_.Sub("store"));
     auto boot = RunBootstrap(config_, store_.get(), [](const std::string&) {});
     ASSERT_TRUE(boot.ok()) << boot.status();
     champion_ = boot->snapshot_id;

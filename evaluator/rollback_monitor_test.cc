@@ -19,16 +19,14 @@
 #include "gtest/gtest.h"
 #include "learner/bootstrap.h"
 #include "model/language_model.h"
+#include "tests/util/heldout_stream.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
 namespace {
 
 Config Tiny(const std::string& data_dir) {
-  Config c;
-  EXPECT_TRUE(ApplyYamlFile(c, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
-  c.data_dir = data_dir;
-  c.bootstrap_corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
+  Config c = testing::TinyConfig(data_dir);
   c.rollback_check_every_s = 0.1;
   c.rollback_min_stream_tokens = 300;
   c.rollback_max_stream_records = 64;
@@ -36,28 +34,10 @@ Config Tiny(const std::string& data_dir) {
   return c;
 }
 
-// Brown corpus documents past what bootstrap reads (tiny.yaml:
-// bootstrap.max_corpus_bytes 400000), so no model has seen them.
-std::vector<std::string> UnseenDocuments(size_t n) {
-  std::string text = testing::ReadTestFile(testing::SourceDir() + "/data/corpus/brown.txt");
-  std::vector<std::string> out;
-  for (absl::string_view doc : absl::StrSplit(text.substr(1000000), "\n\n")) {
-    std::string d(absl::StripAsciiWhitespace(doc));
-    if (d.size() < 200) continue;
-    out.push_back(d.substr(0, 400));
-    if (out.size() == n) break;
-  }
-  EXPECT_EQ(out.size(), n);
-  return out;
-}
+std::vector<std::string> UnseenDocuments(size_t n) { return testing::UnseenDocuments(0, n, 400); }
 
-// Writes `docs` as held-out stream records, as the learner's checkpoint does.
 void AddHeldout(Store* store, const std::vector<std::string>& docs) {
-  LearnerCheckpoint c;
-  c.name = "rollback_test";
-  c.new_heldout = docs;
-  absl::Status s = store->PutCheckpoint(c);
-  ASSERT_TRUE(s.ok()) << s;
+  testing::AddHeldout(store, docs, "rollback_test");
 }
 
 // A child snapshot of `parent` whose every weight has N(0, noise^2) added.

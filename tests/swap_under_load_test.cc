@@ -59,7 +59,9 @@ class SwapUnderLoadTest : public ::testing::Test {
         {testing::StreamlmBinary(), "run", "--config",
          testing::SourceDir() + "/tests/data/tiny.yaml", "--data-dir", data_dir_,
          // No candidate can pass: only the admin API moves the champion.
-         "--gate.min-adaptation", "100"},
+         "--gate.min-adaptation", "100",
+         // Every snapshot stays promotable (retention has its own tests).
+         "--store.keep-snapshots", "100000"},
         dir_->Sub("stderr.log"));
     std::regex kafka_re(R"(^\s+kafka\s+(\S+))"), http_re(R"(^\s+http\s+http://([^:]+):(\d+))");
     std::string line;
