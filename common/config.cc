@@ -348,9 +348,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
-  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle: cosine (re-warm and re-decay after each promotion or reset) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner_lr_schedule; }), {"cosine", "constant"}));
-  keys.push_back(IntKey("learner.warmup_steps", "steps of linear learning-rate re-warm at the start of each cycle", &C::learner_warmup_steps, 0, 1 << 30));
-  keys.push_back(IntKey("learner.decay_steps", "steps of cosine learning-rate re-decay after the re-warm", &C::learner_decay_steps, 1, 1 << 30));
+  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle (the training between two candidates): cosine (re-warm, then re-decay to the floor at the candidate) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner_lr_schedule; }), {"cosine", "constant"}));
+  keys.push_back(IntKey("learner.warmup_steps", "steps of linear learning-rate re-warm at the start of each cycle (at most half of it)", &C::learner_warmup_steps, 0, 1 << 30));
   keys.push_back(DoubleKey("learner.min_lr_ratio", "the learning rate a cycle starts from and decays to, as a share of learner.lr", &C::learner_min_lr_ratio, 0, 1));
   keys.push_back(DoubleKey("learner.replay_base_share", "share of replayed blocks drawn from the base corpus (the rest split equally among stream sources)", &C::learner_replay_base_share, 0, 1));
   keys.push_back(IntKey("learner.replay_max_slices", "stream sources with a replay slice of their own (later ones share one)", &C::learner_replay_max_slices, 1, 1024));
@@ -407,6 +406,9 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(IntKey("serving.max_queue", "requests that may wait for a batch slot; more get 429", &C::serving_max_queue, 1, 1 << 20));
   keys.push_back(DoubleKey("serving.request_timeout_s", "deadline of one request, queue included; 0 = none", &C::serving_request_timeout_s, 0, 86400));
   keys.push_back(IntKey("serving.max_body_bytes", "largest request body; larger ones get 413", &C::serving_max_body_bytes, 1024, int64_t{1} << 30));
+  keys.push_back(IntKey("serving.max_connections", "HTTP connections served at once (a thread each); more get 503", &C::serving_max_connections, 1, 65536));
+  keys.push_back(DoubleKey("serving.header_timeout_s", "seconds a connection may take to send a request's headers (idle keep-alive included); then 408 and close", &C::serving_header_timeout_s, 0.05, 3600));
+  keys.push_back(DoubleKey("serving.body_timeout_s", "seconds a request may take to send its body after the headers; then 408 and close", &C::serving_body_timeout_s, 0.05, 3600));
   keys.push_back(IntKey("serving.completion_log_size", "completions remembered for POST /v1/feedback", &C::serving_completion_log_size, 0, 100000000));
   keys.push_back(DoubleKey("serving.completion_log_ttl_s", "how long a completion can receive feedback (seconds)", &C::serving_completion_log_ttl_s, 1, 1e9));
   return keys;

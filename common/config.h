@@ -76,13 +76,14 @@ struct Config {
   // champion's weights (fresh optimizer state); "continue" keeps training
   // the learner's own weights.
   std::string learner_on_rejection = "reset";
-  // Learning rate per cycle (a cycle starts when the champion moves or the
-  // learner resets): linear re-warm from min_lr_ratio*lr to lr over
-  // warmup_steps, cosine re-decay to min_lr_ratio*lr over decay_steps, then
-  // flat. "constant" keeps learner.lr.
+  // Learning rate per cycle, a cycle being the training between two
+  // candidates (snapshot_every_steps, fewer when snapshot_every_s comes
+  // first; a new one also after a reset): linear re-warm from
+  // min_lr_ratio*lr to lr over warmup_steps (at most half the cycle), cosine
+  // re-decay to min_lr_ratio*lr at the cycle's last step. "constant" keeps
+  // learner.lr.
   std::string learner_lr_schedule = "cosine";
   int learner_warmup_steps = 10;
-  int learner_decay_steps = 300;
   double learner_min_lr_ratio = 0.1;
   // Replay by slice (each stream source, and "base" for the base corpus).
   double learner_replay_base_share = 0.5;
@@ -172,6 +173,13 @@ struct Config {
   int serving_max_queue = 64;   // requests waiting beyond that; more get 429
   double serving_request_timeout_s = 300;  // per-request deadline; 0 = none
   int64_t serving_max_body_bytes = 1 << 20;  // larger request bodies get 413
+  // Hostile clients (serving/README.md "Connections"): connections served at
+  // once (a thread each; more get 503), and whole deadlines in seconds for a
+  // request's headers (from accept or the previous response) and its body
+  // (from the end of the headers); a late request gets 408 and is closed.
+  int serving_max_connections = 1024;
+  double serving_header_timeout_s = 10;
+  double serving_body_timeout_s = 30;
   // Completions remembered for POST /v1/feedback (by id), and for how long.
   int serving_completion_log_size = 10000;
   double serving_completion_log_ttl_s = 3600;

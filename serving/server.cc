@@ -1,12 +1,14 @@
 #include "serving/server.h"
 
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <httplib.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -17,6 +19,7 @@
 #include "serving/admin_api.h"
 #include "serving/chat_template.h"
 #include "serving/dashboard.h"
+#include "serving/guarded_http_server.h"
 #include "serving/scheduler.h"
 
 namespace streamlm {
@@ -114,6 +117,93 @@ bool IsLoopback(const std::string& host) {
   return false;
 }
 
+// Where `s` stops being UTF-8 (RFC 3629: no overlong forms, no surrogates,
+// nothing past U+10FFFF), or npos when all of it is.
+size_t FirstInvalidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;  // range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return i;
+    }
+    if (i + len > s.size()) return i;
+    const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+    if (c1 < lo || c1 > hi) return i;
+    for (size_t k = 2; k < len; ++k) {
+      const unsigned char ck = static_cast<unsigned char>(s[i + k]);
+      if (ck < 0x80 || ck > 0xbf) return i;
+    }
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+// The 400 message for a body that is not UTF-8, or "" when it is.
+std::string Utf8Problem(const std::string& body) {
+  const size_t at = FirstInvalidUtf8(body);
+  if (at == std::string_view::npos) return "";
+  return absl::StrCat("request body is not valid UTF-8 (invalid byte 0x",
+                      absl::Hex(static_cast<unsigned char>(body[at]), absl::kZeroPad2),
+                      " at offset ", at, "); JSON must be sent as UTF-8");
+}
+
+// GET /healthz and /readyz: the status and body for `path`, false for other
+// paths. `champion` is the id of the served model ("" while none is loaded).
+// Also answered at the connection limit (GuardedHttpServer's HealthAnswer).
+bool HealthCheck(const std::string& path, const std::string& champion, int* status,
+                 OJson* body) {
+  if (path == "/healthz") {
+    *status = 200;
+    *body = {{"status", "ok"}};
+    return true;
+  }
+  if (path == "/readyz") {
+    *status = champion.empty() ? 503 : 200;
+    *body = champion.empty() ? OJson{{"status", "no champion loaded"}}
+                             : OJson{{"status", "ready"}, {"model", champion}};
+    return true;
+  }
+  return false;
+}
+
+// The methods a known path takes ("" for an unknown path), for 405's Allow
+// header: cpp-httplib itself answers 404 to a known path with another
+// method. Keep in step with the routes of Server::Start, RegisterAdminApi
+// and RegisterDashboard (hostile_clients_test checks some of each).
+std::string AllowedMethods(const std::string& path) {
+  static const char* const kGet[] = {"/healthz", "/readyz",  "/metrics",
+                                     "/v1/models", "/v1/admin/decisions",
+                                     "/v1/admin/snapshots", "/ui", "/ui/"};
+  static const char* const kPost[] = {"/v1/completions", "/v1/chat/completions",
+                                      "/v1/tokenize",    "/v1/detokenize",
+                                      "/v1/feedback",    "/v1/admin/promote",
+                                      "/v1/admin/rollback"};
+  for (const char* p : kGet) {
+    if (path == p) return "GET, HEAD";
+  }
+  if (path.size() > 4 && path.compare(0, 4, "/ui/") == 0) return "GET, HEAD";
+  for (const char* p : kPost) {
+    if (path == p) return "POST";
+  }
+  return "";
+}
+
 // The OpenAI legacy completions logprobs object, built as tokens arrive.
 struct LegacyLogprobs {
   OJson tokens = OJson::array(), token_logprobs = OJson::array(), top_logprobs = OJson::array(),
@@ -202,7 +292,22 @@ Server::Server(const Config& config, Store* store, Counters* counters)
     : config_(config), store_(store), counters_(counters),
       completion_log_(static_cast<size_t>(std::max(0, config.serving_completion_log_size)),
                       config.serving_completion_log_ttl_s),
-      http_(std::make_unique<httplib::Server>()) {
+      http_(std::make_unique<GuardedHttpServer>(
+          ConnectionLimits{config.serving_max_connections, config.serving_header_timeout_s,
+                           config.serving_body_timeout_s},
+          [](int status, const std::string& message) {
+            const bool refused = status == 503;
+            return ErrorBody(message, refused ? "server_error" : "invalid_request_error", "",
+                             refused ? "too_many_connections" : "request_timeout")
+                .dump();
+          },
+          [this](const std::string& path, int* status, std::string* body) {
+            auto served = current();
+            OJson j;
+            if (!HealthCheck(path, served ? served->id : "", status, &j)) return false;
+            *body = j.dump();
+            return true;
+          })) {
   Scheduler::Options o;
   o.max_batch = config.serving_max_batch;
   o.max_queue = config.serving_max_queue;
@@ -413,6 +518,10 @@ bool ParseSampling(const Json& body, const Config& config, bool chat, SamplingPa
 
 // The body as a JSON object, or false with a 400 naming the problem.
 bool ParseBody(const httplib::Request& req, Json* body, httplib::Response& res) {
+  if (std::string bad = Utf8Problem(req.body); !bad.empty()) {
+    SendError(res, 400, bad, "", "invalid_request_error", "invalid_utf8");
+    return false;
+  }
   auto parsed = ParseJson(req.body);
   if (!parsed.ok()) {
     SendError(res, 400, absl::StrCat("request body is not valid JSON: ",
@@ -885,6 +994,10 @@ void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res)
            "", "server_error", "feedback_unavailable");
     return;
   }
+  if (std::string bad = Utf8Problem(req.body); !bad.empty()) {
+    reject(400, "invalid_utf8", bad, "");
+    return;
+  }
   auto parsed = ParseJson(req.body);
   if (!parsed.ok() || !parsed->is_object()) {
     reject(400, "invalid_json",
@@ -1068,13 +1181,24 @@ absl::Status Server::Start() {
     SLM_LOG(kWarning) << "serving listens on " << config_.http
                       << " without serving.admin_token: the admin API refuses every request";
   }
+  // A descriptor per connection: raise the soft limit (as Go's runtime
+  // does) so serving.max_connections is reachable; warn when it is not.
+  rlimit files;
+  const rlim_t wanted = static_cast<rlim_t>(config_.serving_max_connections) + 256;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < wanted) {
+    files.rlim_cur = std::min(wanted, files.rlim_max);
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) getrlimit(RLIMIT_NOFILE, &files);
+    if (files.rlim_cur < wanted) {
+      SLM_LOG(kWarning) << "open files limit " << files.rlim_cur
+                        << " is below serving.max_connections + 256 (" << wanted
+                        << "): raise `ulimit -n` or lower serving.max_connections";
+    }
+  }
   absl::Status s = RefreshChampion();
   if (!s.ok() && !absl::IsNotFound(s)) return s;
   httplib::Server& h = *http_;
-  // Streaming answers hold a worker each while they run: room for a full
-  // batch and a full queue, plus a few for metrics and health checks.
-  const int workers = config_.serving_max_batch + config_.serving_max_queue + 8;
-  h.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  // Each connection has a thread of its own (GuardedHttpServer), up to
+  // serving.max_connections: health checks never wait for a worker.
   h.set_payload_max_length(static_cast<size_t>(config_.serving_max_body_bytes));
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server
   // share the port silently; a port in use must be an error.
@@ -1085,14 +1209,17 @@ absl::Status Server::Start() {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  h.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, {{"status", "ok"}});
-  });
-  h.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  // Health checks never wait for generation: every connection has its own
+  // thread, and at the connection limit GuardedHttpServer still answers them.
+  auto health = [this](const httplib::Request& req, httplib::Response& res) {
     auto served = current();
-    if (served) SendJson(res, 200, {{"status", "ready"}, {"model", served->id}});
-    else SendJson(res, 503, {{"status", "no champion loaded"}});
-  });
+    int status = 500;
+    OJson body;
+    HealthCheck(req.path, served ? served->id : "", &status, &body);
+    SendJson(res, status, body);
+  };
+  h.Get("/healthz", health);
+  h.Get("/readyz", health);
   h.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     Json data = Json::array();
     if (auto served = current()) {
@@ -1169,6 +1296,16 @@ absl::Status Server::Start() {
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     counters_->Set("streamlm_num_requests_running", scheduler_->running());
     counters_->Set("streamlm_num_requests_waiting", scheduler_->waiting());
+    const auto& guard = static_cast<const GuardedHttpServer&>(*http_);
+    counters_->Set("streamlm_http_connections_open", guard.open_connections());
+    counters_->Set("streamlm_http_connections_refused_total",
+                   static_cast<double>(guard.refused_connections()));
+    counters_->Set("streamlm_http_health_answered_at_limit_total",
+                   static_cast<double>(guard.health_answered_at_limit()));
+    counters_->Set("streamlm_http_header_timeouts_total",
+                   static_cast<double>(guard.header_timeouts()));
+    counters_->Set("streamlm_http_body_timeouts_total",
+                   static_cast<double>(guard.body_timeouts()));
     res.set_content(counters_->RenderPrometheus(), "text/plain; version=0.0.4");
   });
   // Errors raised before a handler runs (unknown route, body over the
@@ -1183,6 +1320,13 @@ absl::Status Server::Start() {
                 absl::StrCat("request body is larger than serving.max_body_bytes (",
                              config_.serving_max_body_bytes, " bytes)"),
                 "", "invalid_request_error", "request_too_large");
+    } else if (res.status == 404 && !AllowedMethods(req.path).empty()) {
+      const std::string allow = AllowedMethods(req.path);
+      res.set_header("Allow", allow);
+      SendError(res, 405,
+                absl::StrCat("method ", req.method, " is not allowed on ", req.path,
+                             "; it takes ", allow),
+                "", "invalid_request_error", "method_not_allowed");
     } else if (res.status == 404) {
       SendError(res, 404, absl::StrCat("no route ", req.method, " ", req.path), "",
                 "invalid_request_error", "not_found");
@@ -1208,6 +1352,9 @@ absl::Status Server::Start() {
   if (port_ <= 0) {
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", config_.http, " (config key http / --http): address in use or invalid"));
+  }
+  if (!static_cast<GuardedHttpServer&>(h).WidenListenBacklog()) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config_.http));
   }
   scheduler_->Start();
   listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
