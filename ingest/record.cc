@@ -119,6 +119,10 @@ ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes, bool re
   return r;
 }
 
+std::string RejectKey(std::string_view topic, int32_t partition, int64_t offset) {
+  return absl::StrCat(std::string(topic), "/", partition, "/", offset);
+}
+
 Json MakeRejectRecord(const std::string& topic, int32_t partition,
                       int64_t offset, std::string_view reason,
                       const std::string& detail, std::string_view payload) {

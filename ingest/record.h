@@ -67,7 +67,15 @@ inline constexpr int kTextSchemaVersion = 1;
 ParsedRecord ParseTextRecord(std::string_view payload, size_t max_bytes,
                              bool repair_utf8 = false);
 
-// The JSON value written to `streamlm.rejects`.
+// The Kafka key of a record's reject on `streamlm.rejects`:
+// "<topic>/<partition>/<offset>", the record's position in its source topic.
+// A record read again (after a crash the learner re-reads from the offsets in
+// its last checkpoint) is rejected under the same key, so consumers can
+// de-duplicate on it and a compacted rejects topic keeps one copy.
+std::string RejectKey(std::string_view topic, int32_t partition, int64_t offset);
+
+// The JSON value written to `streamlm.rejects`; `topic`, `partition` and
+// `offset` are the same position RejectKey() names.
 Json MakeRejectRecord(const std::string& topic, int32_t partition,
                       int64_t offset, std::string_view reason,
                       const std::string& detail, std::string_view payload);

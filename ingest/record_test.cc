@@ -73,6 +73,7 @@ TEST(RecordTest, RejectRecordCarriesPositionReasonAndReadablePrefix) {
   EXPECT_EQ(j["reason"], "invalid_utf8");
   EXPECT_EQ(j["payload_prefix"], "ab\\xff");
   EXPECT_NO_THROW(j.dump());
+  EXPECT_EQ(RejectKey("streamlm.text", 2, 99), "streamlm.text/2/99");
 }
 
 // Property: arbitrary bytes never crash the parser, and whatever it accepts

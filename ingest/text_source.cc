@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "common/json_util.h"
 #include "common/log.h"
 
 namespace streamlm {
@@ -51,8 +52,13 @@ void TextSource::Reject(const SourceRecord& r, std::string_view reason,
   ++rejected_;
   counters_->Add("streamlm_records_rejected_total", 1, std::string(reason));
   Json reject = MakeRejectRecord(options_.topic, r.partition, r.offset, reason, detail, r.payload);
+  // The record's own key is kept in the value; the reject's key is the
+  // record's position, the same however often the record is re-read.
+  reject["source_key"] = EscapeInvalidUtf8(r.key);
   SLM_LOG(kDebug) << "rejected " << reject.dump();
-  absl::Status s = rejects_->Produce(options_.rejects_topic, r.key, reject.dump());
+  absl::Status s = rejects_->Produce(options_.rejects_topic,
+                                     RejectKey(options_.topic, r.partition, r.offset),
+                                     reject.dump());
   if (!s.ok()) SLM_LOG(kWarning) << "cannot write reject: " << s;
 }
 

@@ -50,7 +50,9 @@ class TextSource {
   // Next offset per partition covering every record seen, used or rejected.
   std::map<int32_t, int64_t> positions() const { return consumer_->positions(); }
   // Rejects a record the pipeline cannot use: counted by reason and written
-  // to the rejects topic.
+  // to the rejects topic under the key RejectKey(topic, partition, offset)
+  // (record.h), so a record re-read after a restart is rejected under the
+  // same key; the record's own key is the value's `source_key`.
   void Reject(const SourceRecord& r, std::string_view reason, const std::string& detail);
 
   // Offset of the first record seen per partition since Create().

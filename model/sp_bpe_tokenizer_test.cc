@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "model/bpe_tokenizer.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/timing.h"
 
 namespace streamlm {
 namespace {
@@ -220,23 +221,30 @@ TEST_F(SpBpeFixtureTest, SerializedFormRoundTrips) {
 // One 100 KB line is one BPE word under the Prepend normalizer: the merge
 // loop must stay near-linear.
 TEST_F(SpBpeFixtureTest, LongSingleLineIsFast) {
+  // No absolute time: CPU time of this thread, best of 3, against the
+  // SentencePiece library on the same line (at most 5x its time), and
+  // against itself on a sixteenth of the line (at most 100x: linear is 16x,
+  // a merge loop that rescans the line 256x). Measured on a shared 2-core VM:
+  // 0.3-0.7x SentencePiece; 16x the line took 20-38x the time (cache effects;
+  // SentencePiece itself: 30x).
   Tokenizer* sp = Sp();
   ASSERT_NE(sp, nullptr);
   std::string line;
   for (size_t i = 0; line.size() < 100 * 1024; i = (i + 1) % cases_.size()) {
     if (cases_[i].roundtrip) line += cases_[i].text + " ";
   }
-  auto start = std::chrono::steady_clock::now();
-  std::vector<int32_t> ids = json_->Encode(line);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  start = std::chrono::steady_clock::now();
-  std::vector<int32_t> sp_ids = sp->Encode(line);
-  double sp_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string sixteenth = line.substr(0, line.rfind(' ', line.size() / 16) + 1);
+  std::vector<int32_t> ids, sp_ids;
+  const double seconds = testing::BestCpuSeconds(3, [&] { ids = json_->Encode(line); });
+  const double sp_seconds = testing::BestCpuSeconds(3, [&] { sp_ids = sp->Encode(line); });
+  const double sixteenth_seconds =
+      testing::BestCpuSeconds(3, [&] { (void)json_->Encode(sixteenth); });
   std::cout << "encoded " << line.size() << " bytes on one line into " << ids.size()
             << " tokens in " << seconds * 1000 << " ms (SentencePiece: " << sp_seconds * 1000
-            << " ms)\n";
-  EXPECT_LT(seconds, 1.0);
+            << " ms, " << seconds / sp_seconds << "x; a sixteenth of the line: "
+            << sixteenth_seconds * 1000 << " ms, " << seconds / sixteenth_seconds << "x)\n";
+  EXPECT_LT(seconds, 5 * sp_seconds);
+  EXPECT_LT(seconds, 100 * sixteenth_seconds);
   EXPECT_EQ(ids, sp_ids);
   EXPECT_EQ(json_->Decode(ids), line);
 }

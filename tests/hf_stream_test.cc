@@ -78,7 +78,15 @@ TEST_P(HfStreamTest, ImportTrainGenerateExport) {
   SamplingParams p;
   p.max_tokens = 6;
   p.has_seed = true;
-  EXPECT_LE((*model)->Generate("the learner", p).ids.size(), 6u);
+  p.ignore_eos = true;  // exactly max_tokens tokens
+  const auto generated = (*model)->Generate("the learner", p);
+  EXPECT_EQ(generated.ids.size(), 6u);
+  EXPECT_EQ(generated.finish_reason, "length");
+  for (int32_t id : generated.ids) {
+    EXPECT_GE(id, 0);
+    EXPECT_LT(id, (*model)->config().vocab_size);
+  }
+  EXPECT_EQ((*model)->Generate("the learner", p).ids, generated.ids) << "seeded: reproducible";
 
   ASSERT_TRUE(ExportHfCheckpoint(**model, dir.Sub("out")).ok());
   auto back = ImportHfCheckpoint(dir.Sub("out"));

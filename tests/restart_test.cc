@@ -2,11 +2,13 @@
 // store, and show from the stored lineage that it resumed at the stored
 // offsets, with no record trained twice and none skipped.
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/broker.h"
 #include "common/config.h"
+#include "common/json_util.h"
 #include "common/kafka.h"
 #include "gtest/gtest.h"
 #include "ingest/dedup.h"
@@ -196,8 +198,30 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
   EXPECT_EQ(trained, expect_trained);
   EXPECT_EQ(heldout, expect_heldout);
   EXPECT_EQ(rejected, expect_rejected);
-  EXPECT_GE(expect_rejected, 13);  // the broken record and the 12 repeats
+  // By construction, apart from the replica: the broken record and the 12
+  // repeats are the only text records dropped.
+  EXPECT_EQ(rejected, 1 + 12);
   EXPECT_EQ(trained + heldout + rejected, produced);
+
+  // On streamlm.rejects: the 13 text records and the one bad feedback
+  // record, each once, keyed by its own position (so a consumer can
+  // de-duplicate a reject written again after a crash).
+  auto rejects = ReadWholeTopic(brokers, config.topic_rejects, 15000);
+  ASSERT_TRUE(rejects.ok()) << rejects.status();
+  std::set<std::string> keys;
+  int64_t text_rejects = 0, feedback_rejects = 0;
+  for (const KafkaMessage& m : *rejects) {
+    auto v = ParseJson(m.value);
+    ASSERT_TRUE(v.ok()) << m.value;
+    EXPECT_EQ(m.key, absl::StrCat((*v)["topic"].get<std::string>(), "/",
+                                  (*v)["partition"].get<int>(), "/",
+                                  (*v)["offset"].get<int64_t>()));
+    EXPECT_TRUE(keys.insert(m.key).second) << "rejected twice: " << m.key;
+    text_rejects += (*v)["topic"] == config.topic_text;
+    feedback_rejects += (*v)["topic"] == config.topic_feedback;
+  }
+  EXPECT_EQ(text_rejects, 1 + 12);
+  EXPECT_EQ(feedback_rejects, 1);
 }
 
 }  // namespace

