@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "ingest/pipeline.h"
+#include "store/store_open.h"
 
 namespace streamlm {
 namespace {
@@ -195,11 +196,7 @@ int RunFeedbackTrust(const Config& config, const std::string& path, bool clear, 
     if (!read.ok()) return fail(read.status());
     trusted = std::move(*read);
   }
-  auto store = Store::Open(config.data_dir);
-  if (store.ok()) {
-    (*store)->set_keep_snapshots(static_cast<size_t>(config.store_keep_snapshots));
-    (*store)->set_heldout_window(static_cast<size_t>(config.eval_stream_window_records));
-  }
+  auto store = OpenStore(config);
   if (!store.ok()) {
     if (IsStoreLocked(store.status())) {
       return fail(absl::FailedPreconditionError(absl::StrCat(

@@ -43,6 +43,7 @@
 #include "serving/admin_api.h"
 #include "serving/server.h"
 #include "store/store.h"
+#include "store/store_open.h"
 
 namespace streamlm {
 namespace {
@@ -96,16 +97,6 @@ absl::StatusOr<Config> LoadConfig(const CommandLine& cl) {
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "streamlm: error: %s\n", std::string(s.message()).c_str());
   return absl::IsInvalidArgument(s) ? 2 : 1;
-}
-
-// Opens the store for writing with the config's retention and held-out
-// window (every commit applies them, so every writer must set them).
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const Config& c) {
-  auto store = Store::Open(c.data_dir);
-  if (!store.ok()) return store.status();
-  (*store)->set_keep_snapshots(static_cast<size_t>(c.store_keep_snapshots));
-  (*store)->set_heldout_window(static_cast<size_t>(c.eval_stream_window_records));
-  return store;
 }
 
 // Blocks SIGINT/SIGTERM in every thread started afterwards; WaitForSignal()

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "evaluator/heldout_scoring.h"
 #include "model/language_model.h"
 #include "model/token_blocks.h"
 #include "ingest/pipeline.h"
@@ -21,30 +22,6 @@ absl::StatusOr<std::shared_ptr<LanguageModel>> LoadModel(Store* store,
   auto snap = store->GetSnapshot(id);
   if (!snap.ok()) return snap.status();
   return LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
-}
-
-// Scores `seqs` under both models: all of them, and per label (source or
-// base set) into `slices` as `kind` slices.
-PairedLosses ScoreSlices(const LanguageModel& candidate, const LanguageModel& champion,
-                         const std::vector<std::vector<int32_t>>& seqs,
-                         const std::vector<std::string>& labels, const std::string& kind,
-                         std::vector<SliceComparison>* slices) {
-  auto a = candidate.SequenceLosses(seqs);
-  auto b = champion.SequenceLosses(seqs);
-  PairedLosses all;
-  std::map<std::string, PairedLosses> by_label;
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    if (a[i].tokens == 0) continue;
-    for (PairedLosses* p : {&all, &by_label[labels[i]]}) {
-      p->candidate_nats.push_back(a[i].sum_nats);
-      p->champion_nats.push_back(b[i].sum_nats);
-      p->tokens.push_back(a[i].tokens);
-    }
-  }
-  for (const auto& [label, losses] : by_label) {
-    slices->push_back({kind, label, Compare(losses)});
-  }
-  return all;
 }
 
 // A store without a base set (an imported champion) sets aside the oldest
@@ -385,11 +362,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   for (const auto& [seq, r] : *records) {
     if (!same_tokenizer) break;
     if (base_set->texts.count(r.text)) continue;
-    std::vector<int32_t> ids = {tok.eos_id()};  // documents start after EOS
-    std::vector<int32_t> body = tok.Encode(r.text);
-    ids.insert(ids.end(), body.begin(), body.end());
-    ids.push_back(tok.eos_id());
-    stream.push_back(std::move(ids));
+    stream.push_back(HeldoutSequence(tok, r.text));
     stream_labels.push_back(r.source);
   }
   std::vector<SliceComparison> slices;

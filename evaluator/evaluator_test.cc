@@ -16,41 +16,18 @@
 #include "learner/bootstrap.h"
 #include "model/language_model.h"
 #include "tests/util/heldout_stream.h"
+#include "tests/util/snapshot_copy.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
 namespace {
 
 using testing::AddHeldout;
+using testing::CopySnapshot;
 using testing::UnseenDocuments;
 
-// A copy of snapshot `id` of `from` written to `to` (with `aliases`), or a
-// child of it in the same store when `noise` > 0 (every weight + N(0, noise^2)).
-std::string CopySnapshot(Store* from, const std::string& id, Store* to, double noise,
-                         const std::vector<std::string>& aliases = {}) {
-  auto snap = from->GetSnapshot(id);
-  EXPECT_TRUE(snap.ok()) << snap.status();
-  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
-  EXPECT_TRUE(model.ok()) << model.status();
-  if (noise > 0) {
-    torch::NoGradGuard no_grad;
-    torch::manual_seed(11);
-    for (auto& p : (*model)->net().parameters()) p.add_(torch::randn_like(p) * noise);
-  }
-  auto new_id = to->NewSnapshotId();
-  EXPECT_TRUE(new_id.ok());
-  Snapshot out;
-  out.meta.id = *new_id;
-  out.meta.created_ms = NowMs();
-  out.meta.origin = noise > 0 ? "learner" : "import";
-  out.meta.model_config = snap->meta.model_config;
-  if (noise > 0) out.meta.lineage.parent = id;
-  out.weights = (*model)->SerializeWeights();
-  out.tokenizer = snap->tokenizer;
-  absl::Status s = to->PutSnapshot(out, aliases);
-  EXPECT_TRUE(s.ok()) << s;
-  return *new_id;
-}
+// The seed of the noise on damaged candidates' weights.
+constexpr uint64_t kSeed = 11;
 
 const Json* RuleNamed(const Json& decision, const std::string& name) {
   for (const Json& r : decision["rules"]) {
@@ -78,7 +55,7 @@ class EvaluatorTest : public ::testing::Test {
 };
 
 TEST_F(EvaluatorTest, AHeldCandidateIsLookedAtAgainWhenMoreEvidenceArrives) {
-  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5);
+  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5, kSeed);
   // Too few held-out tokens at first: held, awaiting evidence (forgetting
   // allowed, so that only the stream decides).
   config_.gate_max_forgetting = 100;
@@ -133,8 +110,8 @@ TEST_F(EvaluatorTest, AnImportedChampionWithoutABaseSetIsReportedThenGetsOneFrom
   auto imported_store = Store::Open(other.Sub("store"));
   ASSERT_TRUE(imported_store.ok());
   Store* store = imported_store->get();
-  const std::string imported = CopySnapshot(store_.get(), champion_, store, 0, {kChampion});
-  const std::string candidate = CopySnapshot(store, imported, store, 0.5);
+  const std::string imported = CopySnapshot(store_.get(), champion_, store, 0, kSeed, {kChampion});
+  const std::string candidate = CopySnapshot(store, imported, store, 0.5, kSeed);
   Config config = config_;
   config.data_dir = other.Sub("store");
   AddHeldout(store, UnseenDocuments(0, 20));
@@ -196,7 +173,7 @@ TEST_F(EvaluatorTest, BaseCorpusFilesAreBaseSetsJudgedOneByOne) {
     }
   }
   EXPECT_EQ(ParseJson(*seed)->size(), lines);
-  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5);
+  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5, kSeed);
   AddHeldout(store_.get(), UnseenDocuments(120, 20));
   config_.gate_min_slice_tokens = 100;
   Evaluator evaluator(config_, store_.get(), nullptr, nullptr);

@@ -402,6 +402,8 @@ GateResult Decide(const GateInput& in, const GateConfig& config) {
     RuleResult r = WithInterval({"slice_forgetting", SliceLabel(s) + "_loss_delta", d.mean, maxf,
                                  !bad && !suspect},
                                 d, level);
+    r.slice_kind = s.kind;
+    r.slice = s.name;
     g.rules.push_back(r);
     if (bad || suspect) {
       (bad ? failed : waiting).push_back(absl::StrFormat(
@@ -575,6 +577,10 @@ Json RuleToJson(const RuleResult& r) {
   if (r.has_ci) {
     j["ci"] = {r.ci_low, r.ci_high};
     j["ci_level"] = r.ci_level;
+  }
+  if (!r.slice_kind.empty()) {
+    j["slice_kind"] = r.slice_kind;
+    j["slice"] = r.slice;
   }
   return j;
 }

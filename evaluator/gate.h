@@ -72,6 +72,12 @@ struct RuleResult {
   bool has_ci = false;  // the interval of `observed`, when it has one,
   double ci_low = 0, ci_high = 0;  // at level `ci_level` (the look's, see LookAlpha)
   double ci_level = 0.95;
+  // The held-out slice a per-slice rule (slice_forgetting) judges, as in
+  // its SliceComparison: `slice_kind` "stream" or "base" ("" for rules not
+  // about one slice), `slice` its source or base set ("" = stream records
+  // without a source). Readers use these, never the `metric` text.
+  std::string slice_kind;
+  std::string slice;
 };
 
 // A mean of per-record values with its 95% CI (normal approximation).
@@ -169,6 +175,8 @@ GateResult ApplyGate(const Comparison& base, const Comparison& stream,
 
 Json EstimateToJson(const Estimate& e);
 Json ComparisonToJson(const Comparison& c);
+// {name, metric, observed, threshold, passed}, plus ci and ci_level with an
+// interval and slice_kind and slice for a per-slice rule.
 Json RuleToJson(const RuleResult& r);
 
 }  // namespace streamlm

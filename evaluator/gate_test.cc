@@ -189,12 +189,41 @@ TEST(GateTest, ForgettingOnOneSourceIsNotHiddenByAGainOnAnother) {
   EXPECT_NE(r.reason.find("slice_forgetting: stream:chat"), std::string::npos) << r.reason;
   int slice_rules = 0;
   for (const RuleResult& rule : r.rules) {
-    if (rule.name != "slice_forgetting") continue;
+    if (rule.name != "slice_forgetting") {
+      EXPECT_EQ(rule.slice_kind, "") << rule.name;  // not about one slice
+      continue;
+    }
     ++slice_rules;
     EXPECT_TRUE(rule.has_ci);
     EXPECT_EQ(rule.passed, rule.metric == "stream:news_loss_delta") << rule.metric;
+    // The slice is in fields of its own, in the decision record too.
+    EXPECT_EQ(rule.slice_kind, "stream");
+    EXPECT_EQ(rule.passed, rule.slice == "news") << rule.slice;
+    const Json j = RuleToJson(rule);
+    EXPECT_EQ(j["slice_kind"], "stream");
+    EXPECT_EQ(j["slice"], rule.passed ? "news" : "chat");
   }
   EXPECT_EQ(slice_rules, 2);
+  for (const RuleResult& rule : r.rules) {
+    if (rule.name == "slice_forgetting") continue;
+    const Json j = RuleToJson(rule);
+    EXPECT_FALSE(j.contains("slice_kind")) << j.dump();
+    EXPECT_FALSE(j.contains("slice")) << j.dump();
+  }
+  // Records without a source are the slice "": the field keeps it empty,
+  // only the metric text says "(no source)".
+  in.slices = {{"stream", "news", news}, {"stream", "", chat}};
+  r = Decide(in, g);
+  EXPECT_EQ(r.verdict, "rejected") << r.reason;
+  bool unsourced_failed = false;
+  for (const RuleResult& rule : r.rules) {
+    if (rule.name != "slice_forgetting" || rule.passed) continue;
+    EXPECT_EQ(rule.metric, "stream:(no source)_loss_delta");
+    EXPECT_EQ(RuleToJson(rule)["slice"], "");
+    unsourced_failed = rule.slice_kind == "stream" && rule.slice.empty();
+  }
+  EXPECT_TRUE(unsourced_failed);
+  in.slices = {{"stream", "news", news}, {"stream", "chat", chat}};
   // Too few tokens in the slice: reported but not judged on its own.
   g.min_slice_tokens = 1000;
   EXPECT_EQ(Decide(in, g).verdict, "promoted");
@@ -204,6 +233,14 @@ TEST(GateTest, ForgettingOnOneSourceIsNotHiddenByAGainOnAnother) {
   r = Decide(in, g);
   EXPECT_EQ(r.verdict, "rejected");
   EXPECT_NE(r.reason.find("base:manuals"), std::string::npos) << r.reason;
+  int failed_base_slices = 0;
+  for (const RuleResult& rule : r.rules) {
+    if (rule.name != "slice_forgetting" || rule.passed) continue;
+    ++failed_base_slices;
+    EXPECT_EQ(rule.slice_kind, "base");
+    EXPECT_EQ(rule.slice, "manuals");
+  }
+  EXPECT_EQ(failed_base_slices, 1);
 }
 
 TEST(GateTest, ForgettingAddsUpOverPromotionsAndIsBoundedInTotal) {

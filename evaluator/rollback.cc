@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "evaluator/heldout_scoring.h"
 #include "model/language_model.h"
 
 namespace streamlm {
@@ -53,20 +54,6 @@ void RateRule(const char* name, const char* metric, const char* what, int64_t k1
                              {"enough_evidence", enough}};
   r->rules.push_back(rule);
   r->enough_evidence.push_back(enough);
-}
-
-// Documents as the evaluator scores them: EOS, the text, EOS.
-std::vector<std::vector<int32_t>> StreamSequences(
-    const Tokenizer& tok, const std::vector<std::pair<int64_t, HeldoutRecord>>& recs) {
-  std::vector<std::vector<int32_t>> out;
-  for (const auto& [seq, r] : recs) {
-    std::vector<int32_t> ids = {tok.eos_id()};
-    std::vector<int32_t> body = tok.Encode(r.text);
-    ids.insert(ids.end(), body.begin(), body.end());
-    ids.push_back(tok.eos_id());
-    out.push_back(std::move(ids));
-  }
-  return out;
 }
 
 }  // namespace
@@ -356,15 +343,13 @@ absl::StatusOr<std::optional<Json>> RollbackMonitor::CheckOnce() {
       if (!b.ok()) return b.status();
       PairedLosses p;
       if ((*a)->tokenizer().serialized() == (*b)->tokenizer().serialized()) {
-        auto seqs = StreamSequences((*a)->tokenizer(), *records);
-        auto la = (*a)->SequenceLosses(seqs);
-        auto lb = (*b)->SequenceLosses(seqs);
-        for (size_t i = 0; i < seqs.size(); ++i) {
-          if (la[i].tokens == 0) continue;
-          p.candidate_nats.push_back(la[i].sum_nats);
-          p.champion_nats.push_back(lb[i].sum_nats);
-          p.tokens.push_back(la[i].tokens);
+        // Documents as the evaluator scores them; the champion in the
+        // candidate's place, so the delta is champion - previous.
+        std::vector<std::vector<int32_t>> seqs;
+        for (const auto& [seq, r] : *records) {
+          seqs.push_back(HeldoutSequence((*a)->tokenizer(), r.text));
         }
+        p = ScoreSlices(**a, **b, seqs, /*labels=*/{}, "stream", /*slices=*/nullptr);
       }
       scored_ = std::move(p);
       scored_key_ = key;

@@ -20,6 +20,7 @@
 #include "learner/bootstrap.h"
 #include "model/language_model.h"
 #include "tests/util/heldout_stream.h"
+#include "tests/util/snapshot_copy.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
@@ -34,36 +35,13 @@ Config Tiny(const std::string& data_dir) {
   return c;
 }
 
+// The seed of the noise on perturbed children's weights.
+constexpr uint64_t kSeed = 7;
+
 std::vector<std::string> UnseenDocuments(size_t n) { return testing::UnseenDocuments(0, n, 400); }
 
 void AddHeldout(Store* store, const std::vector<std::string>& docs) {
   testing::AddHeldout(store, docs, "rollback_test");
-}
-
-// A child snapshot of `parent` whose every weight has N(0, noise^2) added.
-std::string PerturbedChild(Store* store, const std::string& parent, double noise) {
-  auto snap = store->GetSnapshot(parent);
-  EXPECT_TRUE(snap.ok()) << snap.status();
-  auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
-  EXPECT_TRUE(model.ok()) << model.status();
-  {
-    torch::NoGradGuard no_grad;
-    torch::manual_seed(7);
-    for (auto& p : (*model)->net().parameters()) p.add_(torch::randn_like(p) * noise);
-  }
-  auto id = store->NewSnapshotId();
-  EXPECT_TRUE(id.ok());
-  Snapshot child;
-  child.meta.id = *id;
-  child.meta.created_ms = NowMs();
-  child.meta.origin = "learner";
-  child.meta.model_config = snap->meta.model_config;
-  child.meta.lineage.parent = parent;
-  child.weights = (*model)->SerializeWeights();
-  child.tokenizer = snap->tokenizer;
-  absl::Status s = store->PutSnapshot(child);
-  EXPECT_TRUE(s.ok()) << s;
-  return *id;
 }
 
 // Promotes `candidate` as the evaluator does (a decision in the same commit).
@@ -113,7 +91,7 @@ TEST(RollbackMonitorTest, RollsBackADamagedChampionAndKeepsAHealthyOne) {
 
   // 1. A damaged champion: promoted, then held-out records arrive; the
   // monitor's own thread rolls it back.
-  const std::string damaged = PerturbedChild(store, good, 0.5);
+  const std::string damaged = testing::PerturbedChild(store, good, 0.5, kSeed);
   monitor.OnDecision(Promote(store, damaged));  // the watch starts here
   ASSERT_EQ(*store->GetAlias(kChampion), damaged);
   AddHeldout(store, {docs.begin() + 10, docs.begin() + 50});
@@ -155,7 +133,7 @@ TEST(RollbackMonitorTest, RollsBackADamagedChampionAndKeepsAHealthyOne) {
   EXPECT_EQ(*store->GetAlias(kChampion), good);
 
   // 2. A healthy champion (tiny perturbation): nothing rolls back.
-  const std::string healthy = PerturbedChild(store, good, 1e-4);
+  const std::string healthy = testing::PerturbedChild(store, good, 1e-4, kSeed);
   monitor.OnDecision(Promote(store, healthy));
   AddHeldout(store, {docs.begin() + 50, docs.begin() + 100});
   auto checked = monitor.CheckOnce();
@@ -189,7 +167,7 @@ TEST(RollbackMonitorTest, RollsBackOnServingErrors) {
   auto boot = RunBootstrap(config, store, [](const std::string&) {});
   ASSERT_TRUE(boot.ok()) << boot.status();
   const std::string first = boot->snapshot_id;
-  const std::string second = PerturbedChild(store, first, 1e-4);
+  const std::string second = testing::PerturbedChild(store, first, 1e-4, kSeed);
   Promote(store, second);
   std::map<std::string, ServingCounts> counts = {{first, {500, 5, 0, 0}},
                                                  {second, {500, 60, 0, 0}}};

@@ -1,0 +1,13 @@
+#include "store/store_open.h"
+
+namespace streamlm {
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const Config& config) {
+  auto store = Store::Open(config.data_dir);
+  if (!store.ok()) return store.status();
+  (*store)->set_keep_snapshots(static_cast<size_t>(config.store_keep_snapshots));
+  (*store)->set_heldout_window(static_cast<size_t>(config.eval_stream_window_records));
+  return store;
+}
+
+}  // namespace streamlm
