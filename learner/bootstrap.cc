@@ -140,7 +140,7 @@ constexpr char kBootstrapTokenizer[] = "bootstrap_tokenizer";
 absl::StatusOr<BootstrapResult> RunBootstrap(
     const Config& config, Store* store,
     const std::function<void(const std::string&)>& progress,
-    const std::atomic<bool>* stop) {
+    const std::atomic<bool>* stop, const std::string& tokenizer_given) {
   auto start = std::chrono::steady_clock::now();
   auto model_config = ModelConfigFromConfig(config);
   if (!model_config.ok()) return model_config.status();
@@ -171,6 +171,12 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
     sp_model = *saved;
     progress(absl::StrCat("bootstrap: resuming at step ", resume->step, " of ",
                           config.bootstrap_steps, " from its checkpoint"));
+  } else if (!tokenizer_given.empty()) {
+    progress(absl::StrCat("bootstrap: ", docs->size(), " documents (", heldout_docs.size(),
+                          " held out); the given tokenizer"));
+    sp_model = tokenizer_given;
+    absl::Status saved = store->PutEvalSet(kBootstrapTokenizer, sp_model);
+    if (!saved.ok()) return saved;
   } else {
     progress(absl::StrCat("bootstrap: ", docs->size(), " documents (", heldout_docs.size(),
                           " held out); training a ", model_config->vocab_size,

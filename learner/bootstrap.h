@@ -32,11 +32,14 @@ struct BootstrapResult {
 // Every bootstrap.checkpoint_every_steps the model, optimizer, sampling RNG
 // and tokenizer are checkpointed; a later run with the same settings resumes
 // there and ends with the same weights as an uninterrupted run. When `stop`
-// becomes true, it checkpoints and returns Cancelled.
+// becomes true, it checkpoints and returns Cancelled. A non-empty
+// `tokenizer` (a snapshot's serialized tokenizer, Tokenizer::serialized())
+// is used instead of training one (`streamlm bench continual` re-trains
+// under its bootstrap's tokenizer).
 [[nodiscard]] absl::StatusOr<BootstrapResult> RunBootstrap(
     const Config& config, Store* store,
     const std::function<void(const std::string&)>& progress,
-    const std::atomic<bool>* stop = nullptr);
+    const std::atomic<bool>* stop = nullptr, const std::string& tokenizer = {});
 
 // Gives a champion made elsewhere (`import-hf --base-corpus FILE...`) what
 // bootstrap gives its own: a base evaluation set of held-out documents, one

@@ -1,5 +1,6 @@
 #include "learner/learner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -8,6 +9,8 @@
 #include "absl/strings/match.h"
 #include "common/log.h"
 #include "learner/bootstrap.h"
+#include "learner/checkpoint_state.h"
+#include "learner/forgotten_slices.h"
 #include "learner/schedule.h"
 
 namespace streamlm {
@@ -66,12 +69,19 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   // (the usual case: the champion is one of the learner's own snapshots).
   // A champion from outside it (imported, or promoted by hand) replaces the
   // learner's model; the stream position and accounting carry over.
+  // The learner's state, every field type-checked: a corrupt checkpoint is a
+  // DataLossError naming the field (checkpoint_state.h), never an exception.
+  LearnerState st;
+  if (checkpoint.ok()) {
+    auto decoded = DecodeLearnerState(checkpoint->state);
+    if (!decoded.ok()) return decoded.status();
+    st = std::move(*decoded);
+  }
   bool resume_model = checkpoint.ok();
   if (checkpoint.ok() && champion.ok()) {
-    resume_model = InLineage(*store, checkpoint->state.value("snapshot", ""), *champion);
+    resume_model = InLineage(*store, st.snapshot, *champion);
   }
-  const std::string base_id =
-      resume_model ? checkpoint->state.value("snapshot", "") : *champion;
+  const std::string base_id = resume_model ? st.snapshot : *champion;
   auto snap = store->GetSnapshot(base_id);
   if (!snap.ok()) return snap.status();
   auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
@@ -89,37 +99,25 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   if (checkpoint.ok()) {
     // Stream position and accounting always carry over.
     l->start_offsets_ = checkpoint->next_offsets;
-    const Json& st = checkpoint->state;
-    l->pending_tokens_ = st.value("pending_tokens", std::vector<int32_t>());
-    const Json range_begin = st.value("range_begin", Json::object());
-    for (const auto& [p, off] : range_begin.items()) {
-      l->range_begin_[std::stoi(p)] = off.get<int64_t>();
-    }
-    l->since_snapshot_ = LineageFromJson(st.value("since_snapshot", Json::object()));
-    l->steps_since_snapshot_ = st.value("steps_since_snapshot", int64_t{0});
-    const Json feedback_offsets = st.value("feedback_offsets", Json::object());
-    for (const auto& [p, off] : feedback_offsets.items()) {
-      l->feedback_start_offsets_[std::stoi(p)] = off.get<int64_t>();
-    }
+    l->pending_tokens_ = std::move(st.pending_tokens);
+    for (const auto& [p, off] : st.range_begin) l->range_begin_[p] = off;
+    l->since_snapshot_ = LineageFromJson(st.since_snapshot);  // types checked
+    l->steps_since_snapshot_ = st.steps_since_snapshot;
+    for (const auto& [p, off] : st.feedback_offsets) l->feedback_start_offsets_[p] = off;
     l->step_ = checkpoint->step;
-    for (const Json& r : st.value("pending_feedback", Json::array())) {
-      l->pending_feedback_.push_back(r);
+    for (Json& r : st.pending_feedback) l->pending_feedback_.push_back(std::move(r));
+    for (const std::string& u : st.user_window) {
+      l->user_window_.push_back(u);
+      ++l->user_counts_[u];
     }
-    for (const Json& u : st.value("user_window", Json::array())) {
-      l->user_window_.push_back(u.get<std::string>());
-      ++l->user_counts_[u.get<std::string>()];
+    l->feedback_since_ = std::move(st.feedback_since);
+    for (auto& run : st.pending_sources) l->pending_sources_.push_back(std::move(run));
+    if (resume_model) {
+      l->cycle_step_ = st.cycle_step.value_or(0);
+      l->cycle_length_ = st.cycle_length.value_or(config.learner_snapshot_every_steps);
     }
-    l->feedback_since_ = st.value("feedback_since", Json::object());
-    for (const Json& run : st.value("pending_sources", Json::array())) {
-      if (!run.is_array() || run.size() != 2 || !run[0].is_string() ||
-          !run[1].is_number_integer()) {
-        return absl::DataLossError("learner checkpoint: bad pending_sources entry");
-      }
-      l->pending_sources_.emplace_back(run[0].get<std::string>(), run[1].get<int64_t>());
-    }
-    if (resume_model) l->cycle_step_ = st.value("cycle_step", int64_t{0});
     // The reference model stays the cycle's champion while the model resumes.
-    if (resume_model) l->reference_id_ = st.value("reference", "");
+    if (resume_model) l->reference_id_ = st.reference;
   }
   if (l->reference_id_.empty()) l->reference_id_ = champion.ok() ? *champion : base_id;
   l->last_champion_ = champion.ok() ? *champion : "";
@@ -203,6 +201,8 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   if (!feedback.ok()) return feedback.status();
   l->feedback_source_ = std::move(*feedback);
   l->last_snapshot_time_ = std::chrono::steady_clock::now();
+  l->cycle_start_time_ = l->last_snapshot_time_;
+  if (l->cycle_length_ <= 0) l->cycle_length_ = config.learner_snapshot_every_steps;
   return l;
 }
 
@@ -374,23 +374,7 @@ void Learner::OnDecision(const Json& decision) {
   const std::string verdict = decision.value("verdict", "");
   if (verdict != "rejected") return;
   // The slices a rejected candidate forgot get a larger replay share.
-  std::vector<std::string> forgotten;
-  for (const Json& r : decision.value("rules", Json::array())) {
-    if (!r.is_object() || r.value("passed", true)) continue;
-    const std::string name = r.value("name", ""), metric = r.value("metric", "");
-    if (name == "forgetting") forgotten.push_back(SlicedReplay::kBase);
-    if (name != "slice_forgetting") continue;
-    // "stream:SOURCE_loss_delta" or "base:SET_loss_delta".
-    const std::string suffix = "_loss_delta";
-    if (metric.size() <= suffix.size()) continue;
-    std::string slice = metric.substr(0, metric.size() - suffix.size());
-    if (absl::StartsWith(slice, "base:")) {
-      forgotten.push_back(SlicedReplay::kBase);
-    } else if (absl::StartsWith(slice, "stream:")) {
-      slice = slice.substr(7);
-      forgotten.push_back(slice == "(no source)" ? "" : slice);
-    }
-  }
+  std::vector<std::string> forgotten = ForgottenReplaySlices(decision);
   std::lock_guard<std::mutex> lock(reset_mu_);
   for (std::string& f : forgotten) forgotten_slices_.push_back(std::move(f));
   if (config_.learner_on_rejection != "reset") return;
@@ -426,8 +410,7 @@ absl::Status Learner::MaybeReset() {
                             ", not a descendant of it");
     }
     if (forward && !last_champion_.empty()) {
-      // A promotion: a new cycle (re-warm, re-decay), replay back to its shares.
-      cycle_step_ = 0;
+      // A promotion: replay back to its shares.
       replay_->ClearBoosts();
     }
     last_champion_ = *champion;
@@ -448,7 +431,7 @@ absl::Status Learner::MaybeReset() {
                  << "discarding training since " << *champion << ", last snapshot "
                  << last_snapshot_ << ")";
   counters_->Add("streamlm_learner_resets_total", 1);
-  cycle_step_ = 0;  // a new cycle from the champion
+  StartCycle();  // a new cycle from the champion
   reset_from_ = last_snapshot_;
   last_snapshot_ = *champion;
   steps_since_snapshot_ = 0;  // the next candidate needs new training
@@ -460,7 +443,14 @@ absl::Status Learner::AfterStep() {
   ++step_;
   ++steps_since_snapshot_;
   counters_->Add("streamlm_learner_steps_total", 1);
-  if (steps_since_snapshot_ >= config_.learner_snapshot_every_steps) {
+  // Under a cosine schedule a candidate ends each cycle of stream steps, at
+  // the floor rate; feedback steps alone count toward
+  // learner.snapshot_every_steps only while no stream step is in the cycle.
+  bool due = steps_since_snapshot_ >= config_.learner_snapshot_every_steps;
+  if (config_.learner_lr_schedule == "cosine" && cycle_step_ > 0) {
+    due = cycle_step_ >= cycle_length_;
+  }
+  if (due) {
     return Checkpoint(/*with_snapshot=*/true);
   }
   return absl::OkStatus();
@@ -586,8 +576,23 @@ double Learner::CycleLr() const {
   c.peak = config_.learner_lr;
   c.min_ratio = config_.learner_min_lr_ratio;
   c.warmup_steps = config_.learner_warmup_steps;
-  c.decay_steps = config_.learner_decay_steps;
+  c.length = cycle_length_;
   return CycleLearningRate(c, cycle_step_);
+}
+
+void Learner::StartCycle() {
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - cycle_start_time_).count();
+  if (cycle_step_ > 0 && seconds > 0) cycle_steps_per_s_ = cycle_step_ / seconds;
+  cycle_step_ = 0;
+  cycle_start_time_ = now;
+  cycle_length_ = config_.learner_snapshot_every_steps;
+  if (cycle_steps_per_s_ > 0) {
+    const double by_time = std::floor(config_.learner_snapshot_every_s * cycle_steps_per_s_);
+    if (by_time < static_cast<double>(cycle_length_)) {
+      cycle_length_ = std::max<int64_t>(1, static_cast<int64_t>(by_time));
+    }
+  }
 }
 
 absl::Status Learner::MaybeTrain() {
@@ -615,6 +620,7 @@ absl::Status Learner::MaybeTrain() {
     std::vector<TokenBlock> fresh = batch;
     for (TokenBlock& b : replay_->Sample(B - n_fresh)) batch.push_back(std::move(b));
     const double lr = CycleLr();
+    last_lr_ = lr;
     double loss = trainer_->Step(batch, lr);
     pending_tokens_.erase(pending_tokens_.begin(), pending_tokens_.begin() + n_fresh * T);
     for (int64_t left = static_cast<int64_t>(n_fresh * T); left > 0 && !pending_sources_.empty();) {
@@ -686,8 +692,9 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
       if (end > begin) snap.meta.lineage.ranges.push_back({config_.topic_text, p, begin, end});
     }
     snap.meta.metrics = {{"train_loss", loss_avg_},
-                         {"lr", CycleLr()},
+                         {"lr", last_lr_},
                          {"cycle_step", cycle_step_},
+                         {"cycle_length", cycle_length_},
                          {"replay_shares", replay_->Shares()}};
     // Feedback trained since the parent, and the reference it was trained
     // against; the evaluator sums these back to the champion.
@@ -721,7 +728,8 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
              {"reference", reference_id_},
              {"feedback_since", with_snapshot ? Json::object() : feedback_since_},
              {"pending_sources", source_runs},
-             {"cycle_step", cycle_step_}};
+             {"cycle_step", with_snapshot ? 0 : cycle_step_},
+             {"cycle_length", cycle_length_}};
   absl::Status s = with_snapshot ? store_->PutCheckpoint(c, &snap, {kCandidate})
                                  : store_->PutCheckpoint(c);
   if (!s.ok()) return s;
@@ -735,6 +743,7 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     reset_from_.clear();
     steps_since_snapshot_ = 0;
     last_snapshot_time_ = std::chrono::steady_clock::now();
+    StartCycle();
     SLM_LOG(kInfo) << absl::StrFormat(
         "learner: step %d, candidate %s (%d records trained, %d held out, %d rejected, "
         "train loss %.3f; %d feedback records trained)",
@@ -744,10 +753,21 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     if (on_candidate_) on_candidate_(snap.meta.id);
   }
   // Offsets go to Kafka only after the checkpoint holds them (lag monitoring).
-  absl::Status commit = source_->Commit(c.next_offsets);
-  if (!commit.ok()) SLM_LOG(kDebug) << commit;
-  commit = feedback_source_->Commit(feedback_next);
-  if (!commit.ok()) SLM_LOG(kDebug) << commit;
+  // A failed commit is not fatal: the checkpoint holds the offsets, Kafka's
+  // committed offsets only feed lag monitoring (counted by TextSource in
+  // streamlm_kafka_commit_errors_total{topic=...}).
+  auto commit = [](TextSource* source, const std::map<int32_t, int64_t>& next) {
+    absl::Status s = source->Commit(next);
+    if (!s.ok()) {
+      SLM_LOG(kWarning) << "committing " << source->topic()
+                        << " offsets to Kafka failed (not fatal: the checkpoint holds the "
+                           "offsets; consumer-group lag for the topic is stale until a "
+                           "commit succeeds): "
+                        << s;
+    }
+  };
+  commit(source_.get(), c.next_offsets);
+  commit(feedback_source_.get(), feedback_next);
   return absl::OkStatus();
 }
 
@@ -755,8 +775,14 @@ absl::Status Learner::Run() {
   SLM_LOG(kInfo) << "learner consuming " << config_.topic_text << " as group "
                  << config_.learner_group;
   while (!stop_) {
-    Ingest(source_->Poll(256, 200));
-    absl::Status s = IngestFeedback(feedback_source_->Poll(256, 0));
+    // A consumer error TextSource cannot retry stops the learner without a
+    // checkpoint: the records are read again on restart.
+    auto text = source_->Poll(256, 200);
+    if (!text.ok()) return text.status();
+    Ingest(std::move(*text));
+    auto feedback = feedback_source_->Poll(256, 0);
+    if (!feedback.ok()) return feedback.status();
+    absl::Status s = IngestFeedback(std::move(*feedback));
     if (!s.ok()) return s;  // no checkpoint: the records are read again on restart
     s = MaybeReset();
     if (!s.ok()) return s;

@@ -82,6 +82,10 @@ class Learner {
   [[nodiscard]] absl::Status AfterStep();
   // The learning rate of the next stream step (learner.lr_schedule).
   double CycleLr() const;
+  // A new cycle: step 0, and its length (learner/README.md, "Learning-rate
+  // cycles"): learner.snapshot_every_steps, or fewer when the last cycle's
+  // pace says learner.snapshot_every_s would end it sooner.
+  void StartCycle();
   // Applies a reset requested by OnDecision() or a champion that moved back
   // or sideways: champion's weights, fresh optimizer, a checkpoint.
   [[nodiscard]] absl::Status MaybeReset();
@@ -110,7 +114,8 @@ class Learner {
   // The stream source of pending_tokens_, as runs (source, tokens) in order.
   std::deque<std::pair<std::string, int64_t>> pending_sources_;
   std::vector<std::string> pending_heldout_sources_;  // parallel to pending_heldout_
-  int64_t cycle_step_ = 0;  // stream steps since the cycle began (learning rate)
+  int64_t cycle_step_ = 0;    // stream steps since the cycle began (learning rate)
+  int64_t cycle_length_ = 0;  // its steps, chosen at its start (StartCycle)
   std::vector<std::string> pending_heldout_;
   std::map<int32_t, int64_t> range_begin_;  // since the last snapshot
   std::string last_snapshot_;
@@ -119,6 +124,9 @@ class Learner {
   int64_t steps_since_snapshot_ = 0;
   int64_t rejected_counted_ = 0;  // source rejects already in since_snapshot_
   std::chrono::steady_clock::time_point last_snapshot_time_;
+  std::chrono::steady_clock::time_point cycle_start_time_;
+  double cycle_steps_per_s_ = 0;  // stream steps per wall second of the last cycle
+  double last_lr_ = 0;            // the rate of the last stream step
   double loss_avg_ = 0;
 
   // Learning from feedback (learner/objectives.h).

@@ -8,17 +8,16 @@ namespace streamlm {
 double CycleLearningRate(const LrCycle& c, int64_t step) {
   if (c.schedule == "constant") return c.peak;
   const double floor = c.peak * c.min_ratio;
+  const int64_t length = std::max<int64_t>(1, c.length);
+  const int64_t warmup = std::min<int64_t>(std::max<int64_t>(0, c.warmup_steps), length / 2);
   step = std::max<int64_t>(0, step);
-  if (step < c.warmup_steps) {
-    return floor + (c.peak - floor) * static_cast<double>(step + 1) /
-                       static_cast<double>(c.warmup_steps);
+  if (step < warmup) {
+    return floor + (c.peak - floor) * static_cast<double>(step + 1) / static_cast<double>(warmup);
   }
-  const int64_t into = step - c.warmup_steps;
-  if (c.decay_steps > 0 && into < c.decay_steps) {
-    const double p = static_cast<double>(into) / static_cast<double>(c.decay_steps);
-    return floor + 0.5 * (c.peak - floor) * (1 + std::cos(M_PI * p));
-  }
-  return floor;
+  if (step >= length) return floor;
+  const int64_t decay = length - warmup;  // >= 1; its last step reaches the floor
+  const double p = static_cast<double>(step - warmup + 1) / static_cast<double>(decay);
+  return floor + 0.5 * (c.peak - floor) * (1 + std::cos(M_PI * p));
 }
 
 }  // namespace streamlm

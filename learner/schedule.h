@@ -12,14 +12,15 @@ struct LrCycle {
   std::string schedule = "cosine";  // "cosine" or "constant"
   double peak = 1e-4;               // learner.lr
   double min_ratio = 0.1;           // floor = min_ratio * peak
-  int64_t warmup_steps = 10;
-  int64_t decay_steps = 300;
+  int64_t warmup_steps = 10;        // at most half the cycle is warm-up
+  int64_t length = 50;              // steps in the cycle; its candidate follows the last
 };
 
 // The rate of step `step` (0-based) of a cycle: "constant" is `peak`;
-// "cosine" re-warms linearly from the floor, reaching `peak` at step
-// warmup_steps - 1, then decays along half a cosine to the floor over
-// decay_steps, and stays at the floor.
+// "cosine" re-warms linearly from the floor over W = min(warmup_steps,
+// length / 2) steps, reaching `peak` at step W - 1, then decays along half a
+// cosine so that the cycle's last step (length - 1), the one its candidate
+// is taken after, is at the floor; steps past the end stay at the floor.
 double CycleLearningRate(const LrCycle& cycle, int64_t step);
 
 }  // namespace streamlm

@@ -172,6 +172,14 @@ TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
     ASSERT_TRUE(meta.ok());
     const Lineage& l = meta->lineage;
     EXPECT_EQ(l.parent, parent) << id;
+    // Each candidate ends a learning-rate cycle of snapshot_every_steps
+    // stream steps (the time bound is out of reach here), at the floor.
+    EXPECT_NEAR(meta->metrics.value("lr", -1.0),
+                config.learner_lr * config.learner_min_lr_ratio, 1e-12) << id;
+    EXPECT_EQ(meta->metrics.value("cycle_length", int64_t{-1}),
+              config.learner_snapshot_every_steps) << id;
+    EXPECT_EQ(meta->metrics.value("cycle_step", int64_t{-1}),
+              config.learner_snapshot_every_steps) << id;
     // A snapshot may train only on tokens consumed before it (carried in
     // the checkpoint) and then covers no new offsets.
     ASSERT_LE(l.ranges.size(), 1u) << id;
