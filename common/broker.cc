@@ -82,6 +82,12 @@ absl::Status EmbeddedBroker::CreateTopic(const std::string& topic,
   return absl::OkStatus();
 }
 
+void EmbeddedBroker::PushRequestErrors(int16_t api_key, const std::vector<int>& errors) {
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(cluster_, api_key, codes.size(), codes.data());
+}
+
 void EmbeddedBroker::AcceptLoop() {
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};

@@ -13,6 +13,7 @@
 #define STREAMLM_COMMON_BROKER_H_
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,6 +40,14 @@ class EmbeddedBroker {
   // Creates a topic (no-op if it exists).
   [[nodiscard]] absl::Status CreateTopic(const std::string& topic,
                                          int partitions);
+
+  // Fault injection for tests: the next `errors.size()` requests of Kafka
+  // protocol API `api_key` (kApiFetch, kApiOffsetCommit, ...) are answered
+  // with these librdkafka error codes (rd_kafka_resp_err_t values), one per
+  // request, in order (rd_kafka_mock_push_request_errors_array).
+  static constexpr int16_t kApiFetch = 1;
+  static constexpr int16_t kApiOffsetCommit = 8;
+  void PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
 
  private:
   EmbeddedBroker() = default;

@@ -167,9 +167,33 @@ absl::Status KafkaProducer::Flush(int timeout_ms) {
 // ---------------------------------------------------------------- consumer
 
 KafkaConsumer::KafkaConsumer(rd_kafka_t* rk, std::string brokers,
-                             std::string topic, std::map<int32_t, int64_t> start)
+                             std::string topic, std::map<int32_t, int64_t> start,
+                             std::unique_ptr<KafkaCommitFailure> commit_results)
     : rk_(rk), brokers_(std::move(brokers)), topic_(std::move(topic)),
-      positions_(std::move(start)) {}
+      positions_(std::move(start)), commit_results_(std::move(commit_results)) {}
+
+namespace {
+// librdkafka's offset-commit callback: keeps the first failure (request or
+// partition level) until Commit hands it back.
+void OnOffsetCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                    rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  std::string failure;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    failure = rd_kafka_err2str(err);
+  } else if (offsets != nullptr) {
+    for (int i = 0; i < offsets->cnt && failure.empty(); ++i) {
+      if (offsets->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = absl::StrCat("partition ", offsets->elems[i].partition, ": ",
+                               rd_kafka_err2str(offsets->elems[i].err));
+      }
+    }
+  }
+  if (failure.empty() || opaque == nullptr) return;
+  auto* pending = static_cast<KafkaCommitFailure*>(opaque);
+  std::lock_guard<std::mutex> lock(pending->mu);
+  if (pending->failure.empty()) pending->failure = failure;
+}
+}  // namespace
 
 KafkaConsumer::~KafkaConsumer() {
   rd_kafka_consumer_close(rk_);
@@ -217,16 +241,22 @@ void KafkaConsumer::MaybeAssign() {
 absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
     const std::string& brokers, const std::string& group,
     const std::string& topic, std::map<int32_t, int64_t> start_offsets) {
+  auto commit_failure = std::make_unique<KafkaCommitFailure>();
   auto rk = NewClient(RD_KAFKA_CONSUMER, brokers,
                       {{"group.id", group},
                        {"enable.auto.commit", "false"},
                        {"enable.auto.offset.store", "false"},
                        {"auto.offset.reset", "earliest"},
-                       {"enable.partition.eof", "false"}});
+                       {"enable.partition.eof", "false"}},
+                      [](rd_kafka_conf_t* conf, void* opaque) {
+                        rd_kafka_conf_set_offset_commit_cb(conf, OnOffsetCommit);
+                        rd_kafka_conf_set_opaque(conf, opaque);
+                      },
+                      commit_failure.get());
   if (!rk.ok()) return rk.status();
   rd_kafka_poll_set_consumer(*rk);
-  std::unique_ptr<KafkaConsumer> self(
-      new KafkaConsumer(*rk, brokers, topic, std::move(start_offsets)));
+  std::unique_ptr<KafkaConsumer> self(new KafkaConsumer(
+      *rk, brokers, topic, std::move(start_offsets), std::move(commit_failure)));
   self->MaybeAssign();
   return self;
 }
@@ -237,10 +267,27 @@ absl::StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(
   rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout_ms);
   if (m == nullptr) return std::optional<KafkaMessage>();
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    SLM_LOG(kWarning) << "kafka consume on " << topic_ << ": "
-                      << rd_kafka_message_errstr(m);
+    const rd_kafka_resp_err_t err = m->err;
+    std::string msg = absl::StrCat("kafka consume on ", topic_);
+    if (m->rkt != nullptr) absl::StrAppend(&msg, " partition ", m->partition);
+    absl::StrAppend(&msg, " from ", brokers_, ": ", rd_kafka_message_errstr(m), " (",
+                    rd_kafka_err2name(err), ")");
     rd_kafka_message_destroy(m);
-    return std::optional<KafkaMessage>();
+    switch (err) {
+      case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+      case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+      case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+      case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+        return absl::PermissionDeniedError(msg);
+      case RD_KAFKA_RESP_ERR__FATAL:
+      case RD_KAFKA_RESP_ERR__SSL:
+      case RD_KAFKA_RESP_ERR__INVALID_ARG:
+      case RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE:
+        return absl::InternalError(msg);
+      default:
+        return absl::UnavailableError(msg);  // librdkafka retries by itself
+    }
   }
   KafkaMessage out;
   out.topic = rd_kafka_topic_name(m->rkt);
@@ -267,12 +314,22 @@ absl::Status KafkaConsumer::Commit(const std::map<int32_t, int64_t>& next) {
   for (const auto& [p, off] : next) {
     rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset = off;
   }
-  // Asynchronous: these commits only feed lag monitoring.
+  // Asynchronous: these commits only feed lag monitoring. A failure of an
+  // earlier one (reported by OnOffsetCommit during Poll) is returned now.
+  std::string earlier;
+  {
+    std::lock_guard<std::mutex> lock(commit_results_->mu);
+    earlier.swap(commit_results_->failure);
+  }
   rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, 1);
   rd_kafka_topic_partition_list_destroy(list);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::UnavailableError(
         absl::StrCat("commit offsets of ", topic_, ": ", rd_kafka_err2str(e)));
+  }
+  if (!earlier.empty()) {
+    return absl::UnavailableError(absl::StrCat(
+        "commit offsets of ", topic_, " (an earlier asynchronous commit): ", earlier));
   }
   return absl::OkStatus();
 }

@@ -62,6 +62,14 @@ class KafkaProducer {
   std::atomic<int64_t> delivery_failures_{0};
 };
 
+// The failure of an asynchronous commit, from librdkafka's offset-commit
+// callback (run inside rd_kafka_consumer_poll) until KafkaConsumer::Commit
+// returns it. Internal to KafkaConsumer.
+struct KafkaCommitFailure {
+  std::mutex mu;
+  std::string failure;  // GUARDED_BY(mu); empty when none is pending
+};
+
 // Consumer of every partition of one topic with manual offsets: it assigns
 // the partitions itself (no group rebalancing, so a restarted learner starts
 // reading at once), each at the position this object knows (from
@@ -76,18 +84,27 @@ class KafkaConsumer {
       const std::string& topic, std::map<int32_t, int64_t> start_offsets);
   ~KafkaConsumer();
 
-  // Next record, std::nullopt on timeout. Transient broker errors are
-  // logged and reported as a timeout.
+  // Next record, std::nullopt on timeout. An error librdkafka reports on
+  // the consumer is returned, never swallowed, its message naming the topic,
+  // the partition and librdkafka's error: UnavailableError when it is
+  // transient (broker down, timeouts, leader changes: librdkafka recovers
+  // and a later Poll reads on), PermissionDeniedError for authorization and
+  // authentication failures and InternalError for a fatal client error
+  // (both need an operator). The position does not advance on an error.
   [[nodiscard]] absl::StatusOr<std::optional<KafkaMessage>> Poll(
       int timeout_ms);
-  // Commits next-offsets to the group (for lag monitoring only).
+  // Commits next-offsets to the group (for lag monitoring only). The commit
+  // is asynchronous: its broker-side failure is reported by librdkafka
+  // during a later Poll and returned by the next Commit (which still sends
+  // its own offsets), as UnavailableError naming the topic and the error.
   [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next);
   // Next offset to read per partition, as far as this consumer knows.
   std::map<int32_t, int64_t> positions() const;
 
  private:
   KafkaConsumer(rd_kafka_t* rk, std::string brokers, std::string topic,
-                std::map<int32_t, int64_t> start);
+                std::map<int32_t, int64_t> start,
+                std::unique_ptr<KafkaCommitFailure> commit_results);
   // Assigns all partitions if not done yet and the topic exists.
   void MaybeAssign();
   rd_kafka_t* rk_;
@@ -97,6 +114,7 @@ class KafkaConsumer {
   int64_t next_assign_attempt_ms_ = 0;
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> positions_;  // GUARDED_BY(mu_)
+  std::unique_ptr<KafkaCommitFailure> commit_results_;  // the callback's opaque
 };
 
 // Reads every record of `topic` (all partitions) from the beginning up to

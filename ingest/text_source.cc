@@ -1,5 +1,6 @@
 #include "ingest/text_source.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/json_util.h"
@@ -27,14 +28,40 @@ absl::StatusOr<std::unique_ptr<TextSource>> TextSource::Create(
       options, std::move(*consumer), std::move(*rejects), counters));
 }
 
-std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
+absl::StatusOr<std::vector<SourceRecord>> TextSource::Poll(size_t max_records,
+                                                           int timeout_ms) {
   std::vector<SourceRecord> out;
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(timeout_ms);
   int wait_ms = timeout_ms;
   while (out.size() < max_records) {
     auto msg = consumer_->Poll(wait_ms);
-    if (!msg.ok() || !msg->has_value()) break;
+    if (!msg.ok()) {
+      ++consume_errors_;
+      last_error_ = msg.status();
+      counters_->Add("streamlm_kafka_consume_errors_total", 1, "topic=" + options_.topic);
+      if (!absl::IsUnavailable(msg.status())) {
+        SLM_LOG(kWarning) << "consuming " << options_.topic
+                          << " failed and cannot be retried: " << msg.status();
+        return msg.status();
+      }
+      SLM_LOG(kWarning) << "consuming " << options_.topic
+                        << " failed (transient; retrying): " << msg.status();
+      // Retried until the deadline, without spinning on a repeated error.
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) break;
+      wait_ms = static_cast<int>(std::min<int64_t>(left, 100));
+      continue;
+    }
+    if (!msg->has_value()) {
+      if (std::chrono::steady_clock::now() >= deadline || !out.empty()) break;
+      // A retry after an error waits the rest of the time.
+      wait_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     deadline - std::chrono::steady_clock::now()).count());
+      if (wait_ms <= 0) break;
+      continue;
+    }
     wait_ms = 0;  // after the first record, drain what is already here
     KafkaMessage& m = **msg;
     first_seen_.emplace(m.partition, m.offset);
@@ -45,6 +72,14 @@ std::vector<SourceRecord> TextSource::Poll(size_t max_records, int timeout_ms) {
     if (std::chrono::steady_clock::now() > deadline) break;
   }
   return out;
+}
+
+absl::Status TextSource::Commit(const std::map<int32_t, int64_t>& next) {
+  absl::Status s = consumer_->Commit(next);
+  if (!s.ok()) {
+    counters_->Add("streamlm_kafka_commit_errors_total", 1, "topic=" + options_.topic);
+  }
+  return s;
 }
 
 void TextSource::Reject(const SourceRecord& r, std::string_view reason,

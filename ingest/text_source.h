@@ -45,7 +45,20 @@ class TextSource {
       const TextSourceOptions& options, Counters* counters);
 
   // Up to `max_records` records, waiting at most `timeout_ms` for the first.
-  std::vector<SourceRecord> Poll(size_t max_records, int timeout_ms);
+  // Consumer errors are never swallowed: each is counted in
+  // `streamlm_kafka_consume_errors_total{topic=...}`, logged as a warning
+  // naming the topic and the error, and kept in last_error(). A transient
+  // one (UnavailableError from KafkaConsumer::Poll: broker down, timeout,
+  // leader change) is retried within `timeout_ms` and the records read so far
+  // are returned; any other (authorization, fatal client error) is returned
+  // as the status, and the records of this call are not: the caller must
+  // stop without checkpointing positions() (the learner does; the records
+  // are read again from its last checkpoint on restart).
+  [[nodiscard]] absl::StatusOr<std::vector<SourceRecord>> Poll(size_t max_records,
+                                                               int timeout_ms);
+  // Consumer errors seen since Create() (transient and not), and the last.
+  int64_t consume_errors() const { return consume_errors_; }
+  const absl::Status& last_error() const { return last_error_; }
 
   // Next offset per partition covering every record seen, used or rejected.
   std::map<int32_t, int64_t> positions() const { return consumer_->positions(); }
@@ -59,9 +72,12 @@ class TextSource {
   const std::map<int32_t, int64_t>& first_seen() const { return first_seen_; }
   // Rejected records seen so far.
   int64_t rejected() const { return rejected_; }
-  [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next) {
-    return consumer_->Commit(next);
-  }
+  // Commits next-offsets to the consumer group, for lag monitoring only
+  // (KafkaConsumer::Commit: a broker-side failure of the previous commit is
+  // returned by this one). A failure is counted in
+  // `streamlm_kafka_commit_errors_total{topic=...}` and returned; the caller
+  // decides whether it matters (the learner's offsets are in its checkpoint).
+  [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next);
   const std::string& topic() const { return options_.topic; }
 
  private:
@@ -72,6 +88,8 @@ class TextSource {
   std::unique_ptr<KafkaProducer> rejects_;
   Counters* counters_;
   int64_t rejected_ = 0;
+  int64_t consume_errors_ = 0;
+  absl::Status last_error_;
   std::map<int32_t, int64_t> first_seen_;
 };
 

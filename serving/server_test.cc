@@ -593,5 +593,50 @@ TEST_F(FeedbackTest, UndeliverableFeedbackIs503) {
   server.reset();
 }
 
+// ---------------------------------------------------------------- refresh
+
+// A champion that cannot be loaded (its weights are not a model) is a
+// counted warning naming the snapshot, and serving keeps the model it has.
+TEST(ServerRefreshTest, FailedRefreshIsCountedAndTheServedModelStays) {
+  testing::TempDir dir;
+  auto store = Store::Open(dir.Sub("store"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto model = TinyModel();
+  ASSERT_NE(model, nullptr);
+  Snapshot good;
+  good.meta.id = "snap-good";
+  good.meta.origin = "bootstrap";
+  good.meta.model_config = ModelConfigToJson(model->config());
+  good.weights = model->SerializeWeights();
+  good.tokenizer = model->tokenizer().serialized();
+  ASSERT_TRUE((*store)->PutSnapshot(good, {kChampion}).ok());
+  Config c;
+  c.http = "127.0.0.1:0";
+  c.serving_poll_ms = 50;
+  Counters counters;
+  Server server(c, store->get(), &counters);
+  ASSERT_TRUE(server.Start().ok());
+
+  Snapshot bad = good;
+  bad.meta.id = "snap-corrupt";
+  bad.weights = "these bytes are not a safetensors file";
+  ASSERT_TRUE((*store)->PutSnapshot(bad, {kChampion}).ok());
+  for (int i = 0; i < 200 && counters.Get("streamlm_serving_refresh_failures_total") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(counters.Get("streamlm_serving_refresh_failures_total"), 1);
+  absl::Status s = server.RefreshChampion();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("snap-corrupt"), std::string::npos) << s;
+
+  std::string body;
+  ASSERT_EQ(Status(server.port(), "/v1/models", "", &body), 200);
+  auto models = ParseJson(body);
+  ASSERT_TRUE(models.ok()) << body;
+  ASSERT_EQ((*models)["data"].size(), 1u) << body;
+  EXPECT_EQ((*models)["data"][0]["id"], "snap-good") << body;
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace streamlm

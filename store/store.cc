@@ -806,6 +806,12 @@ std::string FeedbackKey(int32_t partition, int64_t offset) {
 
 absl::Status Store::PutFeedback(const std::vector<FeedbackEntry>& entries) {
   if (entries.empty()) return absl::OkStatus();
+  for (int left = fail_feedback_writes_.load(); left > 0;) {
+    if (fail_feedback_writes_.compare_exchange_weak(left, left - 1)) {
+      return absl::UnavailableError(
+          "feedback write failed (injected by FailNextFeedbackWritesForTest)");
+    }
+  }
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
   for (const FeedbackEntry& e : entries) {

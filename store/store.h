@@ -212,6 +212,11 @@ class Store {
     Json record;
   };
   [[nodiscard]] absl::Status PutFeedback(const std::vector<FeedbackEntry>& entries);
+  // Test-only fault injection: the next `n` PutFeedback calls fail with
+  // UnavailableError before anything is written (RocksDB is not involved),
+  // so tests can show what callers do when feedback cannot be stored.
+  // Production code never calls it. Thread-safe.
+  void FailNextFeedbackWritesForTest(int n) { fail_feedback_writes_ = n; }
   // By partition, then offset; at most `limit` (0 = all).
   [[nodiscard]] absl::StatusOr<std::vector<FeedbackEntry>> ListFeedback(size_t limit = 0) const;
 
@@ -284,6 +289,7 @@ class Store {
   bool read_only_;
   size_t heldout_window_ = 512;
   std::atomic<size_t> keep_snapshots_{8};
+  std::atomic<int> fail_feedback_writes_{0};  // FailNextFeedbackWritesForTest
   std::function<void()> read_hook_for_testing_;
   std::mutex write_mu_;  // serializes read-modify-write of counters/aliases
 };

@@ -1,0 +1,133 @@
+// Errors are never swallowed (issue 12, item 4), shown on the real learner
+// with the embedded broker and a RocksDB store:
+//  - feedback that cannot be stored (a write failure injected with the
+//    store's test-only hook, after the learner's 3 tries) stops Run() with
+//    the error before the records' offsets reach a checkpoint; a restarted
+//    learner reads and stores them;
+//  - a checkpoint whose state is corrupt is a DataLossError naming the field
+//    from Learner::Create, not an exception.
+// Consumer and commit errors are injected at the broker in
+// ingest/text_source_test.cc; serving refresh failures in server_test.cc.
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/broker.h"
+#include "common/config.h"
+#include "common/json_util.h"
+#include "common/kafka.h"
+#include "gtest/gtest.h"
+#include "learner/bootstrap.h"
+#include "learner/learner.h"
+#include "model/language_model.h"
+#include "store/store.h"
+#include "tests/util/stream_text.h"
+#include "tests/util/temp_dir.h"
+
+namespace streamlm {
+namespace {
+
+Config TinyConfig(const std::string& data_dir) {
+  Config c;
+  EXPECT_TRUE(ApplyYamlFile(c, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
+  c.data_dir = data_dir;
+  c.bootstrap_corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
+  c.learner_snapshot_every_s = 1000;  // no snapshot by time
+  return c;
+}
+
+TEST(ErrorInjectionTest, StoreFailureStopsTheLearnerAndCorruptStateIsDataLoss) {
+  ConfigureTorchThreads(0);
+  testing::TempDir dir;
+  Config config = TinyConfig(dir.Sub("store"));
+  auto broker = EmbeddedBroker::Start(
+      0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  const std::string brokers = (*broker)->bootstrap();
+  auto store_or = Store::Open(config.data_dir);
+  ASSERT_TRUE(store_or.ok()) << store_or.status();
+  Store* store = store_or->get();
+  ASSERT_TRUE(RunBootstrap(config, store, [](const std::string&) {}).ok());
+  {
+    auto producer = KafkaProducer::Create(brokers);
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    for (int i = 0; i < 3; ++i) {
+      Json f = {{"prompt", absl::StrCat("question ", i)}, {"response", "answer"}, {"rating", 1}};
+      ASSERT_TRUE((*producer)->Produce(config.topic_feedback, "", f.dump()).ok());
+    }
+    ASSERT_TRUE((*producer)->Flush(10000).ok());
+  }
+
+  // 1. Every one of the learner's 3 tries to store the feedback fails.
+  store->FailNextFeedbackWritesForTest(3);
+  Counters counters;
+  {
+    auto learner = Learner::Create(config, brokers, store, &counters, nullptr);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    absl::Status result;
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      result = (*learner)->Run();
+      done = true;
+    });
+    for (int i = 0; i < 1200 && !done; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (!done) (*learner)->Stop();  // the test fails below; do not hang
+    t.join();
+    EXPECT_TRUE(done) << "the learner kept running after a failed feedback write";
+    EXPECT_EQ(result.code(), absl::StatusCode::kUnavailable) << result;
+    EXPECT_TRUE(absl::StrContains(result.message(), "feedback records cannot be stored"))
+        << result;
+  }
+  EXPECT_EQ(counters.Get("streamlm_feedback_stored_total"), 0);
+  auto stored = store->ListFeedback();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(stored->empty());
+  // No checkpoint holds the feedback records' offsets.
+  auto checkpoint = store->GetCheckpoint();
+  if (checkpoint.ok()) {
+    const Json offsets = checkpoint->state.value("feedback_offsets", Json::object());
+    EXPECT_EQ(offsets.value("0", int64_t{0}), 0) << checkpoint->state.dump();
+  } else {
+    EXPECT_TRUE(absl::IsNotFound(checkpoint.status())) << checkpoint.status();
+  }
+
+  // 2. Restarted without the fault: the same records are read and stored.
+  {
+    auto learner = Learner::Create(config, brokers, store, &counters, nullptr);
+    ASSERT_TRUE(learner.ok()) << learner.status();
+    absl::Status result;
+    std::thread t([&] { result = (*learner)->Run(); });
+    for (int i = 0; i < 1200 && counters.Get("streamlm_feedback_stored_total") < 3; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    (*learner)->Stop();
+    t.join();
+    EXPECT_TRUE(result.ok()) << result;
+  }
+  EXPECT_EQ(counters.Get("streamlm_feedback_stored_total"), 3);
+  stored = store->ListFeedback();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), 3u);
+  EXPECT_EQ((*stored)[0].record["prompt"], "question 0");
+
+  // 3. A checkpoint whose state has a field of the wrong type.
+  checkpoint = store->GetCheckpoint();
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  EXPECT_EQ(checkpoint->state["feedback_offsets"].value("0", int64_t{0}), 3);
+  for (const char* field : {"pending_tokens", "user_window", "feedback_offsets", "snapshot"}) {
+    LearnerCheckpoint corrupt = *checkpoint;
+    corrupt.state[field] = 12345.5;
+    ASSERT_TRUE(store->PutCheckpoint(corrupt).ok());
+    absl::StatusOr<std::unique_ptr<Learner>> learner;
+    ASSERT_NO_THROW(learner = Learner::Create(config, brokers, store, &counters, nullptr));
+    EXPECT_EQ(learner.status().code(), absl::StatusCode::kDataLoss) << field;
+    EXPECT_TRUE(absl::StrContains(learner.status().message(),
+                                  absl::StrCat("field '", field, "'")))
+        << learner.status();
+  }
+}
+
+}  // namespace
+}  // namespace streamlm
