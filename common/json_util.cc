@@ -36,7 +36,12 @@ absl::StatusOr<Json> ParseJson(std::string_view text) {
   } catch (const Json::exception& e) {
     // parse_error, and also out_of_range for numbers that do not fit (found
     // by tests/fuzz/safetensors_fuzz.cc).
-    return absl::InvalidArgumentError(absl::StrCat("malformed JSON: ", e.what()));
+    // The message quotes the input where it broke ("last read: '...'"),
+    // which can end inside a UTF-8 sequence: escape such bytes so the
+    // message is UTF-8 (it goes into JSON answers and logs; found by
+    // tests/fuzz/http_body_fuzz.cc).
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed JSON: ", EscapeInvalidUtf8(e.what())));
   }
 }
 

@@ -13,7 +13,8 @@ namespace streamlm {
 
 using Json = nlohmann::json;
 
-// Parses JSON; the error says where it broke.
+// Parses JSON; the error says where it broke. Its message is valid UTF-8
+// (invalid bytes of `text` it quotes are shown as "\xHH").
 [[nodiscard]] absl::StatusOr<Json> ParseJson(std::string_view text);
 
 // 64-bit FNV-1a of `s`: a stable hash (same on every build and machine).

@@ -24,6 +24,17 @@ TEST(JsonUtilTest, HostileJsonIsAnErrorNotACrash) {
   EXPECT_TRUE(ParseJson("{\"a\": [1, 2.5, null]}").ok());
 }
 
+// Found by tests/fuzz/http_body_fuzz.cc: the parse error quotes the input
+// where it broke, and cut a two-byte character in half; that message went
+// into HTTP error bodies and logs.
+TEST(JsonUtilTest, ParseErrorMessageIsUtf8) {
+  auto bad = ParseJson("[\xDE\x99r/ay\"#,\"not\"]");
+  ASSERT_FALSE(bad.ok());
+  const std::string message(bad.status().message());
+  EXPECT_TRUE(IsValidUtf8(message)) << message;
+  EXPECT_NE(message.find("\\xde"), std::string::npos) << message;
+}
+
 TEST(JsonUtilTest, Utf8ValidationAndEscaping) {
   EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xF0\x9F\x99\x82"));
   EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong

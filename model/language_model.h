@@ -15,25 +15,10 @@
 #include "model/gpt.h"
 #include "model/llama.h"
 #include "model/model_config.h"
+#include "model/sampling_params.h"
 #include "model/tokenizer.h"
 
 namespace streamlm {
-
-struct SamplingParams {
-  int max_tokens = 16;
-  double temperature = 1.0;  // 0 = greedy
-  int top_k = 0;             // 0 = off
-  double top_p = 1.0;        // 1 = off
-  // CTRL-style: logits of tokens already in the context are divided by this
-  // (multiplied when negative). 1 = off.
-  double repetition_penalty = 1.0;
-  std::vector<std::string> stop;
-  // End-of-sequence is sampled like any token and does not end the output
-  // (vLLM's `ignore_eos`: fixed-length outputs for benchmarks and tests).
-  bool ignore_eos = false;
-  uint64_t seed = 0;
-  bool has_seed = false;
-};
 
 struct Completion {
   std::string text;

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "serving/request_parse.h"
 
 namespace streamlm {
 namespace {
@@ -70,19 +71,11 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
                       std::function<void(const Json&)> on_decision) {
   http.Post("/v1/admin/promote", [=](const httplib::Request& req, httplib::Response& res) {
     if (!check_admin(req, res)) return;
-    auto body = ParseJson(req.body);
-    if (!body.ok() || !body->is_object()) {
-      SendError(res, 400, "request body must be a JSON object {\"snapshot\": ID}",
-                "invalid_request_error");
+    std::string id, message, param;
+    if (!request_parse::ParsePromoteBody(req.body, &id, &message, &param)) {
+      SendError(res, 400, message, "invalid_request_error", param);
       return;
     }
-    auto it = body->find("snapshot");
-    if (it == body->end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
-      SendError(res, 400, "'snapshot' must be a snapshot id (GET /v1/admin/snapshots lists them)",
-                "invalid_request_error", "snapshot");
-      return;
-    }
-    const std::string id = it->get<std::string>();
     absl::Status s = store->Promote(id);
     if (!s.ok()) {
       SendStoreError(res, s, "snapshot");
@@ -92,13 +85,9 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
   });
   http.Post("/v1/admin/rollback", [=](const httplib::Request& req, httplib::Response& res) {
     if (!check_admin(req, res)) return;
-    if (!req.body.empty()) {
-      auto body = ParseJson(req.body);
-      if (!body.ok() || !body->is_object()) {
-        SendError(res, 400, "request body must be empty or a JSON object",
-                  "invalid_request_error");
-        return;
-      }
+    if (std::string message; !request_parse::ParseRollbackBody(req.body, &message)) {
+      SendError(res, 400, message, "invalid_request_error");
+      return;
     }
     // A decision record as the rollback monitor's (verdict rolled_back,
     // reason "manual: ..."; ManualRollbackDecision in evaluator/rollback.h

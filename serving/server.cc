@@ -20,6 +20,7 @@
 #include "serving/chat_template.h"
 #include "serving/dashboard.h"
 #include "serving/guarded_http_server.h"
+#include "serving/request_parse.h"
 #include "serving/scheduler.h"
 
 namespace streamlm {
@@ -29,26 +30,20 @@ namespace {
 // top_logprobs best first).
 using OJson = nlohmann::ordered_json;
 
-void SendJson(httplib::Response& res, int status, const OJson& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, OJson::error_handler_t::replace), "application/json");
-}
-
-// OpenAI's error object: {"error": {"message", "type", "param", "code"}}.
-OJson ErrorBody(const std::string& message, const std::string& type, const std::string& param,
-                const std::string& code) {
-  return {{"error", {{"message", message},
-                     {"type", type},
-                     {"param", param.empty() ? OJson(nullptr) : OJson(param)},
-                     {"code", code.empty() ? OJson(nullptr) : OJson(code)}}}};
-}
-
-void SendError(httplib::Response& res, int status, const std::string& message,
-               const std::string& param = "",
-               const std::string& type = "invalid_request_error",
-               const std::string& code = "") {
-  SendJson(res, status, ErrorBody(message, type, param, code));
-}
+// Request bodies and error answers (serving/request_parse.h).
+using request_parse::ErrorBody;
+using request_parse::FeedbackRejection;
+using request_parse::ParseBody;
+using request_parse::ParseChatLogprobs;
+using request_parse::ParseChatMessages;
+using request_parse::ParseCompletionLogprobs;
+using request_parse::ParseCompletionPrompt;
+using request_parse::ParseDetokenizeTokens;
+using request_parse::ParseFeedbackBody;
+using request_parse::ParseSampling;
+using request_parse::ParseTokenizePrompt;
+using request_parse::SendError;
+using request_parse::SendJson;
 
 // HTTP status and OpenAI error type for a scheduler or model error.
 void SendStatus(httplib::Response& res, const absl::Status& s) {
@@ -68,44 +63,6 @@ void SendStatus(httplib::Response& res, const absl::Status& s) {
   }
 }
 
-// Reads an optional number field; false (with the response filled) on error.
-bool NumberField(const Json& body, const char* name, double lo, double hi,
-                 double* out, httplib::Response& res) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return true;
-  if (!it->is_number() || it->get<double>() < lo || it->get<double>() > hi) {
-    SendError(res, 400, absl::StrCat("'", name, "' must be a number in [", lo, ", ", hi, "]"),
-              name);
-    return false;
-  }
-  *out = it->get<double>();
-  return true;
-}
-
-bool IntField(const Json& body, const char* name, int64_t lo, int64_t hi,
-              int64_t* out, httplib::Response& res) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return true;
-  if (!it->is_number_integer() || it->get<int64_t>() < lo || it->get<int64_t>() > hi) {
-    SendError(res, 400,
-              absl::StrCat("'", name, "' must be an integer in [", lo, ", ", hi, "]"), name);
-    return false;
-  }
-  *out = it->get<int64_t>();
-  return true;
-}
-
-bool BoolField(const Json& body, const char* name, bool* out, httplib::Response& res) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return true;
-  if (!it->is_boolean()) {
-    SendError(res, 400, absl::StrCat("'", name, "' must be true or false"), name);
-    return false;
-  }
-  *out = it->get<bool>();
-  return true;
-}
-
 bool IsLoopback(const std::string& host) {
   if (host == "localhost") return true;
   in_addr a4;
@@ -115,52 +72,6 @@ bool IsLoopback(const std::string& host) {
   in6_addr a6;
   if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
   return false;
-}
-
-// Where `s` stops being UTF-8 (RFC 3629: no overlong forms, no surrogates,
-// nothing past U+10FFFF), or npos when all of it is.
-size_t FirstInvalidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;  // range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c == 0xe0) lo = 0xa0;
-      if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c == 0xf0) lo = 0x90;
-      if (c == 0xf4) hi = 0x8f;
-    } else {
-      return i;
-    }
-    if (i + len > s.size()) return i;
-    const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-    if (c1 < lo || c1 > hi) return i;
-    for (size_t k = 2; k < len; ++k) {
-      const unsigned char ck = static_cast<unsigned char>(s[i + k]);
-      if (ck < 0x80 || ck > 0xbf) return i;
-    }
-    i += len;
-  }
-  return std::string_view::npos;
-}
-
-// The 400 message for a body that is not UTF-8, or "" when it is.
-std::string Utf8Problem(const std::string& body) {
-  const size_t at = FirstInvalidUtf8(body);
-  if (at == std::string_view::npos) return "";
-  return absl::StrCat("request body is not valid UTF-8 (invalid byte 0x",
-                      absl::Hex(static_cast<unsigned char>(body[at]), absl::kZeroPad2),
-                      " at offset ", at, "); JSON must be sent as UTF-8");
 }
 
 // GET /healthz and /readyz: the status and body for `path`, false for other
@@ -238,20 +149,6 @@ struct LegacyLogprobs {
             {"top_logprobs", top_logprobs}, {"text_offset", text_offset}};
   }
 };
-
-// Token ids from a JSON array of integers in [0, vocab_size); false when
-// `a` is not such an array.
-bool TokenIds(const Json& a, int vocab_size, std::vector<int32_t>* ids) {
-  if (!a.is_array()) return false;
-  ids->clear();
-  for (const Json& v : a) {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size) {
-      return false;
-    }
-    ids->push_back(v.get<int32_t>());
-  }
-  return true;
-}
 
 // The chat logprobs entry of one token.
 OJson ChatLogprob(const std::string& token, const TokenLogprob& lp,
@@ -336,10 +233,17 @@ absl::Status Server::RefreshChampion() {
   if (!id.ok()) return id.status();
   auto now = current();
   if (now && now->id == *id) return absl::OkStatus();
+  // Errors name the snapshot; what is served stays until one loads.
   auto snap = store_->GetSnapshot(*id);
-  if (!snap.ok()) return snap.status();
+  if (!snap.ok()) {
+    return absl::Status(snap.status().code(),
+                        absl::StrCat("champion snapshot ", *id, ": ", snap.status().message()));
+  }
   auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
-  if (!model.ok()) return model.status();
+  if (!model.ok()) {
+    return absl::Status(model.status().code(), absl::StrCat("champion snapshot ", *id,
+                                                            ": ", model.status().message()));
+  }
   auto next = std::make_shared<Served>();
   next->id = *id;
   next->created_ms = snap->meta.created_ms;
@@ -382,7 +286,13 @@ void Server::OnDecision(const Json& decision) {
   const std::string verdict = decision.value("verdict", "");
   if (verdict != "promoted" && verdict != "rolled_back") return;
   absl::Status s = RefreshChampion();
-  if (!s.ok()) SLM_LOG(kWarning) << "serving cannot load new champion: " << s;
+  if (!s.ok()) {
+    auto kept = current();
+    counters_->Add("streamlm_serving_refresh_failures_total", 1);
+    SLM_LOG(kWarning) << "serving cannot load the new champion after a " << verdict
+                      << " decision; keeps serving " << (kept ? kept->id : "no model")
+                      << ": " << s;
+  }
 }
 
 ModelServingSignals Server::ModelSignals(const std::string& model_id) const {
@@ -413,9 +323,12 @@ void Server::PollLoop() {
     if (stopping_) break;
     lock.unlock();
     absl::Status s = RefreshChampion();
-    if (!s.ok() && !absl::IsNotFound(s)) {
+    // Not found before anything is served: no champion yet, nothing wrong.
+    auto kept = current();
+    if (!s.ok() && (kept != nullptr || !absl::IsNotFound(s))) {
       counters_->Add("streamlm_serving_refresh_failures_total", 1);
-      SLM_LOG(kWarning) << "champion refresh: " << s;
+      SLM_LOG(kWarning) << "champion refresh failed; serving keeps "
+                        << (kept ? kept->id : "no model") << ": " << s;
     }
     lock.lock();
   }
@@ -458,86 +371,6 @@ bool Server::CheckModel(const Json& body, const Served& served, httplib::Respons
   return false;
 }
 
-namespace {
-
-// Parses what completions and chat share; false with `res` filled on error.
-bool ParseSampling(const Json& body, const Config& config, bool chat, SamplingParams* p,
-                   bool* stream, bool* include_usage, httplib::Response& res) {
-  int64_t max_tokens = chat ? config.serving_max_tokens : 16, top_k = 0, n = 1, seed = -1;
-  double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
-  if (!IntField(body, "max_tokens", 0, config.serving_max_tokens, &max_tokens, res) ||
-      (chat && !IntField(body, "max_completion_tokens", 0, config.serving_max_tokens,
-                         &max_tokens, res)) ||
-      !IntField(body, "top_k", 0, 1 << 20, &top_k, res) ||
-      !IntField(body, "n", 1, 1, &n, res) ||
-      !IntField(body, "seed", INT64_MIN, INT64_MAX, &seed, res) ||
-      !NumberField(body, "temperature", 0, 2, &temperature, res) ||
-      !NumberField(body, "top_p", 1e-9, 1, &top_p, res) ||
-      !NumberField(body, "repetition_penalty", 1e-3, 100, &repetition_penalty, res) ||
-      !BoolField(body, "ignore_eos", &p->ignore_eos, res) ||
-      !BoolField(body, "stream", stream, res)) {
-    return false;
-  }
-  auto so = body.find("stream_options");
-  if (so != body.end() && !so->is_null()) {
-    if (!so->is_object()) {
-      SendError(res, 400, "'stream_options' must be an object", "stream_options");
-      return false;
-    }
-    if (!*stream) {
-      SendError(res, 400, "'stream_options' is only allowed with 'stream': true",
-                "stream_options");
-      return false;
-    }
-    if (!BoolField(*so, "include_usage", include_usage, res)) return false;
-  }
-  auto stop_it = body.find("stop");
-  if (stop_it != body.end() && !stop_it->is_null()) {
-    if (stop_it->is_string()) {
-      p->stop.push_back(stop_it->get<std::string>());
-    } else if (stop_it->is_array() && stop_it->size() <= 4 &&
-               std::all_of(stop_it->begin(), stop_it->end(),
-                           [](const Json& s) { return s.is_string(); })) {
-      for (const Json& s : *stop_it) p->stop.push_back(s.get<std::string>());
-    } else {
-      SendError(res, 400, "'stop' must be a string or an array of up to 4 strings", "stop");
-      return false;
-    }
-  }
-  p->max_tokens = static_cast<int>(max_tokens);
-  p->temperature = temperature;
-  p->top_k = static_cast<int>(top_k);
-  p->top_p = top_p;
-  p->repetition_penalty = repetition_penalty;
-  if (seed != -1) {
-    p->has_seed = true;
-    p->seed = static_cast<uint64_t>(seed);
-  }
-  return true;
-}
-
-// The body as a JSON object, or false with a 400 naming the problem.
-bool ParseBody(const httplib::Request& req, Json* body, httplib::Response& res) {
-  if (std::string bad = Utf8Problem(req.body); !bad.empty()) {
-    SendError(res, 400, bad, "", "invalid_request_error", "invalid_utf8");
-    return false;
-  }
-  auto parsed = ParseJson(req.body);
-  if (!parsed.ok()) {
-    SendError(res, 400, absl::StrCat("request body is not valid JSON: ",
-                                     parsed.status().message()));
-    return false;
-  }
-  if (!parsed->is_object()) {
-    SendError(res, 400, "request body must be a JSON object");
-    return false;
-  }
-  *body = std::move(*parsed);
-  return true;
-}
-
-}  // namespace
-
 std::shared_ptr<const Server::Served> Server::Begin(const httplib::Request& req, Json* body,
                                                     httplib::Response& res) {
   if (!ParseBody(req, body, res)) return nullptr;
@@ -557,36 +390,20 @@ void Server::HandleCompletions(const httplib::Request& req, httplib::Response& r
   if (!served) return;
   auto call = std::make_shared<Call>();
   call->served = served;
-  auto prompt_it = body.find("prompt");
-  if (prompt_it == body.end()) {
-    SendError(res, 400, "'prompt' is required", "prompt");
-    return;
-  }
   const Tokenizer& tok = served->model->tokenizer();
   std::vector<int32_t> ids;
-  if (prompt_it->is_string()) {
-    call->prompt_text = prompt_it->get<std::string>();
-    ids = tok.Encode(call->prompt_text);
-  } else if (prompt_it->is_array() && prompt_it->size() == 1 && (*prompt_it)[0].is_string()) {
-    call->prompt_text = (*prompt_it)[0].get<std::string>();
-    ids = tok.Encode(call->prompt_text);
-  } else if (!prompt_it->empty() && TokenIds(*prompt_it, tok.vocab_size(), &ids)) {
-    call->prompt_text = tok.Decode(ids);
-  } else {
-    SendError(res, 400,
-              absl::StrCat("'prompt' must be a string, an array of one string, or an array of "
-                           "token ids in [0, ", tok.vocab_size(), ")"),
-              "prompt");
+  bool is_text = false;
+  if (!ParseCompletionPrompt(body, tok.vocab_size(), &is_text, &call->prompt_text, &ids, res)) {
     return;
+  }
+  if (is_text) {
+    ids = tok.Encode(call->prompt_text);
+  } else {
+    call->prompt_text = tok.Decode(ids);
   }
   SamplingParams& p = call->request.params;
   if (!ParseSampling(body, config_, false, &p, &call->stream, &call->include_usage, res)) return;
-  int64_t logprobs = -1;
-  if (!IntField(body, "logprobs", 0, 5, &logprobs, res) ||
-      !BoolField(body, "echo", &call->echo, res)) {
-    return;
-  }
-  call->logprobs = static_cast<int>(logprobs);
+  if (!ParseCompletionLogprobs(body, &call->logprobs, &call->echo, res)) return;
   call->id = absl::StrCat("cmpl-", NowMs(), "-", next_request_++);
   call->request.prompt_ids = std::move(ids);
   call->request.logprobs = call->logprobs;
@@ -599,52 +416,8 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
   Json body;
   auto served = Begin(req, &body, res);
   if (!served) return;
-  auto messages_it = body.find("messages");
-  if (messages_it == body.end() || !messages_it->is_array() || messages_it->empty()) {
-    SendError(res, 400, "'messages' must be a non-empty array of {role, content}", "messages");
-    return;
-  }
-  // Content may be a string or OpenAI's array of text parts; the template
-  // sees strings.
-  Json messages = Json::array();
-  for (size_t i = 0; i < messages_it->size(); ++i) {
-    const Json& m = (*messages_it)[i];
-    std::string where = absl::StrCat("messages[", i, "]");
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-      SendError(res, 400, where + " must be an object with a string 'role'", where);
-      return;
-    }
-    const std::string role = m["role"];
-    if (role != "system" && role != "user" && role != "assistant" && role != "developer") {
-      SendError(res, 400,
-                absl::StrCat(where, ".role '", role,
-                             "' is not one of system, developer, user, assistant"),
-                where + ".role");
-      return;
-    }
-    std::string content;
-    auto c = m.find("content");
-    if (c == m.end() || c->is_null()) {
-      content = "";
-    } else if (c->is_string()) {
-      content = c->get<std::string>();
-    } else if (c->is_array()) {
-      for (const Json& part : *c) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-            !part["text"].is_string()) {
-          SendError(res, 400, where + ".content parts must be {\"type\": \"text\", \"text\": str}",
-                    where + ".content");
-          return;
-        }
-        content += part["text"].get<std::string>();
-      }
-    } else {
-      SendError(res, 400, where + ".content must be a string or an array of text parts",
-                where + ".content");
-      return;
-    }
-    messages.push_back({{"role", role == "developer" ? "system" : role}, {"content", content}});
-  }
+  Json messages;
+  if (!ParseChatMessages(body, &messages, res)) return;
   if (!served->chat_template) {
     CountOutcome(served->id, /*error=*/true);
     SendError(res, 500,
@@ -667,17 +440,7 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
   call->prompt_text = *prompt;
   SamplingParams& p = call->request.params;
   if (!ParseSampling(body, config_, true, &p, &call->stream, &call->include_usage, res)) return;
-  bool logprobs = false;
-  int64_t top = 0;
-  if (!BoolField(body, "logprobs", &logprobs, res) ||
-      !IntField(body, "top_logprobs", 0, 20, &top, res)) {
-    return;
-  }
-  if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !logprobs) {
-    SendError(res, 400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
-    return;
-  }
-  call->logprobs = logprobs ? static_cast<int>(top) : -1;
+  if (!ParseChatLogprobs(body, &call->logprobs, res)) return;
   if (mc.chat_template.empty()) {
     // The default template's transcript: the model's turn ends where it
     // starts writing the user's next one.
@@ -929,16 +692,7 @@ void Server::HandleTokenize(const httplib::Request& req, httplib::Response& res)
   auto served = Begin(req, &body, res);
   if (!served) return;
   std::string text;
-  if (body.contains("prompt") && body["prompt"].is_string()) {
-    text = body["prompt"];
-  } else if (body.contains("messages")) {
-    SendError(res, 400, "tokenize takes 'prompt' (a string); render chat messages yourself",
-              "messages");
-    return;
-  } else {
-    SendError(res, 400, "'prompt' must be a string", "prompt");
-    return;
-  }
+  if (!ParseTokenizePrompt(body, &text, res)) return;
   std::vector<int32_t> ids = served->model->tokenizer().Encode(text);
   SendJson(res, 200, {{"tokens", ids},
                       {"count", ids.size()},
@@ -951,18 +705,8 @@ void Server::HandleDetokenize(const httplib::Request& req, httplib::Response& re
   auto served = Begin(req, &body, res);
   if (!served) return;
   const Tokenizer& tok = served->model->tokenizer();
-  auto it = body.find("tokens");
-  if (it == body.end() || !it->is_array()) {
-    SendError(res, 400, "'tokens' must be an array of token ids", "tokens");
-    return;
-  }
   std::vector<int32_t> ids;
-  if (!TokenIds(*it, tok.vocab_size(), &ids)) {
-    SendError(res, 400,
-              absl::StrCat("'tokens' must hold integers in [0, ", tok.vocab_size(), ")"),
-              "tokens");
-    return;
-  }
+  if (!ParseDetokenizeTokens(body, tok.vocab_size(), &ids, res)) return;
   SendJson(res, 200, {{"prompt", tok.Decode(ids)}, {"model", served->id}});
 }
 
@@ -994,82 +738,22 @@ void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res)
            "", "server_error", "feedback_unavailable");
     return;
   }
-  if (std::string bad = Utf8Problem(req.body); !bad.empty()) {
-    reject(400, "invalid_utf8", bad, "");
+  Json body;
+  FeedbackRejection why;
+  if (!ParseFeedbackBody(req.body, &body, &why)) {
+    reject(why.status, why.reason, why.message, why.param);
     return;
   }
-  auto parsed = ParseJson(req.body);
-  if (!parsed.ok() || !parsed->is_object()) {
-    reject(400, "invalid_json",
-           parsed.ok() ? "request body must be a JSON object"
-                       : absl::StrCat("request body is not valid JSON: ",
-                                      parsed.status().message()),
-           "");
-    return;
-  }
-  const Json body = std::move(*parsed);
+  // Valid as ParseFeedbackBody promises: exactly one kind, well-typed fields.
   auto field = [&body](const char* name) -> const Json* {
     auto it = body.find(name);
     return it == body.end() || it->is_null() ? nullptr : &*it;
   };
-  const Json* id_field = field("completion_id");
-  if (id_field == nullptr || !id_field->is_string() || id_field->get<std::string>().empty()) {
-    reject(400, "invalid_completion_id",
-           "'completion_id' must be the id of a completion (a string, e.g. 'cmpl-...')",
-           "completion_id");
-    return;
-  }
-  const std::string completion_id = id_field->get<std::string>();
+  const std::string completion_id = field("completion_id")->get<std::string>();
   const Json* user = field("user");
-  if (user != nullptr && !user->is_string()) {
-    reject(400, "invalid_user", "'user' must be a string", "user");
-    return;
-  }
   const Json* rating = field("rating");
   const Json* correction = field("correction");
   const Json* preferred_over = field("preferred_over");
-  const int kinds = (rating != nullptr) + (correction != nullptr) + (preferred_over != nullptr);
-  if (kinds != 1) {
-    reject(400, "invalid_kind",
-           absl::StrCat("feedback needs exactly one of 'rating' (1 or -1), 'correction' (the "
-                        "better response) or 'preferred_over' (the id of a worse completion "
-                        "of the same prompt); got ",
-                        kinds),
-           "");
-    return;
-  }
-  if (rating != nullptr && !(rating->is_number_integer() &&
-                             (rating->get<int64_t>() == 1 || rating->get<int64_t>() == -1))) {
-    reject(400, "invalid_rating", "'rating' must be 1 (good) or -1 (bad)", "rating");
-    return;
-  }
-  if (correction != nullptr) {
-    if (!correction->is_string()) {
-      reject(400, "invalid_correction", "'correction' must be a string: the better response",
-             "correction");
-      return;
-    }
-    if (correction->get_ref<const std::string&>().find_first_not_of(" \t\r\n") ==
-        std::string::npos) {
-      reject(400, "invalid_correction", "'correction' must not be empty", "correction");
-      return;
-    }
-  }
-  if (preferred_over != nullptr) {
-    if (!preferred_over->is_string() || preferred_over->get<std::string>().empty()) {
-      reject(400, "invalid_preferred_over",
-             "'preferred_over' must be the id of another completion (a string)",
-             "preferred_over");
-      return;
-    }
-    if (preferred_over->get<std::string>() == completion_id) {
-      reject(400, "invalid_preferred_over",
-             "'preferred_over' names the same completion as 'completion_id'; it must be "
-             "another completion of the same prompt",
-             "preferred_over");
-      return;
-    }
-  }
   // The completion(s) the feedback is about.
   auto lookup = [&](const std::string& id, const char* param, CompletionRecord* out) {
     auto got = completion_log_.Get(id);

@@ -4,6 +4,7 @@
 # Skips (exit 0 with a message) when clang's libFuzzer runtime is missing,
 # or fails under CI.
 set -euo pipefail
+# FUZZ_BUILD_ONLY=1: build $3/fuzz/NAME_fuzz and stop (scripts/fuzz.sh runs it).
 name=$1 seconds=$2 out=$3/fuzz
 src=$(cd "$(dirname "$0")/../.." && pwd)
 CXX=$(command -v clang++-14 || command -v clang++ || true)
@@ -33,12 +34,31 @@ case $name in
                        "$src/serving/internal/jinja_parser.cc"
                        "$src/serving/internal/jinja_interpreter.cc" "$src/common/json_util.cc")
                  libs=(-lutf8proc) ;;
-  *) echo "unknown fuzz target $name"; exit 2 ;;
+  tokenizer_json) srcs=("$src/tests/fuzz/tokenizer_json_fuzz.cc" "$src/model/bpe_tokenizer.cc"
+                        "$src/model/sp_bpe_tokenizer.cc" "$src/model/internal/added_tokens.cc"
+                        "$src/common/json_util.cc")
+                  libs=(-lutf8proc -lpcre2-8 -labsl_hash -labsl_city -labsl_low_level_hash
+                        -labsl_raw_hash_set) ;;
+  http_body) srcs=("$src/tests/fuzz/http_body_fuzz.cc" "$src/serving/request_parse.cc"
+                   "$src/common/config.cc" "$src/common/json_util.cc")
+             libs=($(pkg-config --cflags --libs cpp-httplib) -lyaml-cpp) ;;
+  checkpoint_state) srcs=("$src/tests/fuzz/checkpoint_state_fuzz.cc"
+                          "$src/learner/checkpoint_state.cc" "$src/common/json_util.cc")
+                    libs=() ;;
+  *) echo "unknown fuzz target $name (add its sources to tests/fuzz/run.sh)"; exit 2 ;;
 esac
 absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labsl_strings -labsl_strings_internal -labsl_int128
       -labsl_throw_delegate -labsl_raw_logging_internal)
-"$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$src" "${srcs[@]}" -o "$out/${name}_fuzz" "${libs[@]}" "${absl[@]}"
+# Rebuilt unless the binary is newer than its sources, every header of the
+# repository and this script.
+bin=$out/${name}_fuzz
+if [ ! -x "$bin" ] || [ -n "$(find "${srcs[@]}" "$0" -newer "$bin" 2>/dev/null | head -n 1)" ] ||
+   [ -n "$(find "$src" -path "$src/build" -prune -o -name '*.h' -newer "$bin" -print | head -n 1)" ]; then
+  "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I"$src" "${srcs[@]}" -o "$bin.tmp" "${libs[@]}" "${absl[@]}"
+  mv "$bin.tmp" "$bin"
+fi
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$src/tests/fuzz/corpus/$name/"* "$work/"
