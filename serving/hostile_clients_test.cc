@@ -30,6 +30,7 @@
 #include "model/language_model.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
+#include "tests/util/tiny_model.h"
 #include "serving/server.h"
 #include "tests/util/temp_dir.h"
 
@@ -125,34 +126,7 @@ Timed Request(int port, const std::string& method, const std::string& path,
   return t;
 }
 
-// A small random model with a SentencePiece tokenizer (as in server_test).
-std::shared_ptr<LanguageModel> TinyModel() {
-  std::vector<std::string> lines;
-  const char* words[] = {"harbour", "ship", "the",   "sailed", "north", "at",
-                         "dawn",    "crew", "hello", "storm",  "user",  "assistant"};
-  for (int i = 0; i < 600; ++i) {
-    std::string l;
-    for (int w = 0; w < 8; ++w) l += std::string(words[(i * 7 + w * 5) % 12]) + " ";
-    lines.push_back(l);
-  }
-  SentencePieceTrainOptions o;
-  o.vocab_size = 300;
-  auto bytes = TrainSentencePiece(lines, o);
-  EXPECT_TRUE(bytes.ok()) << bytes.status();
-  if (!bytes.ok()) return nullptr;
-  auto tok = LoadTokenizer(*bytes);
-  EXPECT_TRUE(tok.ok()) << tok.status();
-  if (!tok.ok()) return nullptr;
-  ModelConfig c;
-  c.vocab_size = (*tok)->vocab_size();
-  c.context_tokens = 96;
-  c.d_model = 32;
-  c.heads = 4;
-  c.layers = 2;
-  auto m = LanguageModel::Create(c, std::move(*tok), 5);
-  EXPECT_TRUE(m.ok()) << m.status();
-  return m.ok() ? *m : nullptr;
-}
+using testing::TinyModel;
 
 class HostileClientsTest : public ::testing::Test {
  protected:

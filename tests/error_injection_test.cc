@@ -21,6 +21,7 @@
 #include "learner/learner.h"
 #include "model/language_model.h"
 #include "store/store.h"
+#include "tests/util/heldout_stream.h"
 #include "tests/util/stream_text.h"
 #include "tests/util/temp_dir.h"
 
@@ -28,10 +29,7 @@ namespace streamlm {
 namespace {
 
 Config TinyConfig(const std::string& data_dir) {
-  Config c;
-  EXPECT_TRUE(ApplyYamlFile(c, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
-  c.data_dir = data_dir;
-  c.bootstrap_corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
+  Config c = testing::TinyConfig(data_dir);
   c.learner_snapshot_every_s = 1000;  // no snapshot by time
   return c;
 }
