@@ -70,6 +70,16 @@ EmbeddedBroker::~EmbeddedBroker() {
   if (rk_) rd_kafka_destroy(rk_);
 }
 
+absl::Status EmbeddedBroker::SetDown(bool down) {
+  rd_kafka_resp_err_t e = down ? rd_kafka_mock_broker_set_down(cluster_, -1)
+                               : rd_kafka_mock_broker_set_up(cluster_, -1);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::InternalError(absl::StrCat("embedded broker: cannot take it ",
+                                            down ? "down" : "up", ": ", rd_kafka_err2str(e)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status EmbeddedBroker::CreateTopic(const std::string& topic,
                                          int partitions) {
   rd_kafka_resp_err_t e =

@@ -49,6 +49,11 @@ class EmbeddedBroker {
   static constexpr int16_t kApiOffsetCommit = 8;
   void PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
 
+  // Outage drills: down disconnects every client and refuses new
+  // connections until up again (rd_kafka_mock_broker_set_down/_up); what
+  // the topics hold is kept. `streamlm broker` maps SIGUSR1/SIGUSR2 to these.
+  [[nodiscard]] absl::Status SetDown(bool down);
+
  private:
   EmbeddedBroker() = default;
   void AcceptLoop();

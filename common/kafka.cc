@@ -127,7 +127,9 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
     }
   };
   auto rk = NewClient(RD_KAFKA_PRODUCER, brokers,
-                      {{"linger.ms", "5"}, {"message.timeout.ms", "30000"}},
+                      // A record waits up to 5 minutes for a broker that is away
+                      // (librdkafka's default) before it counts as failed.
+                      {{"linger.ms", "5"}, {"message.timeout.ms", "300000"}},
                       &Setup::Apply, nullptr);
   if (!rk.ok()) return rk.status();
   return std::unique_ptr<KafkaProducer>(new KafkaProducer(*rk, brokers));
@@ -135,9 +137,10 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
 
 absl::Status KafkaProducer::Produce(const std::string& topic,
                                     std::string_view key,
-                                    std::string_view value) {
+                                    std::string_view value, int32_t partition) {
   rd_kafka_resp_err_t e = rd_kafka_producev(
       rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+      RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()),
                      key.size()),
@@ -145,7 +148,7 @@ absl::Status KafkaProducer::Produce(const std::string& topic,
       RD_KAFKA_V_OPAQUE(this), RD_KAFKA_V_END);
   if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
     rd_kafka_poll(rk_, 100);
-    return Produce(topic, key, value);
+    return Produce(topic, key, value, partition);
   }
   rd_kafka_poll(rk_, 0);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -168,9 +171,9 @@ absl::Status KafkaProducer::Flush(int timeout_ms) {
 
 KafkaConsumer::KafkaConsumer(rd_kafka_t* rk, std::string brokers,
                              std::string topic, std::map<int32_t, int64_t> start,
-                             std::unique_ptr<KafkaCommitFailure> commit_results)
+                             std::unique_ptr<KafkaConsumerEvents> events)
     : rk_(rk), brokers_(std::move(brokers)), topic_(std::move(topic)),
-      positions_(std::move(start)), commit_results_(std::move(commit_results)) {}
+      positions_(std::move(start)), events_(std::move(events)) {}
 
 namespace {
 // librdkafka's offset-commit callback: keeps the first failure (request or
@@ -189,9 +192,20 @@ void OnOffsetCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
     }
   }
   if (failure.empty() || opaque == nullptr) return;
-  auto* pending = static_cast<KafkaCommitFailure*>(opaque);
+  auto* pending = static_cast<KafkaConsumerEvents*>(opaque);
   std::lock_guard<std::mutex> lock(pending->mu);
-  if (pending->failure.empty()) pending->failure = failure;
+  if (pending->commit_failure.empty()) pending->commit_failure = failure;
+}
+
+// librdkafka's error callback (broker connections lost or refused, all
+// brokers down, fatal errors): keeps the first until Poll returns it.
+void OnClientError(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  if (opaque == nullptr) return;
+  auto* pending = static_cast<KafkaConsumerEvents*>(opaque);
+  std::lock_guard<std::mutex> lock(pending->mu);
+  if (pending->client_error != 0) return;
+  pending->client_error = err;
+  pending->client_error_text = reason != nullptr ? reason : "";
 }
 }  // namespace
 
@@ -241,7 +255,7 @@ void KafkaConsumer::MaybeAssign() {
 absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
     const std::string& brokers, const std::string& group,
     const std::string& topic, std::map<int32_t, int64_t> start_offsets) {
-  auto commit_failure = std::make_unique<KafkaCommitFailure>();
+  auto events = std::make_unique<KafkaConsumerEvents>();
   auto rk = NewClient(RD_KAFKA_CONSUMER, brokers,
                       {{"group.id", group},
                        {"enable.auto.commit", "false"},
@@ -250,13 +264,14 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
                        {"enable.partition.eof", "false"}},
                       [](rd_kafka_conf_t* conf, void* opaque) {
                         rd_kafka_conf_set_offset_commit_cb(conf, OnOffsetCommit);
+                        rd_kafka_conf_set_error_cb(conf, OnClientError);
                         rd_kafka_conf_set_opaque(conf, opaque);
                       },
-                      commit_failure.get());
+                      events.get());
   if (!rk.ok()) return rk.status();
   rd_kafka_poll_set_consumer(*rk);
   std::unique_ptr<KafkaConsumer> self(new KafkaConsumer(
-      *rk, brokers, topic, std::move(start_offsets), std::move(commit_failure)));
+      *rk, brokers, topic, std::move(start_offsets), std::move(events)));
   self->MaybeAssign();
   return self;
 }
@@ -264,15 +279,34 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
 absl::StatusOr<std::optional<KafkaMessage>> KafkaConsumer::Poll(
     int timeout_ms) {
   MaybeAssign();
-  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout_ms);
-  if (m == nullptr) return std::optional<KafkaMessage>();
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const rd_kafka_resp_err_t err = m->err;
-    std::string msg = absl::StrCat("kafka consume on ", topic_);
+  // A client error (from the error callback during an earlier poll) comes
+  // back before anything else is read; records are never dropped for it.
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::string msg;
+  auto take_client_error = [&] {
+    std::lock_guard<std::mutex> lock(events_->mu);
+    if (events_->client_error == 0) return false;
+    err = static_cast<rd_kafka_resp_err_t>(events_->client_error);
+    msg = absl::StrCat("kafka consume on ", topic_, " from ", brokers_, ": ",
+                       events_->client_error_text, " (", rd_kafka_err2name(err), ")");
+    events_->client_error = 0;
+    return true;
+  };
+  rd_kafka_message_t* m = nullptr;
+  if (!take_client_error()) {
+    m = rd_kafka_consumer_poll(rk_, timeout_ms);
+    if (m == nullptr && !take_client_error()) return std::optional<KafkaMessage>();
+  }
+  if (m != nullptr && m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    err = m->err;
+    msg = absl::StrCat("kafka consume on ", topic_);
     if (m->rkt != nullptr) absl::StrAppend(&msg, " partition ", m->partition);
     absl::StrAppend(&msg, " from ", brokers_, ": ", rd_kafka_message_errstr(m), " (",
                     rd_kafka_err2name(err), ")");
     rd_kafka_message_destroy(m);
+    m = nullptr;
+  }
+  if (m == nullptr) {
     switch (err) {
       case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
       case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
@@ -318,8 +352,8 @@ absl::Status KafkaConsumer::Commit(const std::map<int32_t, int64_t>& next) {
   // earlier one (reported by OnOffsetCommit during Poll) is returned now.
   std::string earlier;
   {
-    std::lock_guard<std::mutex> lock(commit_results_->mu);
-    earlier.swap(commit_results_->failure);
+    std::lock_guard<std::mutex> lock(events_->mu);
+    earlier.swap(events_->commit_failure);
   }
   rd_kafka_resp_err_t e = rd_kafka_commit(rk_, list, 1);
   rd_kafka_topic_partition_list_destroy(list);
@@ -337,6 +371,24 @@ absl::Status KafkaConsumer::Commit(const std::map<int32_t, int64_t>& next) {
 std::map<int32_t, int64_t> KafkaConsumer::positions() const {
   std::lock_guard<std::mutex> lock(mu_);
   return positions_;
+}
+
+std::optional<int64_t> KafkaConsumer::Lag() const {
+  if (assigned_partitions_ == 0) return std::nullopt;
+  std::map<int32_t, int64_t> positions = this->positions();
+  int64_t lag = 0;
+  for (int32_t p = 0; p < assigned_partitions_; ++p) {
+    int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
+    if (rd_kafka_get_watermark_offsets(rk_, topic_.c_str(), p, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      return std::nullopt;
+    }
+    auto it = positions.find(p);
+    int64_t from = it != positions.end() ? it->second : std::max<int64_t>(low, 0);
+    lag += std::max<int64_t>(high - from, 0);
+  }
+  return lag;
 }
 
 absl::StatusOr<std::vector<KafkaMessage>> ReadWholeTopic(

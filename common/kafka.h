@@ -46,10 +46,12 @@ class KafkaProducer {
       const std::string& brokers);
   ~KafkaProducer();
 
-  // Queues one record. An empty `key` produces a null key.
+  // Queues one record. An empty `key` produces a null key; `partition` < 0
+  // lets the key choose the partition. A record not delivered within 5
+  // minutes (the broker away) counts in delivery_failures().
   [[nodiscard]] absl::Status Produce(const std::string& topic,
                                      std::string_view key,
-                                     std::string_view value);
+                                     std::string_view value, int32_t partition = -1);
   // Waits until every queued record is delivered or `timeout_ms` passes.
   [[nodiscard]] absl::Status Flush(int timeout_ms);
   int64_t delivery_failures() const { return delivery_failures_.load(); }
@@ -62,12 +64,15 @@ class KafkaProducer {
   std::atomic<int64_t> delivery_failures_{0};
 };
 
-// The failure of an asynchronous commit, from librdkafka's offset-commit
-// callback (run inside rd_kafka_consumer_poll) until KafkaConsumer::Commit
-// returns it. Internal to KafkaConsumer.
-struct KafkaCommitFailure {
+// What librdkafka reports through callbacks (run inside
+// rd_kafka_consumer_poll) until KafkaConsumer hands it back: the failure of
+// an asynchronous commit (returned by Commit) and client errors such as a
+// lost broker connection (returned by Poll). Internal to KafkaConsumer.
+struct KafkaConsumerEvents {
   std::mutex mu;
-  std::string failure;  // GUARDED_BY(mu); empty when none is pending
+  std::string commit_failure;  // GUARDED_BY(mu); empty when none is pending
+  int client_error = 0;        // GUARDED_BY(mu); rd_kafka_resp_err_t, 0 = none
+  std::string client_error_text;  // GUARDED_BY(mu)
 };
 
 // Consumer of every partition of one topic with manual offsets: it assigns
@@ -85,8 +90,10 @@ class KafkaConsumer {
   ~KafkaConsumer();
 
   // Next record, std::nullopt on timeout. An error librdkafka reports on
-  // the consumer is returned, never swallowed, its message naming the topic,
-  // the partition and librdkafka's error: UnavailableError when it is
+  // the consumer (a message-level error, or a client error such as a lost
+  // broker connection from its error callback) is returned, never
+  // swallowed, its message naming the topic, the partition and librdkafka's
+  // error: UnavailableError when it is
   // transient (broker down, timeouts, leader changes: librdkafka recovers
   // and a later Poll reads on), PermissionDeniedError for authorization and
   // authentication failures and InternalError for a fatal client error
@@ -100,11 +107,17 @@ class KafkaConsumer {
   [[nodiscard]] absl::Status Commit(const std::map<int32_t, int64_t>& next);
   // Next offset to read per partition, as far as this consumer knows.
   std::map<int32_t, int64_t> positions() const;
+  // Records between this consumer's positions and the high watermarks of
+  // the partitions it reads, summed, as of the last fetch responses
+  // (librdkafka's cached watermarks; no request is sent). nullopt until
+  // every partition is assigned and its watermark known. Call from the
+  // polling thread.
+  std::optional<int64_t> Lag() const;
 
  private:
   KafkaConsumer(rd_kafka_t* rk, std::string brokers, std::string topic,
                 std::map<int32_t, int64_t> start,
-                std::unique_ptr<KafkaCommitFailure> commit_results);
+                std::unique_ptr<KafkaConsumerEvents> events);
   // Assigns all partitions if not done yet and the topic exists.
   void MaybeAssign();
   rd_kafka_t* rk_;
@@ -114,7 +127,7 @@ class KafkaConsumer {
   int64_t next_assign_attempt_ms_ = 0;
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> positions_;  // GUARDED_BY(mu_)
-  std::unique_ptr<KafkaCommitFailure> commit_results_;  // the callback's opaque
+  std::unique_ptr<KafkaConsumerEvents> events_;  // the callbacks' opaque
 };
 
 // Reads every record of `topic` (all partitions) from the beginning up to

@@ -1,6 +1,7 @@
 #include "common/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 
@@ -11,9 +12,15 @@ void Counters::Add(const std::string& name, int64_t delta, const std::string& la
   counts_[{name, label}] += delta;
 }
 
-void Counters::Set(const std::string& name, double value) {
+void Counters::Set(const std::string& name, double value, const std::string& label) {
   std::lock_guard<std::mutex> lock(mu_);
-  gauges_[name] = value;
+  gauges_[{name, label}] = value;
+}
+
+double Counters::GetGauge(const std::string& name, const std::string& label) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = gauges_.find({name, label});
+  return it == gauges_.end() ? std::nan("") : it->second;
 }
 
 int64_t Counters::Get(const std::string& name, const std::string& label) const {
@@ -63,6 +70,24 @@ const std::vector<double>& Counters::FreshnessBuckets() {
   return b;
 }
 
+namespace {
+
+// One sample line: `name value`, `name{reason="label"} value`, or for a
+// label "key=value" `name{key="value"} value`.
+template <typename T>
+void AppendSample(std::string* out, const std::string& name, const std::string& label, T v) {
+  if (label.empty()) {
+    absl::StrAppend(out, name, " ", v, "\n");
+  } else if (size_t eq = label.find('='); eq != std::string::npos) {
+    absl::StrAppend(out, name, "{", label.substr(0, eq), "=\"", label.substr(eq + 1), "\"} ", v,
+                    "\n");
+  } else {
+    absl::StrAppend(out, name, "{reason=\"", label, "\"} ", v, "\n");
+  }
+}
+
+}  // namespace
+
 std::string Counters::RenderPrometheus() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
@@ -72,17 +97,15 @@ std::string Counters::RenderPrometheus() const {
       absl::StrAppend(&out, "# TYPE ", key.first, " counter\n");
       last = key.first;
     }
-    if (key.second.empty()) {
-      absl::StrAppend(&out, key.first, " ", v, "\n");
-    } else if (size_t eq = key.second.find('='); eq != std::string::npos) {
-      absl::StrAppend(&out, key.first, "{", key.second.substr(0, eq), "=\"",
-                      key.second.substr(eq + 1), "\"} ", v, "\n");
-    } else {
-      absl::StrAppend(&out, key.first, "{reason=\"", key.second, "\"} ", v, "\n");
-    }
+    AppendSample(&out, key.first, key.second, v);
   }
-  for (const auto& [name, v] : gauges_) {
-    absl::StrAppend(&out, "# TYPE ", name, " gauge\n", name, " ", v, "\n");
+  last.clear();
+  for (const auto& [key, v] : gauges_) {
+    if (key.first != last) {
+      absl::StrAppend(&out, "# TYPE ", key.first, " gauge\n");
+      last = key.first;
+    }
+    AppendSample(&out, key.first, key.second, v);
   }
   for (const auto& [name, h] : histograms_) {
     absl::StrAppend(&out, "# TYPE ", name, " histogram\n");

@@ -18,7 +18,10 @@ class Counters {
   // `name` is a Prometheus metric name; `label` an optional reason value,
   // or "name=value" for another label name (e.g. "kind=email").
   void Add(const std::string& name, int64_t delta, const std::string& label = "");
-  void Set(const std::string& name, double value);
+  // Gauge `name` (labelled like Add's).
+  void Set(const std::string& name, double value, const std::string& label = "");
+  // A gauge's value; NaN when never set.
+  double GetGauge(const std::string& name, const std::string& label = "") const;
   int64_t Get(const std::string& name, const std::string& label = "") const;
   std::map<std::string, int64_t> WithLabels(const std::string& name) const;
   // Histogram `name` (cumulative buckets with upper bounds `bounds`, sorted,
@@ -42,7 +45,7 @@ class Counters {
   };
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, int64_t> counts_;  // GUARDED_BY(mu_)
-  std::map<std::string, double> gauges_;                           // GUARDED_BY(mu_)
+  std::map<std::pair<std::string, std::string>, double> gauges_;   // GUARDED_BY(mu_)
   std::map<std::string, Histogram> histograms_;                    // GUARDED_BY(mu_)
 };
 

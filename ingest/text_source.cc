@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/str_cat.h"
 #include "common/json_util.h"
 #include "common/log.h"
 
@@ -71,6 +72,14 @@ absl::StatusOr<std::vector<SourceRecord>> TextSource::Poll(size_t max_records,
                                m.timestamp_ms});
     if (std::chrono::steady_clock::now() > deadline) break;
   }
+  if (std::optional<int64_t> lag = consumer_->Lag()) {
+    counters_->Set("streamlm_kafka_lag_records", static_cast<double>(*lag),
+                   "topic=" + options_.topic);
+  }
+  int64_t position = 0;
+  for (const auto& [p, next] : consumer_->positions()) position += next;
+  counters_->Set("streamlm_kafka_position_records", static_cast<double>(position),
+                 "topic=" + options_.topic);
   return out;
 }
 
@@ -94,7 +103,29 @@ void TextSource::Reject(const SourceRecord& r, std::string_view reason,
   absl::Status s = rejects_->Produce(options_.rejects_topic,
                                      RejectKey(options_.topic, r.partition, r.offset),
                                      reject.dump());
-  if (!s.ok()) SLM_LOG(kWarning) << "cannot write reject: " << s;
+  if (!s.ok()) {
+    ++reject_write_errors_;
+    SLM_LOG(kWarning) << "cannot write reject: " << s;
+  }
+}
+
+absl::Status TextSource::FlushRejects(int timeout_ms) {
+  absl::Status s = rejects_->Flush(timeout_ms);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("rejects of ", options_.topic,
+                                               " not yet delivered to ", options_.rejects_topic,
+                                               ": ", s.message()));
+  }
+  const int64_t failures = rejects_->delivery_failures();
+  const int64_t lost = failures - reject_delivery_failures_seen_ + reject_write_errors_;
+  reject_delivery_failures_seen_ = failures;
+  reject_write_errors_ = 0;
+  if (lost > 0) {
+    return absl::DataLossError(absl::StrCat(lost, " reject(s) of ", options_.topic,
+                                            " could not be written to ",
+                                            options_.rejects_topic));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace streamlm

@@ -53,7 +53,12 @@ class TextSource {
   // are returned; any other (authorization, fatal client error) is returned
   // as the status, and the records of this call are not: the caller must
   // stop without checkpointing positions() (the learner does; the records
-  // are read again from its last checkpoint on restart).
+  // are read again from its last checkpoint on restart). Each call sets
+  // the gauges `streamlm_kafka_lag_records{topic=...}`: records on the
+  // topic not yet read (KafkaConsumer::Lag; as of the last fetch, so it
+  // reads 0 while the broker is away), and
+  // `streamlm_kafka_position_records{topic=...}`: the next offsets to read,
+  // summed over partitions (what was read, for a topic that starts at 0).
   [[nodiscard]] absl::StatusOr<std::vector<SourceRecord>> Poll(size_t max_records,
                                                                int timeout_ms);
   // Consumer errors seen since Create() (transient and not), and the last.
@@ -67,6 +72,14 @@ class TextSource {
   // (record.h), so a record re-read after a restart is rejected under the
   // same key; the record's own key is the value's `source_key`.
   void Reject(const SourceRecord& r, std::string_view reason, const std::string& detail);
+
+  // Waits until every reject written so far is on the rejects topic: the
+  // learner calls it before a checkpoint moves past their records, which a
+  // restart would not read again. UnavailableError when `timeout_ms` passes
+  // first (broker down: call again); DataLossError when one could not be
+  // queued or delivered at all (then no checkpoint may cover it: its record
+  // must be read, and rejected, again).
+  [[nodiscard]] absl::Status FlushRejects(int timeout_ms);
 
   // Offset of the first record seen per partition since Create().
   const std::map<int32_t, int64_t>& first_seen() const { return first_seen_; }
@@ -88,6 +101,8 @@ class TextSource {
   std::unique_ptr<KafkaProducer> rejects_;
   Counters* counters_;
   int64_t rejected_ = 0;
+  int64_t reject_write_errors_ = 0;  // Produce() refused since the last FlushRejects
+  int64_t reject_delivery_failures_seen_ = 0;
   int64_t consume_errors_ = 0;
   absl::Status last_error_;
   std::map<int32_t, int64_t> first_seen_;
