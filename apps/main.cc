@@ -13,6 +13,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <chrono>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -123,16 +124,34 @@ std::vector<std::string> DefaultTopics(const Config& c) {
   return {c.topic_text, c.topic_feedback, c.topic_rejects, c.topic_decisions};
 }
 
+// SIGUSR1 takes the broker down (clients disconnected, connections
+// refused; the topics keep what they hold), SIGUSR2 brings it back: outage
+// drills for the learner and serving (tests/broker_outage_test.cc).
 int RunBroker(const Config& c) {
-  BlockSignals();
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   auto broker = EmbeddedBroker::Start(c.broker_port, DefaultTopics(c), c.broker_partitions);
   if (!broker.ok()) return Fail(broker.status());
   std::printf("%s\n", (*broker)->bootstrap().c_str());
   std::fflush(stdout);
   SLM_LOG(kInfo) << "embedded Kafka broker at " << (*broker)->bootstrap()
-                 << "; Ctrl-C stops it (data is kept in memory only)";
-  WaitForSignal();
-  return 0;
+                 << "; Ctrl-C stops it (data is kept in memory only); SIGUSR1 takes it "
+                    "down, SIGUSR2 brings it back";
+  while (true) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig != SIGUSR1 && sig != SIGUSR2) return 0;
+    absl::Status s = (*broker)->SetDown(sig == SIGUSR1);
+    if (!s.ok()) {
+      SLM_LOG(kError) << s;
+    } else {
+      SLM_LOG(kWarning) << "embedded Kafka broker is "
+                        << (sig == SIGUSR1 ? "DOWN (SIGUSR1; SIGUSR2 brings it back)"
+                                           : "up again (SIGUSR2)");
+    }
+  }
 }
 
 absl::StatusOr<std::string> Bootstrap(const Config& c, Store* store,
@@ -267,11 +286,23 @@ int RunAll(const Config& c) {
       c.data_dir.c_str());
   std::fflush(stdout);
 
+  counters.Set("streamlm_learner_running", 1);
   s = (*learner)->Run();
-  if (!s.ok()) SLM_LOG(kError) << "learner stopped: " << s;
   {
     std::lock_guard<std::mutex> lock(learner_mu);
     active_learner = nullptr;
+  }
+  if (!s.ok()) {
+    // A learner that cannot go on (full disk, a fatal consumer error) stops
+    // learning, not serving: requests are answered by the champion until an
+    // operator fixes the cause and restarts; the learner then resumes from
+    // its last checkpoint. The exit code says it failed.
+    counters.Set("streamlm_learner_running", 0);
+    SLM_LOG(kError) << "learner stopped: " << s
+                    << "; serving goes on with the champion it has. Fix the cause and restart "
+                       "(the learner resumes from its last checkpoint); streamlm_learner_running "
+                       "is 0 until then";
+    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   evaluator.Stop();
   rollback.Stop();
@@ -540,7 +571,9 @@ int Main(int argc, char** argv) {
   auto* run = app.add_subcommand(
       "run", "everything in one process: broker (unless --kafka), store, learner, evaluator, "
              "serving; bootstraps a champion from the shipped corpus when the store has none");
-  auto* broker = app.add_subcommand("broker", "a standalone Kafka-protocol broker (in memory)");
+  auto* broker = app.add_subcommand(
+      "broker",
+      "a standalone Kafka-protocol broker (in memory); SIGUSR1 takes it down, SIGUSR2 back up");
   broker->add_option_function<std::string>(
       "--port", [&cl](const std::string& v) { cl.overrides["broker.port"] = v; },
       "port to listen on (same as --broker.port; default 9092)");

@@ -1,5 +1,6 @@
 #include "evaluator/evaluator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -244,6 +245,21 @@ Evaluator::Evaluator(const Config& config, Store* store, KafkaProducer* decision
 Evaluator::~Evaluator() { Stop(); }
 
 void Evaluator::Start() {
+  auto candidate = store_->GetAlias(kCandidate);
+  auto champion = store_->GetAlias(kChampion);
+  auto decisions = store_->ListDecisions(200);
+  if (candidate.ok() && champion.ok() && *candidate != *champion && decisions.ok()) {
+    const bool decided = std::any_of(decisions->begin(), decisions->end(), [&](const Json& d) {
+      const std::string verdict = d.value("verdict", "");
+      return d.value("candidate", "") == *candidate &&
+             (verdict == "promoted" || verdict == "rejected");
+    });
+    if (!decided) {
+      SLM_LOG(kInfo) << "evaluator: candidate " << *candidate
+                     << " was left undecided by the last run; evaluating it";
+      Submit(*candidate);
+    }
+  }
   worker_ = std::thread([this] {
     SetThreadComputeBudget(LearnerThreads(config_, /*serving_in_process=*/true));
     Loop();
@@ -324,6 +340,8 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
       }
     }
   }
+  SLM_LOG(kInfo) << "evaluator: evaluating candidate " << candidate_id << " against champion "
+                 << *champion_id;
   auto candidate = LoadModel(store_, candidate_id);
   if (!candidate.ok()) return candidate.status();
   auto champion = LoadModel(store_, *champion_id);

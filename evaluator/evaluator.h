@@ -38,6 +38,9 @@ class Evaluator {
             DecisionCallback on_decision);
   ~Evaluator();
 
+  // Also queues the `candidate` alias when no decision promoted or
+  // rejected it: a process stopped or killed before or during its
+  // evaluation (or while it was held) leaves it undecided.
   void Start();
   void Stop();
   void Submit(const std::string& candidate_id);

@@ -649,7 +649,32 @@ std::map<int32_t, int64_t> Learner::NextOffsets() const {
   return next;
 }
 
+absl::Status Learner::DeliverRejects() {
+  bool warned = false;
+  while (true) {
+    const int timeout_ms = stop_ ? 10000 : 1000;
+    absl::Status s = source_->FlushRejects(timeout_ms);
+    if (s.ok()) s = feedback_source_->FlushRejects(timeout_ms);
+    if (s.ok()) {
+      if (warned) SLM_LOG(kWarning) << "learner: rejects delivered; checkpointing";
+      return s;
+    }
+    // A reject that cannot be written at all, or a stop while the broker is
+    // away: no checkpoint, so the records are read and rejected again.
+    if (!absl::IsUnavailable(s) || stop_) {
+      return absl::Status(s.code(), absl::StrCat(s.message(), "; no checkpoint written, the "
+                                                 "records are read again on restart"));
+    }
+    if (!warned) {
+      SLM_LOG(kWarning) << "learner: checkpoint waits until the rejects are delivered: " << s;
+      warned = true;
+    }
+  }
+}
+
 absl::Status Learner::Checkpoint(bool with_snapshot) {
+  absl::Status delivered = DeliverRejects();
+  if (!delivered.ok()) return delivered;
   LearnerCheckpoint c;
   c.step = step_;
   c.topic = config_.topic_text;

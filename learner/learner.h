@@ -91,6 +91,10 @@ class Learner {
   [[nodiscard]] absl::Status MaybeReset();
 
   [[nodiscard]] absl::Status Checkpoint(bool with_snapshot);
+  // Waits until both sources' rejects are on the rejects topic (a checkpoint
+  // must not move past a reject that a crash could lose), retrying while the
+  // broker is away; once stopping, gives up after one more bounded try.
+  [[nodiscard]] absl::Status DeliverRejects();
   std::map<int32_t, int64_t> NextOffsets() const;
 
   Config config_;

@@ -533,15 +533,29 @@ absl::StatusOr<LearnerCheckpoint> Store::GetCheckpoint(
   }
   LearnerCheckpoint c;
   c.name = name;
-  c.step = state->value("step", int64_t{0});
-  c.topic = state->value("topic", "");
-  for (const auto& [p, off] : (*state)["next_offsets"].items()) {
-    c.next_offsets[std::stoi(p)] = off.get<int64_t>();
+  std::string weights_snapshot;
+  // Fields of the wrong type or a partition that is not a number are data
+  // loss naming the checkpoint, never an exception.
+  try {
+    c.step = state->value("step", int64_t{0});
+    c.topic = state->value("topic", "");
+    const Json offsets = state->value("next_offsets", Json::object());
+    for (const auto& [p, off] : offsets.items()) {
+      int32_t partition;
+      if (!absl::SimpleAtoi(p, &partition) || partition < 0 || !off.is_number_integer()) {
+        return absl::DataLossError(absl::StrCat("checkpoint '", name,
+                                                "' is corrupt: bad next_offsets entry '", p,
+                                                "': ", off.dump()));
+      }
+      c.next_offsets[partition] = off.get<int64_t>();
+    }
+    c.state = state->value("state", Json::object());
+    c.retain_snapshots = state->value("retain_snapshots", std::vector<std::string>());
+    weights_snapshot = state->value("weights_snapshot", "");
+  } catch (const Json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint '", name, "' is corrupt: ", e.what()));
   }
-  c.state = state->value("state", Json::object());
-  c.retain_snapshots =
-      state->value("retain_snapshots", std::vector<std::string>());
-  const std::string weights_snapshot = state->value("weights_snapshot", "");
   if (weights_snapshot.empty()) {  // its own copy (and every legacy checkpoint)
     auto w = ReadChunks(prefix + "w/", view);
     if (!w.ok()) return w.status();
