@@ -89,6 +89,9 @@ class Subprocess {
     return -1;
   }
 
+  // Sends `sig` without waiting (e.g. SIGUSR1 to `streamlm broker`).
+  void Signal(int sig) { kill(pid_, sig); }
+
   // Waits for the child to exit by itself.
   int Wait(int timeout_ms) { return Stop(0, timeout_ms); }
 
