@@ -376,6 +376,7 @@ std::vector<ConfigKey> BuildKeys() {
   AddCleanKeys(keys, "clean.text", &C::clean_text);
   AddCleanKeys(keys, "clean.feedback", &C::clean_feedback);
   keys.push_back(IntKey("ingest.threads", "threads of the ingest pipeline; 0 = all cores", &C::ingest_threads, 0, 1024));
+  keys.push_back(IntKey("store.min_free_mb", "free space (MiB) every store write leaves on its filesystem; a write that would use it fails with 'no space left on device' (the learner stops, serving goes on)", &C::store_min_free_mb, 0, 1 << 20));
   keys.push_back(IntKey("store.keep_snapshots", "snapshots whose weights are kept besides champion, previous, candidate and the checkpoint's; older ones keep only metadata", &C::store_keep_snapshots, 1, 1000000));
   keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", &C::eval_stream_window_records, 1, 10000000));
   keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));

@@ -131,6 +131,7 @@ struct Config {
   // aliased ones (champion, previous, candidate) and those the current
   // checkpoints need; older snapshots keep only their metadata (lineage).
   int store_keep_snapshots = 8;
+  int store_min_free_mb = 64;
 
   // Evaluator and gate.
   int eval_stream_window_records = 512;

@@ -250,6 +250,12 @@ class Store {
   // ones (config `store.keep_snapshots`); values < 1 count as 1. Applies
   // from the next commit. Default 8.
   void set_keep_snapshots(size_t n) { keep_snapshots_ = n < 1 ? 1 : n; }
+  // Free space every write leaves on the store's filesystem (config
+  // `store.min_free_mb`): a write that would eat into it (counting twice its
+  // size: the write-ahead log, then the flushed table) is refused with
+  // RESOURCE_EXHAUSTED "no space left on device ...", before RocksDB runs
+  // out of space itself (RocksDB 7.8 can then abort on an assertion).
+  void set_min_free_bytes(uint64_t n) { min_free_bytes_ = n; }
   size_t keep_snapshots() const { return keep_snapshots_; }
 
   // The underlying database, for tests that inspect raw keys and the WAL.
@@ -289,6 +295,7 @@ class Store {
   bool read_only_;
   size_t heldout_window_ = 512;
   std::atomic<size_t> keep_snapshots_{8};
+  std::atomic<uint64_t> min_free_bytes_{64 << 20};
   std::atomic<int> fail_feedback_writes_{0};  // FailNextFeedbackWritesForTest
   std::function<void()> read_hook_for_testing_;
   std::mutex write_mu_;  // serializes read-modify-write of counters/aliases

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <atomic>
 #include <iostream>
@@ -70,6 +72,26 @@ TEST(StoreTest, CorruptChunkIsDetected) {
   auto out = (*store)->GetSnapshot("snap-000001");
   ASSERT_FALSE(out.ok());
   EXPECT_TRUE(absl::IsDataLoss(out.status())) << out.status();
+}
+
+TEST(StoreTest, AWriteIntoTheFreeSpaceReserveIsRefusedAndNothingChanges) {
+  TempDir dir;
+  auto store = Store::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->PutSnapshot(MakeSnapshot("snap-000001", 5000, 'a'), {kChampion}).ok());
+  struct statvfs fs;
+  ASSERT_EQ(statvfs(dir.path().c_str(), &fs), 0);
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  // A reserve just above what is free: the next write cannot leave it.
+  (*store)->set_min_free_bytes(free_bytes + (64 << 20));
+  absl::Status s = (*store)->PutSnapshot(MakeSnapshot("snap-000002", 5000, 'b'), {kChampion});
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find("no space left on device"), std::string::npos) << s;
+  EXPECT_NE(s.message().find(dir.path()), std::string::npos) << s;
+  EXPECT_EQ(*(*store)->GetAlias(kChampion), "snap-000001");
+  EXPECT_TRUE(absl::IsNotFound((*store)->GetSnapshot("snap-000002").status()));
+  (*store)->set_min_free_bytes(0);
+  EXPECT_TRUE((*store)->PutSnapshot(MakeSnapshot("snap-000002", 5000, 'b'), {kChampion}).ok());
 }
 
 TEST(StoreTest, CheckpointCommitsOffsetsWeightsAndSnapshotTogether) {

@@ -22,7 +22,6 @@
 namespace streamlm {
 namespace {
 
-using testing::Subprocess;
 using testing::TempDir;
 
 constexpr char kText[] = "streamlm.text";
@@ -31,11 +30,9 @@ constexpr char kRejects[] = "streamlm.rejects";
 
 TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   TempDir dir;
-  Subprocess broker({testing::StreamlmBinary(), "broker", "--config",
-                     testing::SourceDir() + "/tests/data/tiny.yaml", "--broker.partitions", "2"},
-                    dir.Sub("broker.log"));
   std::string brokers;
-  ASSERT_TRUE(broker.ReadLine(&brokers, 30000)) << broker.StderrTail();
+  auto broker = testing::StartBroker(dir.Sub("broker.log"), 2, &brokers);
+  ASSERT_FALSE(brokers.empty()) << broker->StderrTail();
   auto producer = KafkaProducer::Create(brokers);
   ASSERT_TRUE(producer.ok()) << producer.status();
   int next = 0, feedback = 0;
@@ -60,19 +57,17 @@ TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   const std::string log = dir.Sub("run.log");
   testing::RunProcess run(brokers, data_dir, log);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (!run.up() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(run.up()) << run.Tail();
+  ASSERT_TRUE(run.WaitUp(deadline)) << run.Tail();
   httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
   http.set_connection_timeout(1, 0);
   http.set_read_timeout(10, 0);
-  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline)) << run.Tail();
+  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline))
+      << run.Tail();
   const double errors_before =
       testing::MetricValue(http, "streamlm_kafka_consume_errors_total{topic=\"streamlm.text\"}");
 
   // 30 s down. Text produced meanwhile waits in the producer's queue.
-  broker.Signal(SIGUSR1);
+  broker->Signal(SIGUSR1);
   ASSERT_TRUE(testing::WaitForLog(dir.Sub("broker.log"), "is DOWN", 10));
   const auto outage_end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   produce(100);
@@ -102,13 +97,14 @@ TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
                                 std::regex("\nW [^\n]*consuming streamlm\\.text failed")))
       << run.Tail();
 
-  broker.Signal(SIGUSR2);
+  broker->Signal(SIGUSR2);
   ASSERT_TRUE(testing::WaitForLog(dir.Sub("broker.log"), "up again", 10));
   ASSERT_TRUE((*producer)->Flush(60000).ok());
   produce(200);
   ASSERT_TRUE((*producer)->Flush(10000).ok());
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline)) << run.Tail();
+  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline))
+      << run.Tail();
   EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
 
   auto store = Store::Open(data_dir, /*read_only=*/true);

@@ -33,7 +33,6 @@
 namespace streamlm {
 namespace {
 
-using testing::Subprocess;
 using testing::TempDir;
 
 constexpr char kText[] = "streamlm.text";
@@ -62,11 +61,9 @@ TEST(CrashTest, SigkillAtRandomMomentsLosesNothing) {
   };
 
   TempDir dir;
-  Subprocess broker({testing::StreamlmBinary(), "broker", "--config",
-                     testing::SourceDir() + "/tests/data/tiny.yaml", "--broker.partitions", "2"},
-                    dir.Sub("broker.log"));
   std::string brokers;
-  ASSERT_TRUE(broker.ReadLine(&brokers, 30000)) << broker.StderrTail();
+  auto broker = testing::StartBroker(dir.Sub("broker.log"), 2, &brokers);
+  ASSERT_FALSE(brokers.empty()) << broker->StderrTail();
   auto producer = KafkaProducer::Create(brokers);
   ASSERT_TRUE(producer.ok()) << producer.status();
 
@@ -126,11 +123,8 @@ TEST(CrashTest, SigkillAtRandomMomentsLosesNothing) {
         ADD_FAILURE() << "no evaluation started in life " << life << ":\n" << run.Tail();
       }
     } else if (life % 3 == 2) {
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-      while (!run.up() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      ASSERT_TRUE(run.up()) << run.Tail();
+      ASSERT_TRUE(run.WaitUp(std::chrono::steady_clock::now() + std::chrono::seconds(120)))
+          << run.Tail();
       std::this_thread::sleep_for(std::chrono::duration<double>(uniform(0.0, 4.0)));
       ++while_training;
     } else {
@@ -157,13 +151,11 @@ TEST(CrashTest, SigkillAtRandomMomentsLosesNothing) {
     const std::string log = dir.Sub("run-final.log");
     testing::RunProcess run(brokers, data_dir, log);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-    while (!run.up() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ASSERT_TRUE(run.up()) << run.Tail();
+    ASSERT_TRUE(run.WaitUp(deadline)) << run.Tail();
     httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
     http.set_read_timeout(10, 0);
-    ASSERT_TRUE(testing::WaitDrained(http, {{kText, next_text}, {kFeedback, next_feedback}}, deadline))
+    ASSERT_TRUE(
+        testing::WaitDrained(http, {{kText, next_text}, {kFeedback, next_feedback}}, deadline))
         << "the last run did not drain the topics:\n" << run.Tail();
     EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
     for (const std::string& id : run.served()) served.insert(id);

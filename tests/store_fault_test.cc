@@ -6,9 +6,9 @@
 //    offsets of the wrong type): the learner refuses to start with a
 //    DataLossError naming it, and the checkpoint is left as it was;
 //  - a full disk (a tmpfs the test mounts, a few MB larger than the
-//    bootstrapped store): `streamlm run`'s learner stops with an error
-//    naming "No space left on device" while serving keeps answering from
-//    its champion; once there is room again a restart resumes from the last
+//    bootstrapped store, store.min_free_mb 1): `streamlm run`'s learner
+//    stops with an error naming "no space left on device" while serving
+//    keeps answering from its champion; once there is room again a restart resumes from the last
 //    checkpoint and every record is accounted for exactly once.
 #include <sys/mount.h>
 
@@ -222,11 +222,9 @@ TEST(StoreFaultTest, FullDiskStopsLearningNotServingAndLosesNothing) {
   const std::string data_dir = dir.Sub("disk") + "/store";
   std::filesystem::copy(seed_dir, data_dir, std::filesystem::copy_options::recursive);
 
-  testing::Subprocess broker({testing::StreamlmBinary(), "broker", "--config",
-                              testing::SourceDir() + "/tests/data/tiny.yaml"},
-                             dir.Sub("broker.log"));
   std::string brokers;
-  ASSERT_TRUE(broker.ReadLine(&brokers, 30000)) << broker.StderrTail();
+  auto broker = testing::StartBroker(dir.Sub("broker.log"), 1, &brokers);
+  ASSERT_FALSE(brokers.empty()) << broker->StderrTail();
   auto producer = KafkaProducer::Create(brokers);
   ASSERT_TRUE(producer.ok());
   int next = 0;
@@ -243,17 +241,14 @@ TEST(StoreFaultTest, FullDiskStopsLearningNotServingAndLosesNothing) {
   {
     // Candidates and checkpoints fill the disk; the learner stops, serving not.
     const std::string log = dir.Sub("run-full.log");
-    testing::RunProcess run(brokers, data_dir, log);
+    testing::RunProcess run(brokers, data_dir, log, {"--store.min-free-mb", "1"});
     ASSERT_TRUE(testing::WaitForLog(log, "learner stopped", 300)) << run.Tail();
     const std::string text = testing::ReadTestFile(log);
     EXPECT_TRUE(std::regex_search(text, std::regex("\nE [^\n]*learner stopped: [^\n]*"
-                                                   "No space left on device")))
+                                                   "no space left on device")))
         << run.Tail();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!run.up() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ASSERT_TRUE(run.up()) << run.Tail();
+    ASSERT_TRUE(run.WaitUp(deadline)) << run.Tail();
     httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
     http.set_read_timeout(10, 0);
     for (int i = 0; i < 5; ++i) {
@@ -278,10 +273,7 @@ TEST(StoreFaultTest, FullDiskStopsLearningNotServingAndLosesNothing) {
   const std::string log = dir.Sub("run-after.log");
   testing::RunProcess run(brokers, data_dir, log);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (!run.up() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(run.up()) << run.Tail();
+  ASSERT_TRUE(run.WaitUp(deadline)) << run.Tail();
   httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
   ASSERT_TRUE(testing::WaitDrained(http, {{"streamlm.text", next}}, deadline)) << run.Tail();
   EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -83,6 +84,13 @@ class RunProcess {
     std::lock_guard<std::mutex> lock(mu_);
     return up_;
   }
+  // Waits until the banner is read (a bootstrap may come first).
+  bool WaitUp(std::chrono::steady_clock::time_point deadline) {
+    while (!up() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return up();
+  }
   Endpoints endpoints() {
     std::lock_guard<std::mutex> lock(mu_);
     return endpoints_;
@@ -141,6 +149,20 @@ inline bool WaitDrained(httplib::Client& http, const std::map<std::string, int64
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return false;
+}
+
+// A separate `streamlm broker` (tiny.yaml's ephemeral port) with
+// `partitions` partitions per topic; *address is its bootstrap address
+// (empty when it did not start; its log then says why).
+inline std::unique_ptr<Subprocess> StartBroker(const std::string& log, int partitions,
+                                               std::string* address) {
+  auto broker = std::make_unique<Subprocess>(
+      std::vector<std::string>{StreamlmBinary(), "broker", "--config",
+                               SourceDir() + "/tests/data/tiny.yaml", "--broker.partitions",
+                               std::to_string(partitions)},
+      log);
+  if (!broker->ReadLine(address, 30000)) address->clear();
+  return broker;
 }
 
 }  // namespace streamlm::testing
