@@ -10,6 +10,15 @@
 namespace streamlm::tokenizer_internal {
 namespace {
 
+#ifdef STREAMLM_SANITIZED
+// The sanitizer runtimes refuse RTLD_DEEPBIND (google/sanitizers#611), so a
+// sanitized build loads the module without it; only a process that also
+// loads libtorch's libprotobuf can then bind the wrong protobuf copy.
+constexpr int kDeepBind = 0;
+#else
+constexpr int kDeepBind = RTLD_DEEPBIND;
+#endif
+
 std::string ExecutableDir() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
@@ -32,7 +41,7 @@ const SpApi* GetSpApi(std::string* error) {
     candidates.push_back(STREAMLM_SENTENCEPIECE_MODULE_PATH);
     candidates.push_back(ExecutableDir() + "/libstreamlm_sentencepiece.so");
     for (const std::string& path : candidates) {
-      void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kDeepBind);
       if (h == nullptr) {
         load_error += std::string(dlerror()) + "; ";
         continue;
