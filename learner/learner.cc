@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "common/log.h"
 #include "learner/bootstrap.h"
 #include "learner/checkpoint_state.h"
@@ -580,19 +579,28 @@ double Learner::CycleLr() const {
   return CycleLearningRate(c, cycle_step_);
 }
 
-void Learner::StartCycle() {
-  const auto now = std::chrono::steady_clock::now();
-  const double seconds = std::chrono::duration<double>(now - cycle_start_time_).count();
-  if (cycle_step_ > 0 && seconds > 0) cycle_steps_per_s_ = cycle_step_ / seconds;
-  cycle_step_ = 0;
-  cycle_start_time_ = now;
-  cycle_length_ = config_.learner_snapshot_every_steps;
-  if (cycle_steps_per_s_ > 0) {
-    const double by_time = std::floor(config_.learner_snapshot_every_s * cycle_steps_per_s_);
-    if (by_time < static_cast<double>(cycle_length_)) {
-      cycle_length_ = std::max<int64_t>(1, static_cast<int64_t>(by_time));
+double Learner::CyclePace() const {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_start_time_).count();
+  return cycle_step_ > 0 && seconds > 0 ? cycle_step_ / seconds : cycle_steps_per_s_;
+}
+
+int64_t Learner::CycleLengthAt(double steps_per_s) const {
+  int64_t length = config_.learner_snapshot_every_steps;
+  if (steps_per_s > 0) {
+    const double by_time = std::floor(config_.learner_snapshot_every_s * steps_per_s);
+    if (by_time < static_cast<double>(length)) {
+      length = std::max<int64_t>(1, static_cast<int64_t>(by_time));
     }
   }
+  return length;
+}
+
+void Learner::StartCycle(double pace) {
+  cycle_steps_per_s_ = pace < 0 ? CyclePace() : pace;
+  cycle_step_ = 0;
+  cycle_start_time_ = std::chrono::steady_clock::now();
+  cycle_length_ = CycleLengthAt(cycle_steps_per_s_);
 }
 
 absl::Status Learner::MaybeTrain() {
@@ -740,6 +748,7 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   for (const auto& [p, off] : feedback_source_->positions()) feedback_next[p] = off;
   Json feedback_json = Json::object();
   for (const auto& [p, off] : feedback_next) feedback_json[std::to_string(p)] = off;
+  const double next_pace = CyclePace();  // of the cycle a snapshot ends
   Json source_runs = Json::array();
   for (const auto& [src, n] : pending_sources_) source_runs.push_back({src, n});
   c.state = {{"pending_tokens", pending_tokens_},
@@ -754,7 +763,9 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
              {"feedback_since", with_snapshot ? Json::object() : feedback_since_},
              {"pending_sources", source_runs},
              {"cycle_step", with_snapshot ? 0 : cycle_step_},
-             {"cycle_length", cycle_length_}};
+             // With a snapshot the next cycle starts (StartCycle below): its
+             // length, so a restart right after resumes the same cycle.
+             {"cycle_length", with_snapshot ? CycleLengthAt(next_pace) : cycle_length_}};
   absl::Status s = with_snapshot ? store_->PutCheckpoint(c, &snap, {kCandidate})
                                  : store_->PutCheckpoint(c);
   if (!s.ok()) return s;
@@ -768,7 +779,7 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     reset_from_.clear();
     steps_since_snapshot_ = 0;
     last_snapshot_time_ = std::chrono::steady_clock::now();
-    StartCycle();
+    StartCycle(next_pace);
     SLM_LOG(kInfo) << absl::StrFormat(
         "learner: step %d, candidate %s (%d records trained, %d held out, %d rejected, "
         "train loss %.3f; %d feedback records trained)",

@@ -84,8 +84,13 @@ class Learner {
   double CycleLr() const;
   // A new cycle: step 0, and its length (learner/README.md, "Learning-rate
   // cycles"): learner.snapshot_every_steps, or fewer when the last cycle's
-  // pace says learner.snapshot_every_s would end it sooner.
-  void StartCycle();
+  // pace says learner.snapshot_every_s would end it sooner. `pace` < 0:
+  // the cycle under way's (CyclePace()).
+  void StartCycle(double pace = -1);
+  // The steps per second of the cycle under way (the last known pace when
+  // it has no step yet) and the length a cycle at `steps_per_s` gets.
+  double CyclePace() const;
+  int64_t CycleLengthAt(double steps_per_s) const;
   // Applies a reset requested by OnDecision() or a champion that moved back
   // or sideways: champion's weights, fresh optimizer, a checkpoint.
   [[nodiscard]] absl::Status MaybeReset();
