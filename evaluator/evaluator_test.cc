@@ -105,6 +105,42 @@ TEST_F(EvaluatorTest, AHeldCandidateIsLookedAtAgainWhenMoreEvidenceArrives) {
   EXPECT_EQ(*store_->GetAlias(kChampion), champion_);
 }
 
+// A run killed before (or while) judging its candidate leaves the
+// `candidate` alias without a decision; the next evaluator judges it without
+// being told, and leaves alone a candidate that was already decided.
+TEST_F(EvaluatorTest, ACandidateLeftUndecidedIsJudgedOnStart) {
+  const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5, kSeed,
+                                             {kCandidate});
+  config_.gate_max_forgetting = 100;
+  AddHeldout(store_.get(), UnseenDocuments(0, 30));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Json> decisions;
+  auto on_decision = [&](const Json& d) {
+    std::lock_guard<std::mutex> lock(mu);
+    decisions.push_back(d);
+    cv.notify_all();
+  };
+  {
+    Evaluator evaluator(config_, store_.get(), nullptr, on_decision);
+    evaluator.Start();  // nothing submitted
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return !decisions.empty(); }));
+    lock.unlock();
+    evaluator.Stop();
+  }
+  ASSERT_EQ(decisions.size(), 1u);
+  EXPECT_EQ(decisions[0]["candidate"], candidate);
+  EXPECT_EQ(decisions[0]["verdict"], "rejected") << decisions[0]["reason"];
+  {
+    Evaluator evaluator(config_, store_.get(), nullptr, on_decision);
+    evaluator.Start();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    evaluator.Stop();
+  }
+  EXPECT_EQ(decisions.size(), 1u) << "a decided candidate was judged again";
+}
+
 TEST_F(EvaluatorTest, AnImportedChampionWithoutABaseSetIsReportedThenGetsOneFromTheStream) {
   testing::TempDir other;
   auto imported_store = Store::Open(other.Sub("store"));
