@@ -98,6 +98,10 @@ void EmbeddedBroker::PushRequestErrors(int16_t api_key, const std::vector<int>& 
   rd_kafka_mock_push_request_errors_array(cluster_, api_key, codes.size(), codes.data());
 }
 
+void EmbeddedBroker::ClearRequestErrors(int16_t api_key) {
+  rd_kafka_mock_clear_request_errors(cluster_, api_key);
+}
+
 void EmbeddedBroker::AcceptLoop() {
   while (!stop_) {
     pollfd p{listen_fd_, POLLIN, 0};

@@ -45,9 +45,12 @@ class EmbeddedBroker {
   // protocol API `api_key` (kApiFetch, kApiOffsetCommit, ...) are answered
   // with these librdkafka error codes (rd_kafka_resp_err_t values), one per
   // request, in order (rd_kafka_mock_push_request_errors_array).
+  static constexpr int16_t kApiProduce = 0;
   static constexpr int16_t kApiFetch = 1;
   static constexpr int16_t kApiOffsetCommit = 8;
   void PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
+  // Drops the errors still queued for `api_key`.
+  void ClearRequestErrors(int16_t api_key);
 
   // Outage drills: down disconnects every client and refuses new
   // connections until up again (rd_kafka_mock_broker_set_down/_up); what

@@ -8,6 +8,7 @@
 //    from Learner::Create, not an exception.
 // Consumer and commit errors are injected at the broker in
 // ingest/text_source_test.cc; serving refresh failures in server_test.cc.
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -125,6 +126,72 @@ TEST(ErrorInjectionTest, StoreFailureStopsTheLearnerAndCorruptStateIsDataLoss) {
                                   absl::StrCat("field '", field, "'")))
         << learner.status();
   }
+}
+
+// A reject the broker refuses for good (an injected permanent produce error)
+// keeps the checkpoint before its record: the stop returns DATA_LOSS naming
+// the rejects topic, and the restarted learner reads the record again and
+// publishes its reject. Without the wait, the stop's checkpoint moved past
+// the record and the reject was gone for good.
+TEST(ErrorInjectionTest, ACheckpointNeverPassesARejectThatWasNotDelivered) {
+  ConfigureTorchThreads(0);
+  testing::TempDir dir;
+  Config config = TinyConfig(dir.Sub("store"));
+  auto broker = EmbeddedBroker::Start(
+      0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  const std::string brokers = (*broker)->bootstrap();
+  auto store_or = Store::Open(config.data_dir);
+  ASSERT_TRUE(store_or.ok()) << store_or.status();
+  Store* store = store_or->get();
+  ASSERT_TRUE(RunBootstrap(config, store, [](const std::string&) {}).ok());
+  {
+    auto producer = KafkaProducer::Create(brokers);
+    ASSERT_TRUE(producer.ok());
+    ASSERT_TRUE((*producer)->Produce(config.topic_text, "", testing::StreamRecord(0)).ok());
+    ASSERT_TRUE((*producer)->Produce(config.topic_text, "", "{broken json").ok());
+    ASSERT_TRUE((*producer)->Produce(config.topic_text, "", testing::StreamRecord(1)).ok());
+    ASSERT_TRUE((*producer)->Flush(10000).ok());
+  }
+  // Every produce request the broker sees next is refused for good
+  // (MSG_SIZE_TOO_LARGE is not retried).
+  (*broker)->PushRequestErrors(EmbeddedBroker::kApiProduce, std::vector<int>(20, 10));
+  Counters counters;
+  auto run_until = [&](int64_t consumed) {
+    auto learner = Learner::Create(config, brokers, store, &counters, nullptr);
+    EXPECT_TRUE(learner.ok()) << learner.status();
+    if (!learner.ok()) return absl::Status(learner.status());
+    absl::Status result;
+    std::thread t([&] { result = (*learner)->Run(); });
+    for (int i = 0; i < 1200 && counters.Get("streamlm_records_consumed_total") < consumed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the reject is sent
+    (*learner)->Stop();
+    t.join();
+    return result;
+  };
+  absl::Status first = run_until(3);
+  EXPECT_EQ(first.code(), absl::StatusCode::kDataLoss) << first;
+  EXPECT_TRUE(absl::StrContains(first.message(), "could not be written to streamlm.rejects"))
+      << first;
+  auto checkpoint = store->GetCheckpoint();
+  if (checkpoint.ok()) {
+    EXPECT_LE(checkpoint->next_offsets[0], 1) << "checkpointed past the lost reject";
+  } else {
+    EXPECT_TRUE(absl::IsNotFound(checkpoint.status())) << checkpoint.status();
+  }
+
+  // The broker accepts again: the record is read again and its reject lands.
+  (*broker)->ClearRequestErrors(EmbeddedBroker::kApiProduce);
+  absl::Status second = run_until(6);
+  EXPECT_TRUE(second.ok()) << second;
+  EXPECT_EQ(store->GetCheckpoint()->next_offsets[0], 3);
+  auto rejects = ReadWholeTopic(brokers, config.topic_rejects, 15000);
+  ASSERT_TRUE(rejects.ok()) << rejects.status();
+  std::set<std::string> keys;
+  for (const KafkaMessage& m : *rejects) keys.insert(m.key);
+  EXPECT_EQ(keys, std::set<std::string>{config.topic_text + "/0/1"});
 }
 
 }  // namespace
