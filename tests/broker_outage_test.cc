@@ -24,9 +24,9 @@ namespace {
 
 using testing::TempDir;
 
-constexpr char kText[] = "streamlm.text";
-constexpr char kFeedback[] = "streamlm.feedback";
-constexpr char kRejects[] = "streamlm.rejects";
+using testing::kFeedback;
+using testing::kRejects;
+using testing::kText;
 
 TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   TempDir dir;

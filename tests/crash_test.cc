@@ -35,9 +35,9 @@ namespace {
 
 using testing::TempDir;
 
-constexpr char kText[] = "streamlm.text";
-constexpr char kFeedback[] = "streamlm.feedback";
-constexpr char kRejects[] = "streamlm.rejects";
+using testing::kFeedback;
+using testing::kRejects;
+using testing::kText;
 
 int64_t EnvInt(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);

@@ -23,30 +23,20 @@
 #include "model/language_model.h"
 #include "store/store.h"
 #include "tests/util/heldout_stream.h"
+#include "tests/util/learner_fixture.h"
 #include "tests/util/stream_text.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
 namespace {
 
-Config TinyConfig(const std::string& data_dir) {
-  Config c = testing::TinyConfig(data_dir);
-  c.learner_snapshot_every_s = 1000;  // no snapshot by time
-  return c;
-}
+class ErrorInjectionTest : public testing::LearnerFixture {};
 
-TEST(ErrorInjectionTest, StoreFailureStopsTheLearnerAndCorruptStateIsDataLoss) {
-  ConfigureTorchThreads(0);
-  testing::TempDir dir;
-  Config config = TinyConfig(dir.Sub("store"));
-  auto broker = EmbeddedBroker::Start(
-      0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
-  ASSERT_TRUE(broker.ok()) << broker.status();
-  const std::string brokers = (*broker)->bootstrap();
-  auto store_or = Store::Open(config.data_dir);
-  ASSERT_TRUE(store_or.ok()) << store_or.status();
-  Store* store = store_or->get();
-  ASSERT_TRUE(RunBootstrap(config, store, [](const std::string&) {}).ok());
+TEST_F(ErrorInjectionTest, StoreFailureStopsTheLearnerAndCorruptStateIsDataLoss) {
+  Config& config = config_;
+  const std::string& brokers = brokers_;
+  Store* store = store_.get();
+  EmbeddedBroker* broker = broker_.get();
   {
     auto producer = KafkaProducer::Create(brokers);
     ASSERT_TRUE(producer.ok()) << producer.status();
@@ -133,18 +123,11 @@ TEST(ErrorInjectionTest, StoreFailureStopsTheLearnerAndCorruptStateIsDataLoss) {
 // the rejects topic, and the restarted learner reads the record again and
 // publishes its reject. Without the wait, the stop's checkpoint moved past
 // the record and the reject was gone for good.
-TEST(ErrorInjectionTest, ACheckpointNeverPassesARejectThatWasNotDelivered) {
-  ConfigureTorchThreads(0);
-  testing::TempDir dir;
-  Config config = TinyConfig(dir.Sub("store"));
-  auto broker = EmbeddedBroker::Start(
-      0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
-  ASSERT_TRUE(broker.ok()) << broker.status();
-  const std::string brokers = (*broker)->bootstrap();
-  auto store_or = Store::Open(config.data_dir);
-  ASSERT_TRUE(store_or.ok()) << store_or.status();
-  Store* store = store_or->get();
-  ASSERT_TRUE(RunBootstrap(config, store, [](const std::string&) {}).ok());
+TEST_F(ErrorInjectionTest, ACheckpointNeverPassesARejectThatWasNotDelivered) {
+  Config& config = config_;
+  const std::string& brokers = brokers_;
+  Store* store = store_.get();
+  EmbeddedBroker* broker = broker_.get();
   {
     auto producer = KafkaProducer::Create(brokers);
     ASSERT_TRUE(producer.ok());
@@ -155,7 +138,7 @@ TEST(ErrorInjectionTest, ACheckpointNeverPassesARejectThatWasNotDelivered) {
   }
   // Every produce request the broker sees next is refused for good
   // (MSG_SIZE_TOO_LARGE is not retried).
-  (*broker)->PushRequestErrors(EmbeddedBroker::kApiProduce, std::vector<int>(20, 10));
+  broker->PushRequestErrors(EmbeddedBroker::kApiProduce, std::vector<int>(20, 10));
   Counters counters;
   auto run_until = [&](int64_t consumed) {
     auto learner = Learner::Create(config, brokers, store, &counters, nullptr);
@@ -183,7 +166,7 @@ TEST(ErrorInjectionTest, ACheckpointNeverPassesARejectThatWasNotDelivered) {
   }
 
   // The broker accepts again: the record is read again and its reject lands.
-  (*broker)->ClearRequestErrors(EmbeddedBroker::kApiProduce);
+  broker->ClearRequestErrors(EmbeddedBroker::kApiProduce);
   absl::Status second = run_until(6);
   EXPECT_TRUE(second.ok()) << second;
   EXPECT_EQ(store->GetCheckpoint()->next_offsets[0], 3);

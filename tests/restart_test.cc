@@ -18,6 +18,7 @@
 #include "model/language_model.h"
 #include "store/store.h"
 #include "tests/util/heldout_stream.h"
+#include "tests/util/learner_fixture.h"
 #include "tests/util/stream_text.h"
 #include "tests/util/temp_dir.h"
 
@@ -30,11 +31,7 @@ using testing::StreamSentence;
 constexpr int kFirst = 90;   // good records before the restart
 constexpr int kSecond = 70;  // good records after it
 
-Config TinyConfig(const std::string& data_dir) {
-  Config c = testing::TinyConfig(data_dir);
-  c.learner_snapshot_every_s = 1000;  // snapshots by step count only
-  return c;
-}
+class RestartTest : public testing::LearnerFixture {};
 
 // Runs a learner until `done` holds, then stops it (final checkpoint).
 void RunUntil(Learner* learner, const std::function<bool()>& done) {
@@ -55,18 +52,11 @@ int64_t Consumed(Store* store) {
   return c.ok() && c->next_offsets.count(0) ? c->next_offsets.at(0) : 0;
 }
 
-TEST(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
-  ConfigureTorchThreads(0);
-  testing::TempDir dir;
-  Config config = TinyConfig(dir.Sub("store"));
-  auto broker = EmbeddedBroker::Start(
-      0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
-  ASSERT_TRUE(broker.ok()) << broker.status();
-  const std::string brokers = (*broker)->bootstrap();
-  auto store_or = Store::Open(config.data_dir);
-  ASSERT_TRUE(store_or.ok());
-  Store* store = store_or->get();
-  ASSERT_TRUE(RunBootstrap(config, store, [](const std::string&) {}).ok());
+TEST_F(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
+  Config& config = config_;
+  const std::string& brokers = brokers_;
+  Store* store = store_.get();
+  EmbeddedBroker* broker = broker_.get();
   auto producer = KafkaProducer::Create(brokers);
   ASSERT_TRUE(producer.ok());
 

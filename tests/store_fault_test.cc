@@ -230,7 +230,7 @@ TEST(StoreFaultTest, FullDiskStopsLearningNotServingAndLosesNothing) {
   int next = 0;
   auto produce = [&](int n) {
     for (int k = 0; k < n; ++k, ++next) {
-      ASSERT_TRUE((*producer)->Produce("streamlm.text", absl::StrCat("doc-", next),
+      ASSERT_TRUE((*producer)->Produce(testing::kText, absl::StrCat("doc-", next),
                                        testing::StreamRecord(next)).ok());
     }
     ASSERT_TRUE((*producer)->Flush(10000).ok());
@@ -275,14 +275,14 @@ TEST(StoreFaultTest, FullDiskStopsLearningNotServingAndLosesNothing) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   ASSERT_TRUE(run.WaitUp(deadline)) << run.Tail();
   httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
-  ASSERT_TRUE(testing::WaitDrained(http, {{"streamlm.text", next}}, deadline)) << run.Tail();
+  ASSERT_TRUE(testing::WaitDrained(http, {{testing::kText, next}}, deadline)) << run.Tail();
   EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
   auto store = Store::Open(data_dir, /*read_only=*/true);
   ASSERT_TRUE(store.ok()) << store.status();
   std::set<std::string> served = run.served();
   served.insert(champion);
-  testing::AuditFigures f = testing::AuditStream(store->get(), brokers, "streamlm.text",
-                                                 "streamlm.feedback", "streamlm.rejects", served);
+  testing::AuditFigures f = testing::AuditStream(store->get(), brokers, testing::kText,
+                                                 testing::kFeedback, testing::kRejects, served);
   EXPECT_EQ(f.text_records, 700);
   std::printf("full disk: %d MiB tmpfs for a %.1f MiB store; %s\n", room_mb,
               static_cast<double>(seed_bytes) / (1 << 20), f.Summary().c_str());

@@ -28,6 +28,11 @@
 
 namespace streamlm::testing {
 
+// The default topic names (common/config.h), as the suites produce to them.
+inline constexpr char kText[] = "streamlm.text";
+inline constexpr char kFeedback[] = "streamlm.feedback";
+inline constexpr char kRejects[] = "streamlm.rejects";
+
 struct AuditFigures {
   int64_t text_records = 0;      // on the text topic
   int64_t trained = 0;           // by the lineage
