@@ -348,8 +348,9 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
-  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle (the training between two candidates): cosine (re-warm, then re-decay to the floor at the candidate) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner_lr_schedule; }), {"cosine", "constant"}));
+  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle (the training between two candidates): cosine (re-warm, then re-decay to the floor at the candidate) wsd (re-warm, hold, re-decay over the cycle's last learner.decay_fraction) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner_lr_schedule; }), {"cosine", "wsd", "constant"}));
   keys.push_back(IntKey("learner.warmup_steps", "steps of linear learning-rate re-warm at the start of each cycle (at most half of it)", &C::learner_warmup_steps, 0, 1 << 30));
+  keys.push_back(DoubleKey("learner.decay_fraction", "under learner.lr_schedule wsd, the share of each cycle spent re-decaying to the floor", &C::learner_decay_fraction, 0, 1));
   keys.push_back(DoubleKey("learner.min_lr_ratio", "the learning rate a cycle starts from and decays to, as a share of learner.lr", &C::learner_min_lr_ratio, 0, 1));
   keys.push_back(DoubleKey("learner.replay_base_share", "share of replayed blocks drawn from the base corpus (the rest split equally among stream sources)", &C::learner_replay_base_share, 0, 1));
   keys.push_back(IntKey("learner.replay_max_slices", "stream sources with a replay slice of their own (later ones share one)", &C::learner_replay_max_slices, 1, 1024));

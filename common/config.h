@@ -80,11 +80,13 @@ struct Config {
   // candidates (snapshot_every_steps, fewer when snapshot_every_s comes
   // first; a new one also after a reset): linear re-warm from
   // min_lr_ratio*lr to lr over warmup_steps (at most half the cycle), cosine
-  // re-decay to min_lr_ratio*lr at the cycle's last step. "constant" keeps
-  // learner.lr.
+  // re-decay to min_lr_ratio*lr at the cycle's last step. "wsd" re-warms the
+  // same way, holds lr, and re-decays over only the cycle's last
+  // decay_fraction. "constant" keeps learner.lr.
   std::string learner_lr_schedule = "cosine";
   int learner_warmup_steps = 10;
   double learner_min_lr_ratio = 0.1;
+  double learner_decay_fraction = 0.2;
   // Replay by slice (each stream source, and "base" for the base corpus).
   double learner_replay_base_share = 0.5;
   int learner_replay_max_slices = 8;

@@ -442,11 +442,11 @@ absl::Status Learner::AfterStep() {
   ++step_;
   ++steps_since_snapshot_;
   counters_->Add("streamlm_learner_steps_total", 1);
-  // Under a cosine schedule a candidate ends each cycle of stream steps, at
+  // Under a cyclic schedule (cosine, wsd) a candidate ends each cycle of stream steps, at
   // the floor rate; feedback steps alone count toward
   // learner.snapshot_every_steps only while no stream step is in the cycle.
   bool due = steps_since_snapshot_ >= config_.learner_snapshot_every_steps;
-  if (config_.learner_lr_schedule == "cosine" && cycle_step_ > 0) {
+  if (IsCyclicSchedule(config_.learner_lr_schedule) && cycle_step_ > 0) {
     due = cycle_step_ >= cycle_length_;
   }
   if (due) {
@@ -575,6 +575,7 @@ double Learner::CycleLr() const {
   c.peak = config_.learner_lr;
   c.min_ratio = config_.learner_min_lr_ratio;
   c.warmup_steps = config_.learner_warmup_steps;
+  c.decay_fraction = config_.learner_decay_fraction;
   c.length = cycle_length_;
   return CycleLearningRate(c, cycle_step_);
 }

@@ -5,6 +5,8 @@
 
 namespace streamlm {
 
+bool IsCyclicSchedule(const std::string& schedule) { return schedule != "constant"; }
+
 double CycleLearningRate(const LrCycle& c, int64_t step) {
   if (c.schedule == "constant") return c.peak;
   const double floor = c.peak * c.min_ratio;
@@ -15,8 +17,14 @@ double CycleLearningRate(const LrCycle& c, int64_t step) {
     return floor + (c.peak - floor) * static_cast<double>(step + 1) / static_cast<double>(warmup);
   }
   if (step >= length) return floor;
-  const int64_t decay = length - warmup;  // >= 1; its last step reaches the floor
-  const double p = static_cast<double>(step - warmup + 1) / static_cast<double>(decay);
+  int64_t decay = length - warmup;  // >= 1; its last step reaches the floor
+  if (c.schedule == "wsd") {
+    const int64_t d = std::llround(std::clamp(c.decay_fraction, 0.0, 1.0) * length);
+    decay = std::clamp<int64_t>(d, 1, decay);
+  }
+  const int64_t decay_start = length - decay;
+  if (step < decay_start) return c.peak;
+  const double p = static_cast<double>(step - decay_start + 1) / static_cast<double>(decay);
   return floor + 0.5 * (c.peak - floor) * (1 + std::cos(M_PI * p));
 }
 

@@ -56,5 +56,33 @@ TEST(ScheduleTest, ConstantAndNoWarmup) {
   EXPECT_NEAR(CycleLearningRate(c, 1), 0.0003, 1e-15);
 }
 
+TEST(ScheduleTest, WsdHoldsThePeakAndDecaysOverTheCyclesLastShare) {
+  LrCycle c;
+  c.schedule = "wsd";
+  c.peak = 1.0;
+  c.min_ratio = 0.1;
+  c.warmup_steps = 4;
+  c.length = 20;
+  c.decay_fraction = 0.25;  // the last 5 steps (15..19) decay
+  EXPECT_DOUBLE_EQ(CycleLearningRate(c, 0), 0.325);  // warm-up as under cosine
+  EXPECT_DOUBLE_EQ(CycleLearningRate(c, 3), 1.0);
+  for (int k = 4; k < 15; ++k) EXPECT_DOUBLE_EQ(CycleLearningRate(c, k), 1.0) << k;
+  // Decay step j (1..5) at 0.1 + 0.45 * (1 + cos(pi * j / 5)).
+  EXPECT_NEAR(CycleLearningRate(c, 15), 0.1 + 0.45 * (1 + std::cos(M_PI * 0.2)), 1e-12);
+  EXPECT_NEAR(CycleLearningRate(c, 17), 0.1 + 0.45 * (1 + std::cos(M_PI * 0.6)), 1e-12);
+  EXPECT_NEAR(CycleLearningRate(c, 19), 0.1, 1e-12);
+  EXPECT_DOUBLE_EQ(CycleLearningRate(c, 20), 0.1);
+  // The decay never eats into the warm-up, and is at least one step.
+  c.decay_fraction = 1.0;
+  EXPECT_DOUBLE_EQ(CycleLearningRate(c, 3), 1.0);
+  EXPECT_NEAR(CycleLearningRate(c, 4), 0.1 + 0.45 * (1 + std::cos(M_PI / 16)), 1e-12);
+  c.decay_fraction = 0;
+  EXPECT_DOUBLE_EQ(CycleLearningRate(c, 18), 1.0);
+  EXPECT_NEAR(CycleLearningRate(c, 19), 0.1, 1e-12);
+  EXPECT_TRUE(IsCyclicSchedule("wsd"));
+  EXPECT_TRUE(IsCyclicSchedule("cosine"));
+  EXPECT_FALSE(IsCyclicSchedule("constant"));
+}
+
 }  // namespace
 }  // namespace streamlm
