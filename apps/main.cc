@@ -18,7 +18,9 @@
 
 #include "CLI/CLI.hpp"
 #include "apps/clean_command.h"
+#include "apps/command_util.h"
 #include "apps/feedback_command.h"
+#include "apps/serve_command.h"
 #include "common/file_util.h"
 #include "bench/continual_bench.h"
 #include "bench/ingest_bench.h"
@@ -95,43 +97,11 @@ absl::StatusOr<Config> LoadConfig(const CommandLine& cl) {
   return c;
 }
 
-int Fail(const absl::Status& s) {
-  std::fprintf(stderr, "streamlm: error: %s\n", std::string(s.message()).c_str());
-  return absl::IsInvalidArgument(s) ? 2 : 1;
-}
-
-// Blocks SIGINT/SIGTERM in every thread started afterwards; WaitForSignal()
-// returns when one arrives.
-void BlockSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
-int WaitForSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-
-std::vector<std::string> DefaultTopics(const Config& c) {
-  return {c.topic_text, c.topic_feedback, c.topic_rejects, c.topic_decisions};
-}
-
 // SIGUSR1 takes the broker down (clients disconnected, connections
 // refused; the topics keep what they hold), SIGUSR2 brings it back: outage
 // drills for the learner and serving (tests/broker_outage_test.cc).
 int RunBroker(const Config& c) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2}) sigaddset(&set, sig);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  BlockSignals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
   auto broker = EmbeddedBroker::Start(c.broker_port, DefaultTopics(c), c.broker_partitions);
   if (!broker.ok()) return Fail(broker.status());
   std::printf("%s\n", (*broker)->bootstrap().c_str());
@@ -140,8 +110,7 @@ int RunBroker(const Config& c) {
                  << "; Ctrl-C stops it (data is kept in memory only); SIGUSR1 takes it "
                     "down, SIGUSR2 brings it back";
   while (true) {
-    int sig = 0;
-    sigwait(&set, &sig);
+    const int sig = WaitForSignal({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
     if (sig != SIGUSR1 && sig != SIGUSR2) return 0;
     absl::Status s = (*broker)->SetDown(sig == SIGUSR1);
     if (!s.ok()) {
@@ -164,8 +133,6 @@ absl::StatusOr<std::string> Bootstrap(const Config& c, Store* store,
 }
 
 // Wakes a thread blocked in WaitForSignal() that no signal has woken.
-void WakeSignalThread() { kill(getpid(), SIGTERM); }
-
 int RunBootstrapCommand(const Config& c) {
   BlockSignals();
   ConfigureTorchThreads(c.threads);
@@ -571,6 +538,9 @@ int Main(int argc, char** argv) {
   auto* run = app.add_subcommand(
       "run", "everything in one process: broker (unless --kafka), store, learner, evaluator, "
              "serving; bootstraps a champion from the shipped corpus when the store has none");
+  auto* serve = app.add_subcommand(
+      "serve", "serving alone, following the store another process owns on --data-dir and the "
+               "decisions topic on --kafka; swaps to each new champion as its decision arrives");
   auto* broker = app.add_subcommand(
       "broker",
       "a standalone Kafka-protocol broker (in memory); SIGUSR1 takes it down, SIGUSR2 back up");
@@ -717,7 +687,7 @@ int Main(int argc, char** argv) {
   double serve_feed_mb = 2;
   bench_serve->add_option("--feed-mb", serve_feed_mb, "megabytes of text for --feed-kafka")
       ->check(CLI::Range(0.0, 1e4));
-  for (CLI::App* sub : {run, broker, bootstrap, decisions, snapshots, promote, rollback}) {
+  for (CLI::App* sub : {run, serve, broker, bootstrap, decisions, snapshots, promote, rollback}) {
     AddConfigFlags(sub, &cl);
   }
   CLI11_PARSE(app, argc, argv);
@@ -729,6 +699,7 @@ int Main(int argc, char** argv) {
   auto config = LoadConfig(cl);
   if (!config.ok()) return Fail(config.status());
   if (run->parsed()) return RunAll(*config);
+  if (serve->parsed()) return RunServe(*config);
   if (broker->parsed()) return RunBroker(*config);
   if (bootstrap->parsed()) return RunBootstrapCommand(*config);
   if (decisions->parsed()) return RunDecisions(*config, json, limit);

@@ -7,7 +7,10 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <set>
+#include <shared_mutex>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -144,11 +147,18 @@ struct Store::Changes {
 };
 
 // A consistent view: reads through it see one committed state, so a commit
-// (and its retention) between two reads cannot tear a multi-key read.
+// (and its retention) between two reads cannot tear a multi-key read. A
+// follower's state changes only at CatchUp (RocksDB secondaries have no
+// snapshots), so there the view holds CatchUp off instead.
 class Store::ReadView {
  public:
-  explicit ReadView(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {
-    options_.snapshot = snapshot_;
+  explicit ReadView(const Store& store) : db_(store.db_) {
+    if (store.follower_) {
+      caught_up_ = std::shared_lock<std::shared_mutex>(store.catch_up_mu_);
+    } else {
+      snapshot_ = db_->GetSnapshot();
+      options_.snapshot = snapshot_;
+    }
   }
   ~ReadView() {
     if (snapshot_ != nullptr) db_->ReleaseSnapshot(snapshot_);
@@ -159,7 +169,8 @@ class Store::ReadView {
 
  private:
   rocksdb::DB* db_;
-  const rocksdb::Snapshot* snapshot_;
+  const rocksdb::Snapshot* snapshot_ = nullptr;
+  std::shared_lock<std::shared_mutex> caught_up_;
   rocksdb::ReadOptions options_;
 };
 
@@ -265,6 +276,41 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& dir,
   return store;
 }
 
+absl::StatusOr<std::unique_ptr<Store>> Store::OpenFollower(const std::string& dir,
+                                                           const std::string& follower_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(follower_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create follower directory '", follower_dir, "': ", ec.message()));
+  }
+  rocksdb::Options options;
+  options.create_if_missing = false;
+  options.compression = rocksdb::kNoCompression;
+  options.max_open_files = -1;  // a secondary instance keeps every table file open
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenAsSecondary(options, dir, follower_dir, &db);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot follow store at '", dir, "': ", s.ToString(),
+        s.IsPathNotFound() || s.IsInvalidArgument() ? " (no store there yet: start the process that owns it first)" : ""));
+  }
+  std::unique_ptr<Store> store(new Store(db, /*read_only=*/true));
+  store->follower_ = true;
+  return store;
+}
+
+absl::Status Store::CatchUp() {
+  if (!follower_) return absl::FailedPreconditionError("store: CatchUp on a store that is not a follower");
+  std::unique_lock<std::shared_mutex> lock(catch_up_mu_);
+  rocksdb::Status s = db_->TryCatchUpWithPrimary();
+  if (!s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("store: catching up with ", db_->GetName(), ": ", s.ToString()));
+  }
+  return absl::OkStatus();
+}
+
 // Stores written before retention have no `retained/` index: every snapshot
 // there still has its weights. Runs once per store, at the first writable
 // Open.
@@ -284,7 +330,7 @@ absl::Status Store::IndexLegacySnapshots() {
 }
 
 absl::Status Store::Write(rocksdb::WriteBatch* batch) {
-  if (read_only_) return absl::FailedPreconditionError("store opened read-only");
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
   // A full disk is refused here rather than met by RocksDB: after its
   // write-ahead log fails to grow, RocksDB 7.8 (Debian 12) can abort on an
   // assertion at the next write (seen in tests/store_fault_test.cc).
@@ -304,9 +350,19 @@ absl::Status Store::Write(rocksdb::WriteBatch* batch) {
   return FromRocks(db_->Write(wo, batch), "write");
 }
 
+absl::Status Store::CheckWritable() const {
+  if (follower_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: this process follows ", db_->GetName(),
+        ", which another process owns; send writes (promote, rollback, bootstrap) to that one"));
+  }
+  if (read_only_) return absl::FailedPreconditionError("store opened read-only");
+  return absl::OkStatus();
+}
+
 // REQUIRES: write_mu_ held.
 absl::Status Store::Commit(const Changes& changes, rocksdb::WriteBatch* batch) {
-  if (read_only_) return absl::FailedPreconditionError("store opened read-only");
+  if (absl::Status s = CheckWritable(); !s.ok()) return s;
   absl::Status s = AddRetention(changes, batch);
   if (!s.ok()) return s;
   return Write(batch);
@@ -537,7 +593,7 @@ absl::Status Store::PutCheckpoint(const LearnerCheckpoint& c,
 
 absl::StatusOr<LearnerCheckpoint> Store::GetCheckpoint(
     const std::string& name) const {
-  ReadView view(db_);
+  ReadView view(*this);
   const std::string prefix = "ckpt/" + name + "/";
   auto raw = GetRaw(prefix + "state", view);
   if (!raw.ok()) return raw.status();
@@ -623,7 +679,7 @@ absl::StatusOr<std::string> Store::ReadChunks(const std::string& prefix,
 }
 
 absl::StatusOr<SnapshotMeta> Store::GetSnapshotMeta(const std::string& id) const {
-  ReadView view(db_);
+  ReadView view(*this);
   return GetSnapshotMeta(id, view);
 }
 
@@ -640,7 +696,7 @@ absl::StatusOr<SnapshotMeta> Store::GetSnapshotMeta(const std::string& id,
 }
 
 absl::StatusOr<Snapshot> Store::GetSnapshot(const std::string& id) const {
-  ReadView view(db_);
+  ReadView view(*this);
   Snapshot s;
   auto meta = GetSnapshotMeta(id, view);
   if (!meta.ok()) return meta.status();

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,19 @@ class Store {
   // taking the directory lock, for inspecting a store another process owns.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(
       const std::string& dir, bool read_only = false);
+  // Opens the store in `dir`, which another process owns (writes), as a
+  // follower: a RocksDB secondary instance keeping its own log and info
+  // files in `follower_dir` (created if needed; one per follower process).
+  // It reads the state of the moment it opened, or of its last CatchUp;
+  // every write fails with FailedPrecondition.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> OpenFollower(
+      const std::string& dir, const std::string& follower_dir);
+  // A follower's catch-up with the owner's committed writes (RocksDB's
+  // TryCatchUpWithPrimary: it replays the owner's new log entries, so what
+  // the owner committed before this call is visible after it, flushed or
+  // not). FailedPrecondition on a store that is not a follower.
+  [[nodiscard]] absl::Status CatchUp();
+  bool is_follower() const { return follower_; }
   ~Store();
 
   // A fresh snapshot id, "snap-000001", ... (persisted counter).
@@ -293,6 +307,11 @@ class Store {
 
   rocksdb::DB* db_;
   bool read_only_;
+  bool follower_ = false;
+  // FailedPrecondition (naming the owner for a follower) when read-only.
+  absl::Status CheckWritable() const;
+  // Followers: CatchUp holds it exclusively, ReadViews shared.
+  mutable std::shared_mutex catch_up_mu_;
   size_t heldout_window_ = 512;
   std::atomic<size_t> keep_snapshots_{8};
   std::atomic<uint64_t> min_free_bytes_{64 << 20};

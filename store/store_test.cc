@@ -230,6 +230,59 @@ TEST(StoreTest, SecondWriterGetsClearError) {
   EXPECT_NE(second.status().message().find(dir.path()), std::string::npos);
 }
 
+// A follower (RocksDB secondary) on the same directory sees the owner's
+// commits only after CatchUp, flushed (3 MiB of weights) or still in the
+// owner's log, and cannot write.
+TEST(StoreTest, AFollowerSeesTheOwnersCommitsAfterCatchUpAndCannotWrite) {
+  TempDir dir;
+  auto owner = Store::Open(dir.Sub("store"));
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  ASSERT_TRUE((*owner)->PutSnapshot(MakeSnapshot("snap-000001", 5000, 'a'), {kChampion}).ok());
+  auto follower = Store::OpenFollower(dir.Sub("store"), dir.Sub("follower"));
+  ASSERT_TRUE(follower.ok()) << follower.status();
+  EXPECT_EQ(*(*follower)->GetAlias(kChampion), "snap-000001");
+
+  const Snapshot big = MakeSnapshot("snap-000002", (3 << 20) + 5, 'b');
+  ASSERT_TRUE((*owner)->PutSnapshot(big).ok());
+  auto decision = (*owner)->AppendDecision(
+      {{"candidate", "snap-000002"}, {"champion", "snap-000001"}, {"verdict", "promoted"}},
+      /*promote=*/true);
+  ASSERT_TRUE(decision.ok()) << decision.status();
+  // Not yet caught up: the state of the moment it opened.
+  EXPECT_EQ(*(*follower)->GetAlias(kChampion), "snap-000001");
+  EXPECT_TRUE(absl::IsNotFound((*follower)->GetSnapshot("snap-000002").status()));
+
+  ASSERT_TRUE((*follower)->CatchUp().ok());
+  EXPECT_EQ(*(*follower)->GetAlias(kChampion), "snap-000002");
+  EXPECT_EQ(*(*follower)->GetAlias(kPrevious), "snap-000001");
+  auto got = (*follower)->GetSnapshot("snap-000002");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->weights, big.weights);
+  auto decisions = (*follower)->ListDecisions();
+  ASSERT_TRUE(decisions.ok());
+  ASSERT_EQ(decisions->size(), 1u);
+  EXPECT_EQ((*decisions)[0].value("candidate", ""), "snap-000002");
+
+  // The same after the owner closes.
+  ASSERT_TRUE((*owner)->SetAlias(kCandidate, "snap-000001").ok());
+  owner->reset();
+  ASSERT_TRUE((*follower)->CatchUp().ok());
+  EXPECT_EQ(*(*follower)->GetAlias(kCandidate), "snap-000001");
+
+  absl::Status write = (*follower)->SetAlias(kChampion, "snap-000001");
+  EXPECT_TRUE(absl::IsFailedPrecondition(write)) << write;
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      (*Store::Open(dir.Sub("store")))->CatchUp()));  // the owner has nothing to catch up with
+}
+
+TEST(StoreTest, FollowingAStoreThatDoesNotExistSaysSo) {
+  TempDir dir;
+  auto follower = Store::OpenFollower(dir.Sub("none"), dir.Sub("follower"));
+  ASSERT_FALSE(follower.ok());
+  EXPECT_NE(follower.status().message().find(dir.Sub("none")), std::string::npos)
+      << follower.status();
+}
+
 // ---- Weights written once, retention, held-out sources (issue 10) ----
 
 // Every key and value of the raw database.

@@ -39,14 +39,16 @@ inline bool WaitForLog(const std::string& path, const std::string& needle, doubl
   return false;
 }
 
-// One `streamlm run` process: reads its banner and, from then on, records
-// every model id /v1/models names.
+// One `streamlm run` process (or `command`, e.g. "serve", which prints the
+// same banner lines): reads its banner and, from then on, records every
+// model id /v1/models names.
 class RunProcess {
  public:
   RunProcess(const std::string& brokers, const std::string& data_dir, const std::string& log,
-             const std::vector<std::string>& extra_args = {})
+             const std::vector<std::string>& extra_args = {},
+             const std::string& command = "run")
       : log_(log),
-        proc_(Args(brokers, data_dir, extra_args), log) {
+        proc_(Args(command, brokers, data_dir, extra_args), log) {
     watcher_ = std::thread([this] {
       Endpoints ep;
       if (!ReadBanner(proc_, &ep)) return;
@@ -103,9 +105,10 @@ class RunProcess {
   std::string Tail() const { return proc_.StderrTail(); }
 
  private:
-  static std::vector<std::string> Args(const std::string& brokers, const std::string& data_dir,
+  static std::vector<std::string> Args(const std::string& command, const std::string& brokers,
+                                       const std::string& data_dir,
                                        const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {StreamlmBinary(), "run", "--config",
+    std::vector<std::string> args = {StreamlmBinary(), command, "--config",
                                      SourceDir() + "/tests/data/tiny.yaml", "--data-dir",
                                      data_dir, "--kafka", brokers};
     args.insert(args.end(), extra.begin(), extra.end());

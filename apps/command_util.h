@@ -1,0 +1,31 @@
+// What the `streamlm` commands share (apps/README.md): the exit code of an
+// error, and signal handling for long-running commands.
+#ifndef STREAMLM_APPS_COMMAND_UTIL_H_
+#define STREAMLM_APPS_COMMAND_UTIL_H_
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/config.h"
+
+namespace streamlm {
+
+// Prints "streamlm: error: MESSAGE" to stderr; the exit code: 2 for bad
+// input (InvalidArgument), else 1.
+int Fail(const absl::Status& s);
+
+// Blocks `signals` (default SIGINT and SIGTERM) in this thread and every
+// thread started afterwards; WaitForSignal(signals) returns the next one.
+void BlockSignals(std::initializer_list<int> signals = {});
+int WaitForSignal(std::initializer_list<int> signals = {});
+// Wakes a thread blocked in WaitForSignal() (it gets SIGTERM).
+void WakeSignalThread();
+
+// The topics a StreamLM broker holds: text, feedback, rejects, decisions.
+std::vector<std::string> DefaultTopics(const Config& c);
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_APPS_COMMAND_UTIL_H_

@@ -1,0 +1,84 @@
+#include "apps/serve_command.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "apps/command_util.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "model/language_model.h"
+#include "serving/server.h"
+#include "serving/store_follower.h"
+#include "store/store.h"
+
+namespace streamlm {
+
+int RunServe(const Config& c) {
+  BlockSignals();
+  if (c.kafka.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "kafka: streamlm serve follows the decisions of the process that owns --data-dir; give "
+        "--kafka HOST:PORT, the broker that process uses (an embedded broker is private to "
+        "`streamlm run`: start one with `streamlm broker`)"));
+  }
+  absl::Status s = CheckBrokerReachable(c.kafka, 10000);
+  if (!s.ok()) return Fail(s);
+  // Every follower keeps RocksDB's secondary logs in a directory of its own.
+  const std::string follower_dir =
+      absl::StrCat(c.data_dir, "/followers/serve-", getpid());
+  auto store = Store::OpenFollower(c.data_dir, follower_dir);
+  if (!store.ok()) return Fail(store.status());
+  ConfigureTorchThreads(c.threads);
+  SetThreadComputeBudget(c.threads > 0 ? c.threads : ServingThreads(c));
+
+  Counters counters;
+  auto producer = KafkaProducer::Create(c.kafka);
+  if (!producer.ok()) return Fail(producer.status());
+  Server server(c, store->get(), &counters);
+  server.set_feedback_producer(producer->get());
+  s = server.Start();
+  if (!s.ok()) return Fail(s);
+  StoreFollower follower(c.kafka, c.topic_decisions, store->get(), &counters,
+                         [&server](const std::vector<Json>& decisions) {
+                           for (const Json& d : decisions) server.OnDecision(d);
+                           if (decisions.empty()) {
+                             // A periodic catch-up: whatever moved the champion.
+                             absl::Status r = server.RefreshChampion();
+                             if (!r.ok()) SLM_LOG(kWarning) << "serve: " << r;
+                           }
+                         },
+                         // A decision record lost on its way is made up for
+                         // this often (serving.poll_ms, at least a minute).
+                         std::max<int64_t>(60000, c.serving_poll_ms));
+  s = follower.Start();
+  if (!s.ok()) {
+    server.Stop();
+    return Fail(s);
+  }
+  std::string host = c.http.substr(0, c.http.rfind(':'));
+  std::printf(
+      "StreamLM serving (Ctrl-C stops it)\n"
+      "  kafka   %s  (decisions from %s)\n"
+      "  http    http://%s:%d  (POST /v1/completions, /v1/chat/completions; GET /v1/models)\n"
+      "  store   %s  (followed: another process owns it)\n",
+      c.kafka.c_str(), c.topic_decisions.c_str(), host.c_str(), server.port(),
+      c.data_dir.c_str());
+  std::fflush(stdout);
+  const int sig = WaitForSignal();
+  SLM_LOG(kInfo) << "signal " << sig << ": stopping";
+  follower.Stop();
+  server.Stop();
+  store->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(follower_dir, ec);
+  return 0;
+}
+
+}  // namespace streamlm

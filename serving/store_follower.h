@@ -1,0 +1,67 @@
+// StoreFollower: keeps a follower Store (Store::OpenFollower) caught up with
+// the process that owns the store, driven by the decisions topic rather
+// than by polling the store (docs/architecture.md, "Roles as processes").
+//
+// A background thread reads every record of `topic` (all partitions, from
+// the beginning, no consumer group offsets); after each batch of records
+// that arrived together it calls Store::CatchUp once, then hands the
+// batch's decisions (the JSON values, oldest first; unparsable values are
+// counted and skipped) to `on_decisions`. The owner commits a decision to
+// the store before it publishes it, so what a decision names is readable
+// when the callback runs. A decision record lost on the way (the owner
+// died between its commit and its publish) is made up for by a catch-up
+// every `fallback_ms` without one, after which `on_decisions` runs with no
+// decisions. Kafka errors (a broker that is down) are logged and retried;
+// the thread reads on once the broker answers.
+//
+// Thread-safety: Start and Stop from one thread; `on_decisions` runs on the
+// follower's thread.
+#ifndef STREAMLM_SERVING_STORE_FOLLOWER_H_
+#define STREAMLM_SERVING_STORE_FOLLOWER_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/json_util.h"
+#include "common/metrics.h"
+#include "store/store.h"
+
+namespace streamlm {
+
+class StoreFollower {
+ public:
+  using OnDecisions = std::function<void(const std::vector<Json>&)>;
+  // `store` (a follower) and `counters` must outlive this object.
+  StoreFollower(std::string brokers, std::string topic, Store* store, Counters* counters,
+                OnDecisions on_decisions, int64_t fallback_ms = 60000);
+  ~StoreFollower();
+  StoreFollower(const StoreFollower&) = delete;
+  StoreFollower& operator=(const StoreFollower&) = delete;
+
+  // Creates the consumer and starts the thread.
+  [[nodiscard]] absl::Status Start();
+  void Stop();
+
+ private:
+  void Loop();
+
+  std::string brokers_;
+  std::string topic_;
+  Store* store_;
+  Counters* counters_;
+  OnDecisions on_decisions_;
+  int64_t fallback_ms_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace streamlm
+
+#endif  // STREAMLM_SERVING_STORE_FOLLOWER_H_

@@ -1,0 +1,186 @@
+// Roles as processes (issue 11): `streamlm run` owns the store on a data
+// dir; two `streamlm serve` replicas follow it on the same dir (RocksDB
+// secondaries) and the decisions topic of a separate `streamlm broker`.
+// Text is produced, the owner's learner and evaluator promote a candidate,
+// and both replicas switch to it, driven by the decision record (their
+// store poll is an hour), while clients send completions to them without
+// one failing.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/json_util.h"
+#include "common/kafka.h"
+#include "gtest/gtest.h"
+#include "store/store.h"
+#include "tests/util/run_process.h"
+#include "tests/util/stream_audit.h"
+#include "tests/util/stream_text.h"
+#include "tests/util/temp_dir.h"
+
+namespace streamlm {
+namespace {
+
+using testing::TempDir;
+
+// Sends completions to `port` until `stop`; counts answers and failures.
+struct Client {
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::string first_failure;
+  std::thread thread;
+  void Start(const std::string& host, int port, const std::atomic<bool>* stop) {
+    thread = std::thread([this, host, port, stop] {
+      httplib::Client http(host, port);
+      http.set_read_timeout(60, 0);
+      while (!*stop) {
+        auto r = http.Post("/v1/completions", R"({"prompt": "the stream", "max_tokens": 4})",
+                           "application/json");
+        if (r && r->status == 200) {
+          ++ok;
+        } else {
+          if (failed++ == 0) {
+            first_failure = r ? absl::StrCat(r->status, " ", r->body)
+                              : absl::StrCat("no answer: ", httplib::to_string(r.error()));
+          }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+};
+
+TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionWithoutAFailedRequest) {
+  TempDir dir;
+  std::string brokers;
+  auto broker = testing::StartBroker(dir.Sub("broker.log"), 2, &brokers);
+  ASSERT_FALSE(brokers.empty()) << broker->StderrTail();
+  const std::string data_dir = dir.Sub("store");
+  testing::RunProcess owner(brokers, data_dir, dir.Sub("run.log"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  ASSERT_TRUE(owner.WaitUp(deadline)) << owner.Tail();
+  const std::set<std::string> first = owner.served();
+  ASSERT_EQ(first.size(), 1u);
+  const std::string bootstrap_champion = *first.begin();
+
+  // The replicas: no store of their own, a store poll they never reach.
+  std::vector<std::unique_ptr<testing::RunProcess>> replicas;
+  for (int r = 0; r < 2; ++r) {
+    replicas.push_back(std::make_unique<testing::RunProcess>(
+        brokers, data_dir, dir.Sub(absl::StrCat("serve", r, ".log")),
+        std::vector<std::string>{"--serving.poll-ms", "3600000"}, "serve"));
+  }
+  for (auto& r : replicas) {
+    ASSERT_TRUE(r->WaitUp(std::chrono::steady_clock::now() + std::chrono::seconds(60)))
+        << r->Tail();
+    EXPECT_EQ(r->endpoints().kafka, brokers);
+  }
+  {  // A replica cannot move the champion: that is the owner's write.
+    httplib::Client http(replicas[0]->endpoints().http_host, replicas[0]->endpoints().http_port);
+    Json body = {{"snapshot", bootstrap_champion}};
+    auto r = http.Post("/v1/admin/promote", body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 409) << r->body;
+    EXPECT_NE(r->body.find("another process owns"), std::string::npos) << r->body;
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<Client>> clients;
+  for (auto& r : replicas) {
+    for (int k = 0; k < 2; ++k) {
+      clients.push_back(std::make_unique<Client>());
+      clients.back()->Start(r->endpoints().http_host, r->endpoints().http_port, &stop);
+    }
+  }
+  // Both answer with the owner's champion before anything is promoted.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  for (auto& r : replicas) EXPECT_EQ(r->served(), first) << r->Tail();
+
+  auto producer = KafkaProducer::Create(brokers);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE((*producer)
+                    ->Produce(testing::kText, absl::StrCat("doc-", i), testing::StreamRecord(i))
+                    .ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+
+  // A promotion in the owner; then every replica serves a promoted model
+  // (promotions come fast here, so a replica may skip some).
+  auto promoted = [&](testing::RunProcess& p) {
+    auto ids = p.served();
+    ids.erase(bootstrap_champion);
+    return !ids.empty();
+  };
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (!promoted(owner) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(promoted(owner)) << "no promotion in the owner: " << owner.Tail();
+  const auto promoted_at = std::chrono::steady_clock::now();
+  std::vector<double> switch_s(replicas.size(), -1);
+  deadline = promoted_at + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool all = true;
+    for (size_t r = 0; r < replicas.size(); ++r) {
+      if (switch_s[r] < 0 && promoted(*replicas[r])) {
+        switch_s[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                    promoted_at).count();
+      }
+      all &= switch_s[r] >= 0;
+    }
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (size_t r = 0; r < replicas.size(); ++r) {
+    EXPECT_GE(switch_s[r], 0) << "replica " << r << " did not switch\n" << replicas[r]->Tail();
+  }
+  // Once the owner stops (no more promotions), each replica serves the
+  // store's last champion.
+  EXPECT_EQ(owner.Finish(SIGTERM, 120000), 0) << owner.Tail();
+  std::string champion;
+  {
+    auto store = Store::Open(data_dir, /*read_only=*/true);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto id = (*store)->GetAlias(kChampion);
+    ASSERT_TRUE(id.ok()) << id.status();
+    champion = *id;
+  }
+  for (auto& r : replicas) {
+    httplib::Client http(r->endpoints().http_host, r->endpoints().http_port);
+    std::string serving;
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (serving != champion && std::chrono::steady_clock::now() < deadline) {
+      auto m = http.Get("/v1/models");
+      if (m && m->status == 200) serving = (*ParseJson(m->body))["data"][0]["id"];
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(serving, champion) << r->Tail();
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  stop = true;
+  for (auto& c : clients) c->thread.join();
+  int answered = 0;
+  for (auto& c : clients) {
+    EXPECT_EQ(c->failed, 0) << c->first_failure;
+    EXPECT_GT(c->ok, 0);
+    answered += c->ok;
+  }
+  // The switch came from the decisions topic: a catch-up was counted.
+  for (auto& r : replicas) {
+    httplib::Client http(r->endpoints().http_host, r->endpoints().http_port);
+    EXPECT_GE(testing::MetricValue(http, "streamlm_follower_catch_ups_total"), 1);
+  }
+  for (auto& r : replicas) EXPECT_EQ(r->Finish(SIGTERM, 30000), 0) << r->Tail();
+  // Followers clean up their RocksDB secondary directories.
+  EXPECT_TRUE(!std::filesystem::exists(data_dir + "/followers") ||
+              std::filesystem::is_empty(data_dir + "/followers"));
+  std::printf("roles: 2 serve replicas switched %.2f s and %.2f s after the owner's first "
+              "promotion and ended on its last champion %s; %d completions answered "
+              "meanwhile, none failed\n",
+              switch_s[0], switch_s[1], champion.c_str(), answered);
+}
+
+}  // namespace
+}  // namespace streamlm
