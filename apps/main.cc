@@ -541,6 +541,10 @@ int Main(int argc, char** argv) {
   auto* serve = app.add_subcommand(
       "serve", "serving alone, following the store another process owns on --data-dir and the "
                "decisions topic on --kafka; swaps to each new champion as its decision arrives");
+  std::string snapshots_from;
+  serve->add_option("--snapshots-from", snapshots_from,
+                    "http://HOST:PORT of a StreamLM server with the store (another host): fetch "
+                    "each champion from it into this --data-dir instead of following a store");
   auto* broker = app.add_subcommand(
       "broker",
       "a standalone Kafka-protocol broker (in memory); SIGUSR1 takes it down, SIGUSR2 back up");
@@ -699,7 +703,7 @@ int Main(int argc, char** argv) {
   auto config = LoadConfig(cl);
   if (!config.ok()) return Fail(config.status());
   if (run->parsed()) return RunAll(*config);
-  if (serve->parsed()) return RunServe(*config);
+  if (serve->parsed()) return RunServe(*config, snapshots_from);
   if (broker->parsed()) return RunBroker(*config);
   if (bootstrap->parsed()) return RunBootstrapCommand(*config);
   if (decisions->parsed()) return RunDecisions(*config, json, limit);

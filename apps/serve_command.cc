@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,13 +16,14 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "model/language_model.h"
+#include "serving/admin_api.h"
 #include "serving/server.h"
-#include "serving/store_follower.h"
+#include "serving/decision_follower.h"
 #include "store/store.h"
 
 namespace streamlm {
 
-int RunServe(const Config& c) {
+int RunServe(const Config& c, const std::string& snapshots_from) {
   BlockSignals();
   if (c.kafka.empty()) {
     return Fail(absl::InvalidArgumentError(
@@ -30,11 +33,31 @@ int RunServe(const Config& c) {
   }
   absl::Status s = CheckBrokerReachable(c.kafka, 10000);
   if (!s.ok()) return Fail(s);
-  // Every follower keeps RocksDB's secondary logs in a directory of its own.
-  const std::string follower_dir =
-      absl::StrCat(c.data_dir, "/followers/serve-", getpid());
-  auto store = Store::OpenFollower(c.data_dir, follower_dir);
+  // On the owner's host: follow its store; every follower keeps RocksDB's
+  // secondary logs in a directory of its own. Elsewhere: a store of its
+  // own, holding the champions fetched from `snapshots_from`.
+  const bool remote = !snapshots_from.empty();
+  const std::string follower_dir = absl::StrCat(c.data_dir, "/followers/serve-", getpid());
+  const std::string partial_dir = c.data_dir + "/partial";
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      remote ? Store::Open(c.data_dir) : Store::OpenFollower(c.data_dir, follower_dir);
   if (!store.ok()) return Fail(store.status());
+  std::function<absl::Status()> catch_up = [&store] { return (*store)->CatchUp(); };
+  if (remote) {
+    catch_up = [&] {
+      FetchStats stats;
+      auto id = SyncChampion(snapshots_from, c.serving_admin_token, store->get(), partial_dir,
+                             &stats);
+      if (stats.chunks_fetched > 0) {
+        SLM_LOG(kInfo) << "serve: fetched " << *id << " from " << snapshots_from << " ("
+                       << stats.chunks_fetched << " chunks, " << stats.chunks_reused
+                       << " reused, " << stats.retries << " retries)";
+      }
+      return id.status();
+    };
+    // The champion first: serving starts with the source's.
+    if (absl::Status first = catch_up(); !first.ok()) return Fail(first);
+  }
   ConfigureTorchThreads(c.threads);
   SetThreadComputeBudget(c.threads > 0 ? c.threads : ServingThreads(c));
 
@@ -45,7 +68,7 @@ int RunServe(const Config& c) {
   server.set_feedback_producer(producer->get());
   s = server.Start();
   if (!s.ok()) return Fail(s);
-  StoreFollower follower(c.kafka, c.topic_decisions, store->get(), &counters,
+  DecisionFollower follower(c.kafka, c.topic_decisions, catch_up, &counters,
                          [&server](const std::vector<Json>& decisions) {
                            for (const Json& d : decisions) server.OnDecision(d);
                            if (decisions.empty()) {
@@ -67,9 +90,11 @@ int RunServe(const Config& c) {
       "StreamLM serving (Ctrl-C stops it)\n"
       "  kafka   %s  (decisions from %s)\n"
       "  http    http://%s:%d  (POST /v1/completions, /v1/chat/completions; GET /v1/models)\n"
-      "  store   %s  (followed: another process owns it)\n",
+      "  store   %s  (%s)\n",
       c.kafka.c_str(), c.topic_decisions.c_str(), host.c_str(), server.port(),
-      c.data_dir.c_str());
+      c.data_dir.c_str(),
+      remote ? ("champions fetched from " + snapshots_from).c_str()
+             : "followed: another process owns it");
   std::fflush(stdout);
   const int sig = WaitForSignal();
   SLM_LOG(kInfo) << "signal " << sig << ": stopping";
@@ -77,7 +102,7 @@ int RunServe(const Config& c) {
   server.Stop();
   store->reset();
   std::error_code ec;
-  std::filesystem::remove_all(follower_dir, ec);
+  if (!remote) std::filesystem::remove_all(follower_dir, ec);
   return 0;
 }
 

@@ -2,10 +2,15 @@
 
 #include <httplib.h>
 
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/log.h"
 #include "serving/request_parse.h"
 
@@ -124,6 +129,30 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
   });
 }
 
+namespace {
+
+// The status of a non-200 answer from `where`: the server's error message,
+// the code following the HTTP status.
+absl::Status AnswerStatus(const std::string& where, const httplib::Response& res) {
+  std::string message = Utf8Prefix(res.body, 300);
+  auto answer = ParseJson(res.body);
+  if (answer.ok() && answer->is_object() && answer->contains("error") &&
+      (*answer)["error"].is_object()) {
+    message = (*answer)["error"].value("message", message);
+  }
+  message = absl::StrCat(where, " answered ", res.status, ": ", message);
+  switch (res.status) {
+    case 400: return absl::InvalidArgumentError(message);
+    case 401:
+    case 403: return absl::PermissionDeniedError(message);
+    case 404: return absl::NotFoundError(message);
+    case 409: return absl::FailedPreconditionError(message);
+    default: return absl::InternalError(message);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<Json> PostAdmin(const std::string& http_address, const std::string& path,
                                const Json& body, const std::string& bearer_token,
                                int timeout_s) {
@@ -161,20 +190,209 @@ absl::StatusOr<Json> PostAdmin(const std::string& http_address, const std::strin
     }
     return *std::move(answer);
   }
-  std::string message = Utf8Prefix(res->body, 300);
-  if (answer.ok() && answer->is_object() && answer->contains("error") &&
-      (*answer)["error"].is_object()) {
-    message = (*answer)["error"].value("message", message);
+  return AnswerStatus(where, *res);
+}
+
+}  // namespace streamlm
+
+namespace streamlm {
+namespace {
+
+constexpr char kCrcHeader[] = "X-StreamLM-CRC32";
+
+// `id_or_alias` as a snapshot id: an alias resolves in `store`.
+absl::StatusOr<std::string> ResolveSnapshot(const Store& store, const std::string& id_or_alias) {
+  if (id_or_alias == kChampion || id_or_alias == kPrevious || id_or_alias == kCandidate) {
+    return store.GetAlias(id_or_alias);
   }
-  message = absl::StrCat(where, " answered ", res->status, ": ", message);
-  switch (res->status) {
-    case 400: return absl::InvalidArgumentError(message);
-    case 401:
-    case 403: return absl::PermissionDeniedError(message);
-    case 404: return absl::NotFoundError(message);
-    case 409: return absl::FailedPreconditionError(message);
-    default: return absl::InternalError(message);
+  return id_or_alias;
+}
+
+void SendBytes(httplib::Response& res, std::string bytes, uint32_t crc) {
+  res.status = 200;
+  res.set_header(kCrcHeader, std::to_string(crc));
+  res.set_content(std::move(bytes), "application/octet-stream");
+}
+
+}  // namespace
+
+void RegisterSnapshotTransfer(httplib::Server& http, Store* store, AdminCheck check_admin) {
+  http.Get(R"(/v1/admin/snapshots/([^/]+)/manifest)",
+           [=](const httplib::Request& req, httplib::Response& res) {
+             if (!check_admin(req, res)) return;
+             auto id = ResolveSnapshot(*store, req.matches[1].str());
+             if (!id.ok()) return SendStoreError(res, id.status(), "snapshot");
+             auto meta = store->GetSnapshotMeta(*id);
+             if (!meta.ok()) return SendStoreError(res, meta.status(), "snapshot");
+             auto crcs = store->GetSnapshotChunkCrcs(*id);
+             if (!crcs.ok()) return SendStoreError(res, crcs.status(), "snapshot");
+             auto tok = store->GetSnapshotTokenizer(*id);
+             if (!tok.ok()) return SendStoreError(res, tok.status(), "snapshot");
+             SendJson(res, 200,
+                      {{"object", "snapshot.manifest"},
+                       {"id", *id},
+                       {"meta", SnapshotMetaToJson(*meta)},
+                       {"chunks", *crcs},
+                       {"tokenizer_bytes", tok->size()},
+                       {"tokenizer_crc32", Store::Crc32(*tok)}});
+           });
+  http.Get(R"(/v1/admin/snapshots/([^/]+)/chunks/(\d{1,9}))",
+           [=](const httplib::Request& req, httplib::Response& res) {
+             if (!check_admin(req, res)) return;
+             auto id = ResolveSnapshot(*store, req.matches[1].str());
+             if (!id.ok()) return SendStoreError(res, id.status(), "snapshot");
+             auto chunk = store->GetSnapshotChunk(*id, std::stoul(req.matches[2].str()));
+             if (!chunk.ok()) return SendStoreError(res, chunk.status(), "snapshot");
+             SendBytes(res, std::move(chunk->bytes), chunk->crc32);
+           });
+  http.Get(R"(/v1/admin/snapshots/([^/]+)/tokenizer)",
+           [=](const httplib::Request& req, httplib::Response& res) {
+             if (!check_admin(req, res)) return;
+             auto id = ResolveSnapshot(*store, req.matches[1].str());
+             if (!id.ok()) return SendStoreError(res, id.status(), "snapshot");
+             auto tok = store->GetSnapshotTokenizer(*id);
+             if (!tok.ok()) return SendStoreError(res, tok.status(), "snapshot");
+             const uint32_t crc = Store::Crc32(*tok);
+             SendBytes(res, std::move(*tok), crc);
+           });
+}
+
+namespace {
+
+httplib::Headers BearerHeaders(const std::string& token) {
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  return headers;
+}
+
+// GET `path` from `base_url`: the body of a 200 answer whose CRC header and
+// bytes match `crc` (when given), else an error. Tries up to 5 times; a
+// 4xx answer is final.
+absl::StatusOr<std::string> GetChecked(const std::string& base_url, const std::string& path,
+                                       const httplib::Headers& headers,
+                                       std::optional<uint32_t> crc, FetchStats* stats) {
+  httplib::Client client(base_url);
+  if (!client.is_valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", base_url, "' is not an http://HOST:PORT address"));
   }
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(60, 0);
+  absl::Status last;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) {
+      if (stats != nullptr) ++stats->retries;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+    }
+    auto res = client.Get(path.c_str(), headers);
+    if (!res) {
+      last = absl::UnavailableError(absl::StrCat("no answer from ", base_url, path, ": ",
+                                                 httplib::to_string(res.error())));
+      continue;
+    }
+    if (res->status != 200) {
+      last = AnswerStatus(base_url + path, *res);
+      if (res->status < 500) return last;  // asking again would not help
+      continue;
+    }
+    if (crc.has_value()) {
+      const std::string header = res->get_header_value(kCrcHeader);
+      if (header != std::to_string(*crc) || Store::Crc32(res->body) != *crc) {
+        last = absl::DataLossError(absl::StrCat(base_url, path, ": CRC-32 ",
+                                                Store::Crc32(res->body), " (header '", header,
+                                                "'), the manifest says ", *crc));
+        continue;
+      }
+    }
+    return std::move(res->body);
+  }
+  return last;
+}
+
+// The manifest of `id_or_alias` at `base_url`, its shape checked.
+absl::StatusOr<Json> GetManifest(const std::string& base_url, const std::string& id_or_alias,
+                                 const httplib::Headers& headers, FetchStats* stats) {
+  const std::string path = "/v1/admin/snapshots/" + id_or_alias + "/manifest";
+  auto body = GetChecked(base_url, path, headers, std::nullopt, stats);
+  if (!body.ok()) return body.status();
+  auto m = ParseJson(*body);
+  if (!m.ok() || !m->is_object() || !m->value("id", Json()).is_string() ||
+      !m->value("chunks", Json()).is_array() || !m->value("meta", Json()).is_object() ||
+      !m->value("tokenizer_crc32", Json()).is_number_unsigned()) {
+    return absl::DataLossError(
+        absl::StrCat(base_url, path, " is not a snapshot manifest: ", Utf8Prefix(*body, 200)));
+  }
+  for (const Json& crc : (*m)["chunks"]) {
+    if (!crc.is_number_unsigned()) {
+      return absl::DataLossError(absl::StrCat(base_url, path, ": a chunk CRC is not a number"));
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+absl::StatusOr<Snapshot> FetchSnapshot(const std::string& base_url,
+                                       const std::string& id_or_alias,
+                                       const std::string& bearer_token,
+                                       const std::string& partial_dir, FetchStats* stats) {
+  const httplib::Headers headers = BearerHeaders(bearer_token);
+  auto manifest = GetManifest(base_url, id_or_alias, headers, stats);
+  if (!manifest.ok()) return manifest.status();
+  const std::string id = (*manifest)["id"];
+  Snapshot snap;
+  auto meta = SnapshotMetaFromJson((*manifest)["meta"]);
+  if (!meta.ok()) return meta.status();
+  snap.meta = std::move(*meta);
+  const std::string base = "/v1/admin/snapshots/" + id;
+  auto tok = GetChecked(base_url, base + "/tokenizer", headers,
+                        (*manifest)["tokenizer_crc32"].get<uint32_t>(), stats);
+  if (!tok.ok()) return tok.status();
+  snap.tokenizer = std::move(*tok);
+  const std::string dir = partial_dir + "/" + id;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot create '", dir, "': ", ec.message()));
+  }
+  const Json& crcs = (*manifest)["chunks"];
+  for (size_t n = 0; n < crcs.size(); ++n) {
+    const uint32_t crc = crcs[n].get<uint32_t>();
+    const std::string file = absl::StrCat(dir, "/chunk-", n);
+    auto kept = ReadFileToString(file);
+    if (kept.ok() && Store::Crc32(*kept) == crc) {
+      if (stats != nullptr) ++stats->chunks_reused;
+      snap.weights += *kept;
+      continue;
+    }
+    auto chunk = GetChecked(base_url, absl::StrCat(base, "/chunks/", n), headers, crc, stats);
+    if (!chunk.ok()) return chunk.status();
+    if (absl::Status w = WriteStringToFile(file, *chunk); !w.ok()) return w;
+    if (stats != nullptr) ++stats->chunks_fetched;
+    snap.weights += *chunk;
+  }
+  std::filesystem::remove_all(dir, ec);
+  return snap;
+}
+
+absl::StatusOr<std::string> SyncChampion(const std::string& base_url,
+                                         const std::string& bearer_token, Store* store,
+                                         const std::string& partial_dir, FetchStats* stats) {
+  auto manifest = GetManifest(base_url, kChampion, BearerHeaders(bearer_token), stats);
+  if (!manifest.ok()) return manifest.status();
+  const std::string id = (*manifest)["id"];
+  auto local = store->GetAlias(kChampion);
+  if (local.ok() && *local == id) return id;
+  auto have = store->GetSnapshotMeta(id);
+  if (have.ok() && have->weights_retained) {
+    if (absl::Status s = store->SetAlias(kChampion, id); !s.ok()) return s;
+  } else {
+    auto snap = FetchSnapshot(base_url, id, bearer_token, partial_dir, stats);
+    if (!snap.ok()) return snap.status();
+    if (absl::Status s = store->PutSnapshot(*snap, {kChampion}); !s.ok()) return s;
+  }
+  SLM_LOG(kInfo) << "snapshot transfer: champion " << id << " from " << base_url;
+  return id;
 }
 
 }  // namespace streamlm

@@ -57,6 +57,49 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
                                              const std::string& bearer_token,
                                              int timeout_s = 120);
 
+// Snapshot transfer, for serving replicas on hosts without the data dir
+// (`streamlm serve --snapshots-from URL`; docs/architecture.md). Routes,
+// behind `check_admin`; {id} is a snapshot id or an alias (champion,
+// previous, candidate):
+//   GET /v1/admin/snapshots/{id}/manifest  -> {"object": "snapshot.manifest",
+//       "id", "meta" (the stored metadata), "chunks": [CRC-32 per 1 MiB
+//       weight chunk], "tokenizer_bytes", "tokenizer_crc32"}
+//   GET /v1/admin/snapshots/{id}/chunks/{n} -> chunk n's bytes
+//   GET /v1/admin/snapshots/{id}/tokenizer  -> the tokenizer's bytes
+// The byte answers carry the stored CRC-32 in X-StreamLM-CRC32 (written
+// with the chunk, verified on reading). 404 unknown snapshot or chunk, 500
+// a chunk that fails its checksum.
+void RegisterSnapshotTransfer(httplib::Server& http, Store* store, AdminCheck check_admin);
+
+struct FetchStats {
+  int chunks_fetched = 0;  // over HTTP
+  int chunks_reused = 0;   // from an interrupted fetch, checked against the manifest
+  int retries = 0;         // chunk requests repeated after a failure or a bad checksum
+};
+
+// Fetches snapshot `id_or_alias` from the StreamLM server at `base_url`
+// (http://HOST:PORT): the manifest, then each chunk, each checked against
+// the manifest's CRC-32 and retried (5 tries) when it does not match or the
+// request fails. Chunks land in `partial_dir`/<id>/ as they arrive, so a
+// fetch cut short (the process killed, the server gone) resumes there,
+// reusing every chunk that still matches; the directory is removed once the
+// snapshot is whole. `stats` may be null.
+[[nodiscard]] absl::StatusOr<Snapshot> FetchSnapshot(const std::string& base_url,
+                                                     const std::string& id_or_alias,
+                                                     const std::string& bearer_token,
+                                                     const std::string& partial_dir,
+                                                     FetchStats* stats = nullptr);
+
+// Makes `store`'s champion the one of the server at `base_url`: nothing
+// when they are the same snapshot; else fetches it (FetchSnapshot, partial
+// chunks under `partial_dir`) unless `store` has it, and points `champion`
+// at it. Returns the champion's id.
+[[nodiscard]] absl::StatusOr<std::string> SyncChampion(const std::string& base_url,
+                                                       const std::string& bearer_token,
+                                                       Store* store,
+                                                       const std::string& partial_dir,
+                                                       FetchStats* stats = nullptr);
+
 }  // namespace streamlm
 
 #endif  // STREAMLM_SERVING_ADMIN_API_H_

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/kafka.h"
@@ -109,6 +110,7 @@ std::string AllowedMethods(const std::string& path) {
     if (path == p) return "GET, HEAD";
   }
   if (path.size() > 4 && path.compare(0, 4, "/ui/") == 0) return "GET, HEAD";
+  if (absl::StartsWith(path, "/v1/admin/snapshots/")) return "GET, HEAD";
   for (const char* p : kPost) {
     if (path == p) return "POST";
   }
@@ -960,6 +962,9 @@ absl::Status Server::Start() {
         if (!s.ok()) SLM_LOG(kWarning) << "cannot publish rollback decision: " << s;
       });
   RegisterDashboard(h, store_, [this](const httplib::Request& q, httplib::Response& s) {
+    return CheckAdmin(q, s);
+  });
+  RegisterSnapshotTransfer(h, store_, [this](const httplib::Request& q, httplib::Response& s) {
     return CheckAdmin(q, s);
   });
   h.Get("/v1/admin/decisions", [this](const httplib::Request& req, httplib::Response& res) {

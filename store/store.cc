@@ -712,6 +712,67 @@ absl::StatusOr<Snapshot> Store::GetSnapshot(const std::string& id) const {
   return s;
 }
 
+uint32_t Store::Crc32(const std::string& bytes) { return Crc(bytes.data(), bytes.size()); }
+
+absl::StatusOr<std::vector<uint32_t>> Store::GetSnapshotChunkCrcs(const std::string& id) const {
+  ReadView view(*this);
+  auto meta = GetSnapshotMeta(id, view);
+  if (!meta.ok()) return meta.status();
+  if (!meta->weights_retained) return absl::NotFoundError(WeightsDeletedMessage(id));
+  const std::string prefix = SnapKey(id, "w/");
+  std::vector<uint32_t> crcs;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(view.options()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().ToString() != ChunkKey(prefix, crcs.size())) {
+      return absl::DataLossError(
+          absl::StrCat("store: chunk ", crcs.size(), " of ", prefix, " is missing"));
+    }
+    rocksdb::Slice v = it->value();
+    if (v.size() < 4) return absl::DataLossError("store: short chunk " + it->key().ToString());
+    uint32_t crc;
+    std::memcpy(&crc, v.data(), 4);
+    if (Crc(v.data() + 4, v.size() - 4) != crc) {
+      return absl::DataLossError("store: checksum mismatch in " + it->key().ToString());
+    }
+    crcs.push_back(crc);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), prefix);
+  if (crcs.empty()) return absl::NotFoundError("store: no data under " + prefix);
+  return crcs;
+}
+
+absl::StatusOr<Store::Chunk> Store::GetSnapshotChunk(const std::string& id, size_t n) const {
+  ReadView view(*this);
+  auto meta = GetSnapshotMeta(id, view);
+  if (!meta.ok()) return meta.status();
+  if (!meta->weights_retained) return absl::NotFoundError(WeightsDeletedMessage(id));
+  const std::string key = ChunkKey(SnapKey(id, "w/"), n);
+  auto raw = GetRaw(key, view);
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) {
+    return absl::NotFoundError(absl::StrCat("snapshot '", id, "' has no chunk ", n));
+  }
+  const std::string& v = **raw;
+  if (v.size() < 4) return absl::DataLossError("store: short chunk " + key);
+  Chunk c;
+  std::memcpy(&c.crc32, v.data(), 4);
+  c.bytes = v.substr(4);
+  if (Crc(c.bytes.data(), c.bytes.size()) != c.crc32) {
+    return absl::DataLossError("store: checksum mismatch in " + key);
+  }
+  return c;
+}
+
+absl::StatusOr<std::string> Store::GetSnapshotTokenizer(const std::string& id) const {
+  ReadView view(*this);
+  auto meta = GetSnapshotMeta(id, view);
+  if (!meta.ok()) return meta.status();
+  if (!meta->weights_retained) return absl::NotFoundError(WeightsDeletedMessage(id));
+  auto tok = GetRaw(SnapKey(id, "tok"), view);
+  if (!tok.ok()) return tok.status();
+  return tok->has_value() ? std::move(**tok) : std::string();
+}
+
 // Skips from one snapshot's metadata to the next (`meta` is the first key of
 // a snapshot), never reading weight chunks.
 absl::StatusOr<std::vector<SnapshotMeta>> Store::ListSnapshots() const {

@@ -181,6 +181,22 @@ class Store {
   // message then names `store.keep_snapshots`); DataLoss on a bad checksum.
   [[nodiscard]] absl::StatusOr<Snapshot> GetSnapshot(
       const std::string& id) const;
+  // A snapshot's weights as stored, for copying them elsewhere chunk by
+  // chunk (serving/snapshot_transfer.h): the CRC-32 of each chunk, in
+  // order (every chunk is read and verified: DataLoss on a mismatch), and
+  // one chunk's bytes with its CRC. NotFound as GetSnapshot, and for `n`
+  // past the last chunk.
+  [[nodiscard]] absl::StatusOr<std::vector<uint32_t>> GetSnapshotChunkCrcs(
+      const std::string& id) const;
+  struct Chunk {
+    uint32_t crc32 = 0;
+    std::string bytes;
+  };
+  [[nodiscard]] absl::StatusOr<Chunk> GetSnapshotChunk(const std::string& id, size_t n) const;
+  // A snapshot's serialized tokenizer (empty when it has none).
+  [[nodiscard]] absl::StatusOr<std::string> GetSnapshotTokenizer(const std::string& id) const;
+  // The CRC-32 (zlib's) of `bytes`, as the store computes it for chunks.
+  static uint32_t Crc32(const std::string& bytes);
   // All snapshots, oldest first, including those whose weights retention
   // deleted (weights_retained false).
   [[nodiscard]] absl::StatusOr<std::vector<SnapshotMeta>> ListSnapshots() const;

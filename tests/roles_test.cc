@@ -1,10 +1,11 @@
 // Roles as processes (issue 11): `streamlm run` owns the store on a data
 // dir; two `streamlm serve` replicas follow it on the same dir (RocksDB
-// secondaries) and the decisions topic of a separate `streamlm broker`.
-// Text is produced, the owner's learner and evaluator promote a candidate,
-// and both replicas switch to it, driven by the decision record (their
-// store poll is an hour), while clients send completions to them without
-// one failing.
+// secondaries) and the decisions topic of a separate `streamlm broker`; a
+// third has a directory of its own and fetches each champion from the
+// owner over HTTP (`--snapshots-from`). Text is produced, the owner's
+// learner and evaluator promote a candidate, and every replica switches,
+// driven by the decision record (their store poll is an hour), while
+// clients send completions to them without one failing.
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -52,7 +53,7 @@ struct Client {
   }
 };
 
-TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionWithoutAFailedRequest) {
+TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
   TempDir dir;
   std::string brokers;
   auto broker = testing::StartBroker(dir.Sub("broker.log"), 2, &brokers);
@@ -65,13 +66,21 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionWithoutAFailedRequest) {
   ASSERT_EQ(first.size(), 1u);
   const std::string bootstrap_champion = *first.begin();
 
-  // The replicas: no store of their own, a store poll they never reach.
+  // The replicas: two on the owner's data dir, one with a directory of its
+  // own that fetches champions from the owner over HTTP (as on another
+  // host); all with a store poll they never reach.
   std::vector<std::unique_ptr<testing::RunProcess>> replicas;
   for (int r = 0; r < 2; ++r) {
     replicas.push_back(std::make_unique<testing::RunProcess>(
         brokers, data_dir, dir.Sub(absl::StrCat("serve", r, ".log")),
         std::vector<std::string>{"--serving.poll-ms", "3600000"}, "serve"));
   }
+  const std::string owner_url = absl::StrCat("http://", owner.endpoints().http_host, ":",
+                                             owner.endpoints().http_port);
+  replicas.push_back(std::make_unique<testing::RunProcess>(
+      brokers, dir.Sub("remote"), dir.Sub("remote.log"),
+      std::vector<std::string>{"--serving.poll-ms", "3600000", "--snapshots-from", owner_url},
+      "serve"));
   for (auto& r : replicas) {
     ASSERT_TRUE(r->WaitUp(std::chrono::steady_clock::now() + std::chrono::seconds(60)))
         << r->Tail();
@@ -176,10 +185,10 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionWithoutAFailedRequest) {
   // Followers clean up their RocksDB secondary directories.
   EXPECT_TRUE(!std::filesystem::exists(data_dir + "/followers") ||
               std::filesystem::is_empty(data_dir + "/followers"));
-  std::printf("roles: 2 serve replicas switched %.2f s and %.2f s after the owner's first "
-              "promotion and ended on its last champion %s; %d completions answered "
-              "meanwhile, none failed\n",
-              switch_s[0], switch_s[1], champion.c_str(), answered);
+  std::printf("roles: serve replicas switched %.2f s, %.2f s (same data dir) and %.2f s "
+              "(--snapshots-from) after the owner's first promotion and ended on its last "
+              "champion %s; %d completions answered meanwhile, none failed\n",
+              switch_s[0], switch_s[1], switch_s[2], champion.c_str(), answered);
 }
 
 }  // namespace

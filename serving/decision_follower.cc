@@ -1,4 +1,4 @@
-#include "serving/store_follower.h"
+#include "serving/decision_follower.h"
 
 #include <chrono>
 #include <map>
@@ -10,25 +10,26 @@
 
 namespace streamlm {
 
-struct StoreFollower::Impl {
+struct DecisionFollower::Impl {
   std::unique_ptr<KafkaConsumer> consumer;
 };
 
-StoreFollower::StoreFollower(std::string brokers, std::string topic, Store* store,
-                             Counters* counters, OnDecisions on_decisions, int64_t fallback_ms)
+DecisionFollower::DecisionFollower(std::string brokers, std::string topic, CatchUp catch_up,
+                                   Counters* counters, OnDecisions on_decisions,
+                                   int64_t fallback_ms)
     : brokers_(std::move(brokers)),
       topic_(std::move(topic)),
-      store_(store),
+      catch_up_(std::move(catch_up)),
       counters_(counters),
       on_decisions_(std::move(on_decisions)),
       fallback_ms_(fallback_ms),
       impl_(std::make_unique<Impl>()) {}
 
-StoreFollower::~StoreFollower() { Stop(); }
+DecisionFollower::~DecisionFollower() { Stop(); }
 
-absl::Status StoreFollower::Start() {
+absl::Status DecisionFollower::Start() {
   // The group only names the client in the broker's logs: nothing is committed.
-  auto consumer = KafkaConsumer::Create(brokers_, "streamlm-store-follower", topic_, {});
+  auto consumer = KafkaConsumer::Create(brokers_, "streamlm-decision-follower", topic_, {});
   if (!consumer.ok()) return consumer.status();
   impl_->consumer = std::move(*consumer);
   stopping_ = false;
@@ -36,13 +37,13 @@ absl::Status StoreFollower::Start() {
   return absl::OkStatus();
 }
 
-void StoreFollower::Stop() {
+void DecisionFollower::Stop() {
   stopping_ = true;
   if (thread_.joinable()) thread_.join();
   impl_->consumer.reset();
 }
 
-void StoreFollower::Loop() {
+void DecisionFollower::Loop() {
   int64_t last_error_log_ms = 0;
   int64_t last_catch_up_ms = NowMs();
   while (!stopping_) {
@@ -57,7 +58,7 @@ void StoreFollower::Loop() {
         const int64_t now = NowMs();
         if (now - last_error_log_ms > 10000) {
           last_error_log_ms = now;
-          SLM_LOG(kWarning) << "store follower: reading " << topic_ << ": " << msg.status()
+          SLM_LOG(kWarning) << "decision follower: reading " << topic_ << ": " << msg.status()
                             << " (retrying)";
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -68,7 +69,7 @@ void StoreFollower::Loop() {
       auto decision = ParseJson((*msg)->value);
       if (!decision.ok() || !decision->is_object()) {
         counters_->Add("streamlm_follower_bad_decisions_total", 1);
-        SLM_LOG(kWarning) << "store follower: " << topic_ << "[" << (*msg)->partition << "]@"
+        SLM_LOG(kWarning) << "decision follower: " << topic_ << "[" << (*msg)->partition << "]@"
                           << (*msg)->offset << " is not a decision record; skipped";
         continue;
       }
@@ -77,10 +78,10 @@ void StoreFollower::Loop() {
     }
     if (!got_any && NowMs() - last_catch_up_ms < fallback_ms_) continue;
     last_catch_up_ms = NowMs();
-    absl::Status s = store_->CatchUp();
+    absl::Status s = catch_up_();
     if (!s.ok()) {
       counters_->Add("streamlm_follower_catch_up_failures_total", 1);
-      SLM_LOG(kWarning) << "store follower: " << s;
+      SLM_LOG(kWarning) << "decision follower: " << s;
       last_catch_up_ms = 0;  // again after the next poll
       continue;
     }
