@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 namespace streamlm {
 namespace {
@@ -39,6 +42,18 @@ int WaitForSignal(std::initializer_list<int> signals) {
 }
 
 void WakeSignalThread() { kill(getpid(), SIGTERM); }
+
+absl::StatusOr<std::string> ReadInput(const std::string& path) {
+  std::stringstream ss;
+  if (path.empty() || path == "-") {
+    ss << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError("cannot read input file '" + path + "'");
+    ss << in.rdbuf();
+  }
+  return ss.str();
+}
 
 std::vector<std::string> DefaultTopics(const Config& c) {
   return {c.topic_text, c.topic_feedback, c.topic_rejects, c.topic_decisions};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/config.h"
 
 namespace streamlm {
@@ -22,6 +23,9 @@ void BlockSignals(std::initializer_list<int> signals = {});
 int WaitForSignal(std::initializer_list<int> signals = {});
 // Wakes a thread blocked in WaitForSignal() (it gets SIGTERM).
 void WakeSignalThread();
+
+// The whole of file `path`, or of stdin when it is empty or "-".
+[[nodiscard]] absl::StatusOr<std::string> ReadInput(const std::string& path);
 
 // The topics a StreamLM broker holds: text, feedback, rejects, decisions.
 std::vector<std::string> DefaultTopics(const Config& c);

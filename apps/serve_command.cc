@@ -1,4 +1,4 @@
-#include "apps/serve_command.h"
+#include "apps/commands.h"
 
 #include <unistd.h>
 
@@ -17,8 +17,8 @@
 #include "common/metrics.h"
 #include "model/language_model.h"
 #include "serving/admin_api.h"
-#include "serving/server.h"
 #include "serving/decision_follower.h"
+#include "serving/server.h"
 #include "store/store.h"
 
 namespace streamlm {

@@ -62,6 +62,9 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
   testing::RunProcess owner(brokers, data_dir, dir.Sub("run.log"));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   ASSERT_TRUE(owner.WaitUp(deadline)) << owner.Tail();
+  while (owner.served().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // its first /v1/models
+  }
   const std::set<std::string> first = owner.served();
   ASSERT_EQ(first.size(), 1u);
   const std::string bootstrap_champion = *first.begin();
@@ -145,28 +148,34 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
   for (size_t r = 0; r < replicas.size(); ++r) {
     EXPECT_GE(switch_s[r], 0) << "replica " << r << " did not switch\n" << replicas[r]->Tail();
   }
-  // Once the owner stops (no more promotions), each replica serves the
-  // store's last champion.
-  EXPECT_EQ(owner.Finish(SIGTERM, 120000), 0) << owner.Tail();
+  // Once the stream is drained (no more candidates), every replica serves
+  // the store's last champion.
+  httplib::Client owner_http(owner.endpoints().http_host, owner.endpoints().http_port);
+  ASSERT_TRUE(testing::WaitDrained(owner_http, {{testing::kText, 300}},
+                                   std::chrono::steady_clock::now() + std::chrono::seconds(300)))
+      << owner.Tail();
+  auto served_now = [](testing::RunProcess& p) {
+    httplib::Client http(p.endpoints().http_host, p.endpoints().http_port);
+    auto m = http.Get("/v1/models");
+    if (!m || m->status != 200) return std::string();
+    auto j = ParseJson(m->body);
+    return j.ok() ? (*j)["data"][0]["id"].get<std::string>() : std::string();
+  };
   std::string champion;
-  {
+  int agreeing = 0;  // consecutive looks with every replica on the store's champion
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (agreeing < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
     auto store = Store::Open(data_dir, /*read_only=*/true);
     ASSERT_TRUE(store.ok()) << store.status();
     auto id = (*store)->GetAlias(kChampion);
     ASSERT_TRUE(id.ok()) << id.status();
+    bool all = *id == champion;
     champion = *id;
+    for (auto& r : replicas) all &= served_now(*r) == champion;
+    agreeing = all ? agreeing + 1 : 0;
   }
-  for (auto& r : replicas) {
-    httplib::Client http(r->endpoints().http_host, r->endpoints().http_port);
-    std::string serving;
-    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (serving != champion && std::chrono::steady_clock::now() < deadline) {
-      auto m = http.Get("/v1/models");
-      if (m && m->status == 200) serving = (*ParseJson(m->body))["data"][0]["id"];
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    EXPECT_EQ(serving, champion) << r->Tail();
-  }
+  for (auto& r : replicas) EXPECT_EQ(served_now(*r), champion) << r->Tail();
   std::this_thread::sleep_for(std::chrono::seconds(1));
   stop = true;
   for (auto& c : clients) c->thread.join();
@@ -182,6 +191,7 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
     EXPECT_GE(testing::MetricValue(http, "streamlm_follower_catch_ups_total"), 1);
   }
   for (auto& r : replicas) EXPECT_EQ(r->Finish(SIGTERM, 30000), 0) << r->Tail();
+  EXPECT_EQ(owner.Finish(SIGTERM, 120000), 0) << owner.Tail();
   // Followers clean up their RocksDB secondary directories.
   EXPECT_TRUE(!std::filesystem::exists(data_dir + "/followers") ||
               std::filesystem::is_empty(data_dir + "/followers"));

@@ -1,0 +1,47 @@
+// `streamlm bootstrap`: batch pretraining of a champion.
+#include "apps/commands.h"
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "apps/command_util.h"
+#include "common/log.h"
+#include "learner/bootstrap.h"
+#include "model/language_model.h"
+#include "store/store.h"
+#include "store/store_open.h"
+
+namespace streamlm {
+
+absl::StatusOr<std::string> BootstrapChampion(const Config& c, Store* store,
+                                      const std::atomic<bool>* stop) {
+  auto result = RunBootstrap(c, store, [](const std::string& line) {
+    SLM_LOG(kInfo) << line;
+  }, stop);
+  if (!result.ok()) return result.status();
+  return result->snapshot_id;
+}
+
+int RunBootstrapCommand(const Config& c) {
+  BlockSignals();
+  ConfigureTorchThreads(c.threads);
+  auto store = OpenStore(c);
+  if (!store.ok()) return Fail(store.status());
+  std::atomic<bool> stop{false}, finished{false};
+  std::thread signals([&] {
+    WaitForSignal();
+    if (!finished) SLM_LOG(kInfo) << "signal: checkpointing the bootstrap and stopping";
+    stop = true;
+  });
+  auto id = BootstrapChampion(c, store->get(), &stop);
+  finished = true;
+  if (!stop) WakeSignalThread();
+  signals.join();
+  if (!id.ok()) return Fail(id.status());
+  std::printf("%s\n", id->c_str());
+  return 0;
+}
+
+}  // namespace streamlm
