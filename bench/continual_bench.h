@@ -38,8 +38,9 @@ struct ContinualBenchOptions {
 };
 
 // The bench's model and learner preset (vocabulary 1000, context 64,
-// d_model 96, 2 layers, 4 heads; 600 bootstrap steps of 16 sequences;
-// learner snapshots every 50 steps or 15 s; the rest Config's defaults),
+// d_model 96, 2 layers, 4 heads; 600 bootstrap steps of 16 sequences at
+// 3e-3; learner peak 6e-3, replay 0.75 with base share 0.3, cycles of 1600
+// steps or 300 s; the rest Config's defaults, bench/README.md),
 // then the YAML file `yaml_file` (when not empty), then STREAMLM_<KEY>
 // environment variables, then `overrides` (config key -> value).
 [[nodiscard]] absl::StatusOr<Config> ContinualBenchConfig(
@@ -53,9 +54,8 @@ struct ContinualBenchOptions {
 // improvement_share), and "target" (the default policy, replay_rewarm:
 // improvement_share >= 0.9 and forgetting <= gate.max_forgetting).
 //
-// Losses in nats/token compare only under one tokenizer; `retrain` trains
-// its own, so improvement_share is computed in nats/byte, the unit common
-// to all policies. Forgetting (and the target's bound on it) is in
+// improvement_share is computed in nats/byte (with the one tokenizer every
+// policy now uses, the same ratio as in nats/token). Forgetting (and the target's bound on it) is in
 // nats/token, as the gate measures it.
 [[nodiscard]] absl::StatusOr<Json> RunContinualBench(
     const Config& config, const ContinualBenchOptions& options,

@@ -78,12 +78,13 @@ struct Config {
   std::string learner_on_rejection = "reset";
   // Learning rate per cycle, a cycle being the training between two
   // candidates (snapshot_every_steps, fewer when snapshot_every_s comes
-  // first; a new one also after a reset): linear re-warm from
+  // first; a new one also after a reset). "cosine": linear re-warm from
   // min_lr_ratio*lr to lr over warmup_steps (at most half the cycle), cosine
   // re-decay to min_lr_ratio*lr at the cycle's last step. "wsd" re-warms the
   // same way, holds lr, and re-decays over only the cycle's last
-  // decay_fraction. "constant" keeps learner.lr.
-  std::string learner_lr_schedule = "cosine";
+  // decay_fraction (the default: bench/README.md, "Continual learning",
+  // measured it ahead of cosine). "constant" keeps learner.lr.
+  std::string learner_lr_schedule = "wsd";
   int learner_warmup_steps = 10;
   double learner_min_lr_ratio = 0.1;
   double learner_decay_fraction = 0.2;
