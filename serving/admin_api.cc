@@ -208,6 +208,18 @@ absl::StatusOr<std::string> ResolveSnapshot(const Store& store, const std::strin
   return id_or_alias;
 }
 
+// The snapshot id the request's path names (an alias resolved); nullopt,
+// with the error answered, when there is none.
+std::optional<std::string> RequestedSnapshot(const Store& store, const httplib::Request& req,
+                                             httplib::Response& res) {
+  auto id = ResolveSnapshot(store, req.matches[1].str());
+  if (!id.ok()) {
+    SendStoreError(res, id.status(), "snapshot");
+    return std::nullopt;
+  }
+  return *id;
+}
+
 void SendBytes(httplib::Response& res, std::string bytes, uint32_t crc) {
   res.status = 200;
   res.set_header(kCrcHeader, std::to_string(crc));
@@ -220,8 +232,8 @@ void RegisterSnapshotTransfer(httplib::Server& http, Store* store, AdminCheck ch
   http.Get(R"(/v1/admin/snapshots/([^/]+)/manifest)",
            [=](const httplib::Request& req, httplib::Response& res) {
              if (!check_admin(req, res)) return;
-             auto id = ResolveSnapshot(*store, req.matches[1].str());
-             if (!id.ok()) return SendStoreError(res, id.status(), "snapshot");
+             const auto id = RequestedSnapshot(*store, req, res);
+             if (!id) return;
              auto meta = store->GetSnapshotMeta(*id);
              if (!meta.ok()) return SendStoreError(res, meta.status(), "snapshot");
              auto crcs = store->GetSnapshotChunkCrcs(*id);
@@ -239,8 +251,8 @@ void RegisterSnapshotTransfer(httplib::Server& http, Store* store, AdminCheck ch
   http.Get(R"(/v1/admin/snapshots/([^/]+)/chunks/(\d{1,9}))",
            [=](const httplib::Request& req, httplib::Response& res) {
              if (!check_admin(req, res)) return;
-             auto id = ResolveSnapshot(*store, req.matches[1].str());
-             if (!id.ok()) return SendStoreError(res, id.status(), "snapshot");
+             const auto id = RequestedSnapshot(*store, req, res);
+             if (!id) return;
              auto chunk = store->GetSnapshotChunk(*id, std::stoul(req.matches[2].str()));
              if (!chunk.ok()) return SendStoreError(res, chunk.status(), "snapshot");
              SendBytes(res, std::move(chunk->bytes), chunk->crc32);
@@ -248,8 +260,8 @@ void RegisterSnapshotTransfer(httplib::Server& http, Store* store, AdminCheck ch
   http.Get(R"(/v1/admin/snapshots/([^/]+)/tokenizer)",
            [=](const httplib::Request& req, httplib::Response& res) {
              if (!check_admin(req, res)) return;
-             auto id = ResolveSnapshot(*store, req.matches[1].str());
-             if (!id.ok()) return SendStoreError(res, id.status(), "snapshot");
+             const auto id = RequestedSnapshot(*store, req, res);
+             if (!id) return;
              auto tok = store->GetSnapshotTokenizer(*id);
              if (!tok.ok()) return SendStoreError(res, tok.status(), "snapshot");
              const uint32_t crc = Store::Crc32(*tok);

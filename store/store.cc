@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -120,6 +121,18 @@ std::string ChunkKey(const std::string& prefix, size_t n) {
 uint32_t Crc(const char* data, size_t n) {
   return static_cast<uint32_t>(
       crc32(0L, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(n)));
+}
+
+// The CRC-32 of a stored chunk `v` (at `key`) after checking it against
+// the chunk's bytes; DataLoss when it is short or does not match.
+absl::StatusOr<uint32_t> CheckedChunkCrc(const std::string& key, std::string_view v) {
+  if (v.size() < 4) return absl::DataLossError("store: short chunk " + key);
+  uint32_t crc;
+  std::memcpy(&crc, v.data(), 4);
+  if (Crc(v.data() + 4, v.size() - 4) != crc) {
+    return absl::DataLossError("store: checksum mismatch in " + key);
+  }
+  return crc;
 }
 
 void PutChunks(const std::string& prefix, const std::string& bytes,
@@ -664,13 +677,9 @@ absl::StatusOr<std::string> Store::ReadChunks(const std::string& prefix,
       return absl::DataLossError(absl::StrCat("store: chunk ", expected,
                                               " of ", prefix, " is missing"));
     }
-    rocksdb::Slice v = it->value();
-    if (v.size() < 4) return absl::DataLossError("store: short chunk " + it->key().ToString());
-    uint32_t crc;
-    std::memcpy(&crc, v.data(), 4);
-    if (Crc(v.data() + 4, v.size() - 4) != crc) {
-      return absl::DataLossError("store: checksum mismatch in " + it->key().ToString());
-    }
+    const rocksdb::Slice v = it->value();
+    auto crc = CheckedChunkCrc(it->key().ToString(), std::string_view(v.data(), v.size()));
+    if (!crc.ok()) return crc.status();
     out.append(v.data() + 4, v.size() - 4);
   }
   if (!it->status().ok()) return FromRocks(it->status(), prefix);
@@ -727,14 +736,10 @@ absl::StatusOr<std::vector<uint32_t>> Store::GetSnapshotChunkCrcs(const std::str
       return absl::DataLossError(
           absl::StrCat("store: chunk ", crcs.size(), " of ", prefix, " is missing"));
     }
-    rocksdb::Slice v = it->value();
-    if (v.size() < 4) return absl::DataLossError("store: short chunk " + it->key().ToString());
-    uint32_t crc;
-    std::memcpy(&crc, v.data(), 4);
-    if (Crc(v.data() + 4, v.size() - 4) != crc) {
-      return absl::DataLossError("store: checksum mismatch in " + it->key().ToString());
-    }
-    crcs.push_back(crc);
+    const rocksdb::Slice v = it->value();
+    auto crc = CheckedChunkCrc(it->key().ToString(), std::string_view(v.data(), v.size()));
+    if (!crc.ok()) return crc.status();
+    crcs.push_back(*crc);
   }
   if (!it->status().ok()) return FromRocks(it->status(), prefix);
   if (crcs.empty()) return absl::NotFoundError("store: no data under " + prefix);
@@ -752,15 +757,9 @@ absl::StatusOr<Store::Chunk> Store::GetSnapshotChunk(const std::string& id, size
   if (!raw->has_value()) {
     return absl::NotFoundError(absl::StrCat("snapshot '", id, "' has no chunk ", n));
   }
-  const std::string& v = **raw;
-  if (v.size() < 4) return absl::DataLossError("store: short chunk " + key);
-  Chunk c;
-  std::memcpy(&c.crc32, v.data(), 4);
-  c.bytes = v.substr(4);
-  if (Crc(c.bytes.data(), c.bytes.size()) != c.crc32) {
-    return absl::DataLossError("store: checksum mismatch in " + key);
-  }
-  return c;
+  auto crc = CheckedChunkCrc(key, **raw);
+  if (!crc.ok()) return crc.status();
+  return Chunk{*crc, (*raw)->substr(4)};
 }
 
 absl::StatusOr<std::string> Store::GetSnapshotTokenizer(const std::string& id) const {
