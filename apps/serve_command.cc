@@ -48,7 +48,7 @@ int RunServe(const Config& c, const std::string& snapshots_from) {
       FetchStats stats;
       auto id = SyncChampion(snapshots_from, c.serving_admin_token, store->get(), partial_dir,
                              &stats);
-      if (stats.chunks_fetched > 0) {
+      if (id.ok() && stats.chunks_fetched > 0) {
         SLM_LOG(kInfo) << "serve: fetched " << *id << " from " << snapshots_from << " ("
                        << stats.chunks_fetched << " chunks, " << stats.chunks_reused
                        << " reused, " << stats.retries << " retries)";
