@@ -6,7 +6,7 @@
 
 #include "apps/command_util.h"
 #include "common/json_util.h"
-#include "evaluator/rollback.h"
+#include "absl/strings/str_cat.h"
 #include "serving/admin_api.h"
 #include "store/store.h"
 #include "store/store_open.h"
@@ -49,11 +49,19 @@ int RunAliasChange(const Config& c, const std::string& promote_id) {
     if (!champion.ok() || !previous.ok()) {
       return Fail(absl::FailedPreconditionError("no previous champion to roll back to"));
     }
-    s = (*store)->AppendRollback(
-                    ManualRollbackDecision(*champion, *previous, "streamlm rollback"))
+    s = (*store)->AppendRollback(ManualDecision(
+                    "rolled_back", *previous, *champion,
+                    absl::StrCat("streamlm rollback rolled ", *champion, " back to ", *previous)))
             .status();
   } else {
-    s = (*store)->Promote(promote_id);
+    // On record too, so `streamlm decisions` and the dashboard show it.
+    const std::string champion = (*store)->GetAlias(kChampion).value_or("");
+    s = (*store)->AppendDecision(
+                    ManualDecision("promoted", promote_id, champion,
+                                   absl::StrCat("streamlm promote promoted ", promote_id,
+                                                champion.empty() ? "" : " over " + champion)),
+                    /*promote=*/true)
+            .status();
   }
   if (!s.ok()) return Fail(s);
   std::printf("champion: %s\n", (*(*store)->GetAlias(kChampion)).c_str());

@@ -8,6 +8,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
+#include "common/kafka.h"
+
 namespace streamlm {
 namespace {
 
@@ -55,8 +58,17 @@ absl::StatusOr<std::string> ReadInput(const std::string& path) {
   return ss.str();
 }
 
+absl::Status NeedSharedBroker(const Config& c, const std::string& command) {
+  if (!c.kafka.empty()) return CheckBrokerReachable(c.kafka, 10000);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "kafka: streamlm ", command,
+      " works with the other roles through the broker they share; give --kafka HOST:PORT (an "
+      "embedded broker is private to `streamlm run`: start one with `streamlm broker`)"));
+}
+
 std::vector<std::string> DefaultTopics(const Config& c) {
-  return {c.topic_text, c.topic_feedback, c.topic_rejects, c.topic_decisions};
+  return {c.topic_text,     c.topic_feedback,   c.topic_rejects,
+          c.topic_decisions, c.topic_candidates, c.topic_verdicts};
 }
 
 }  // namespace streamlm

@@ -27,7 +27,13 @@ void WakeSignalThread();
 // The whole of file `path`, or of stdin when it is empty or "-".
 [[nodiscard]] absl::StatusOr<std::string> ReadInput(const std::string& path);
 
-// The topics a StreamLM broker holds: text, feedback, rejects, decisions.
+// A role run as a process of its own (`command`: serve, learn, evaluate)
+// needs `kafka`, the broker the other roles use, and it must answer:
+// InvalidArgument naming the key when it is not set.
+[[nodiscard]] absl::Status NeedSharedBroker(const Config& c, const std::string& command);
+
+// The topics a StreamLM broker holds: text, feedback, rejects, decisions,
+// candidates and verdicts.
 std::vector<std::string> DefaultTopics(const Config& c);
 
 }  // namespace streamlm

@@ -25,6 +25,12 @@ int RunAll(const Config& c);
 // on c.data_dir; with `snapshots_from` (http://HOST:PORT of a StreamLM
 // server) c.data_dir is its own, holding the champions fetched from there.
 int RunServe(const Config& c, const std::string& snapshots_from);
+// learn_command.cc: the learner alone, owner of c.data_dir's writes; commits
+// the verdicts of a separate evaluator (evaluator/verdicts.h).
+int RunLearn(const Config& c);
+// evaluate_command.cc: the evaluator alone, following the store the learner
+// owns; proposes verdicts on c.topic_verdicts.
+int RunEvaluate(const Config& c);
 // broker_command.cc: the embedded broker alone; SIGUSR1 down, SIGUSR2 up.
 int RunBroker(const Config& c);
 // bootstrap_command.cc: batch pretraining; prints the champion's id.

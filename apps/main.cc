@@ -86,6 +86,12 @@ int Main(int argc, char** argv) {
   serve->add_option("--snapshots-from", snapshots_from,
                     "http://HOST:PORT of a StreamLM server with the store (another host): fetch "
                     "each champion from it into this --data-dir instead of following a store");
+  auto* learn = app.add_subcommand(
+      "learn", "the learner alone: owns the store on --data-dir, trains on --kafka's text and "
+               "feedback, announces candidates, commits the verdicts of `streamlm evaluate`");
+  auto* evaluate = app.add_subcommand(
+      "evaluate", "the gated evaluator alone: follows the store `streamlm learn` owns, judges "
+                  "each announced candidate, proposes its verdict to the learner");
   auto* broker = app.add_subcommand(
       "broker",
       "a standalone Kafka-protocol broker (in memory); SIGUSR1 takes it down, SIGUSR2 back up");
@@ -232,7 +238,7 @@ int Main(int argc, char** argv) {
   double serve_feed_mb = 2;
   bench_serve->add_option("--feed-mb", serve_feed_mb, "megabytes of text for --feed-kafka")
       ->check(CLI::Range(0.0, 1e4));
-  for (CLI::App* sub : {run, serve, broker, bootstrap, decisions, snapshots, promote, rollback}) {
+  for (CLI::App* sub : {run, serve, learn, evaluate, broker, bootstrap, decisions, snapshots, promote, rollback}) {
     AddConfigFlags(sub, &cl);
   }
   CLI11_PARSE(app, argc, argv);
@@ -245,6 +251,8 @@ int Main(int argc, char** argv) {
   if (!config.ok()) return Fail(config.status());
   if (run->parsed()) return RunAll(*config);
   if (serve->parsed()) return RunServe(*config, snapshots_from);
+  if (learn->parsed()) return RunLearn(*config);
+  if (evaluate->parsed()) return RunEvaluate(*config);
   if (broker->parsed()) return RunBroker(*config);
   if (bootstrap->parsed()) return RunBootstrapCommand(*config);
   if (decisions->parsed()) return RunDecisions(*config, json, limit);

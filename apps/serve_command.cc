@@ -25,13 +25,7 @@ namespace streamlm {
 
 int RunServe(const Config& c, const std::string& snapshots_from) {
   BlockSignals();
-  if (c.kafka.empty()) {
-    return Fail(absl::InvalidArgumentError(
-        "kafka: streamlm serve follows the decisions of the process that owns --data-dir; give "
-        "--kafka HOST:PORT, the broker that process uses (an embedded broker is private to "
-        "`streamlm run`: start one with `streamlm broker`)"));
-  }
-  absl::Status s = CheckBrokerReachable(c.kafka, 10000);
+  absl::Status s = NeedSharedBroker(c, "serve");
   if (!s.ok()) return Fail(s);
   // On the owner's host: follow its store; every follower keeps RocksDB's
   // secondary logs in a directory of its own. Elsewhere: a store of its

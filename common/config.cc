@@ -323,6 +323,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(StringKey("topic.feedback", "topic of human feedback", &C::topic_feedback, false));
   keys.push_back(StringKey("topic.rejects", "topic of rejected records", &C::topic_rejects, false));
   keys.push_back(StringKey("topic.decisions", "topic of promotion decisions", &C::topic_decisions, false));
+  keys.push_back(StringKey("topic.candidates", "topic where a separate learn process announces candidates", &C::topic_candidates, false));
+  keys.push_back(StringKey("topic.verdicts", "topic where a separate evaluate process proposes decisions to the store's owner", &C::topic_verdicts, false));
   keys.push_back(IntKey("model.vocab_size", "tokenizer vocabulary size", &C::model_vocab_size, 64, 1 << 20));
   keys.push_back(IntKey("model.context_tokens", "context length in tokens", &C::model_context_tokens, 8, 1 << 16));
   keys.push_back(IntKey("model.d_model", "model width", &C::model_d_model, 8, 1 << 16));

@@ -40,6 +40,11 @@ struct Config {
   std::string topic_feedback = "streamlm.feedback";
   std::string topic_rejects = "streamlm.rejects";
   std::string topic_decisions = "streamlm.decisions";
+  // Between separate roles (docs/architecture.md "Roles as processes"):
+  // `learn` announces each new candidate here; `evaluate` proposes its
+  // verdicts here, and the store's owner commits them as decisions.
+  std::string topic_candidates = "streamlm.candidates";
+  std::string topic_verdicts = "streamlm.verdicts";
 
   // Model architecture used by bootstrap (a GPT-style decoder).
   int model_vocab_size = 2048;

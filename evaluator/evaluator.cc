@@ -4,7 +4,11 @@
 #include <chrono>
 #include <set>
 
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "evaluator/heldout_scoring.h"
 #include "model/language_model.h"
@@ -38,6 +42,14 @@ uint64_t Fnv1a(const std::string& bytes) {
   return h;
 }
 
+// Where the evaluator keeps its evaluation sets (the base set it set aside,
+// the anchor's losses): the store, or, in a process that only follows the
+// store, the proposals it sends with its next verdict (Evaluator::GetEvalSet).
+struct EvalSetIo {
+  std::function<absl::StatusOr<std::string>(const std::string&)> get;
+  std::function<absl::Status(const std::string&, const std::string&)> put;
+};
+
 struct TextItem {
   std::string text, source;
 };
@@ -48,9 +60,9 @@ struct BaseSet {
   std::string origin;
 };
 
-absl::StatusOr<BaseSet> LoadBaseSet(const Config& config, Store* store) {
+absl::StatusOr<BaseSet> LoadBaseSet(const Config& config, Store* store, const EvalSetIo& io) {
   BaseSet out;
-  auto bytes = store->GetEvalSet(kBaseEvalSet);
+  auto bytes = io.get(kBaseEvalSet);
   if (absl::IsNotFound(bytes.status())) {
     auto records = store->GetHeldoutAfter(-1, static_cast<size_t>(config.eval_stream_window_records));
     if (!records.ok()) return records.status();
@@ -63,8 +75,8 @@ absl::StatusOr<BaseSet> LoadBaseSet(const Config& config, Store* store) {
     const std::string origin = absl::StrCat(
         "the first ", n, " held-out stream records (seq ", (*records)[0].first, "..",
         (*records)[n - 1].first, "), set aside because the champion came without a base corpus");
-    absl::Status s = store->PutEvalSet(kBaseOriginSet, origin);
-    if (s.ok()) s = store->PutEvalSet(kBaseEvalSet, docs.dump());
+    absl::Status s = io.put(kBaseOriginSet, origin);
+    if (s.ok()) s = io.put(kBaseEvalSet, docs.dump());
     if (!s.ok()) return s;
     SLM_LOG(kInfo) << "evaluator: base evaluation set: " << origin;
     bytes = docs.dump();
@@ -159,13 +171,13 @@ struct Anchor {
 };
 constexpr char kBaseAnchorSet[] = "base_anchor";
 
-absl::StatusOr<Anchor> LoadOrRecordAnchor(Store* store, const std::string& champion,
+absl::StatusOr<Anchor> LoadOrRecordAnchor(const EvalSetIo& io, const std::string& champion,
                                           const Tokenizer& tok, const std::string& base_fp,
                                           const PairedLosses& base) {
   Anchor a;
   if (base.tokens.empty()) return a;
   const std::string key = absl::StrCat(base_fp, "/", Fnv1a(tok.serialized()));
-  auto bytes = store->GetEvalSet(kBaseAnchorSet);
+  auto bytes = io.get(kBaseAnchorSet);
   if (bytes.ok()) {
     auto j = ParseJson(*bytes);
     if (j.ok() && j->is_object() && j->value("key", "") == key && (*j)["nats"].is_array() &&
@@ -183,7 +195,7 @@ absl::StatusOr<Anchor> LoadOrRecordAnchor(Store* store, const std::string& champ
   a.snapshot = champion;
   a.nats = base.champion_nats;
   Json j = {{"key", key}, {"snapshot", champion}, {"nats", a.nats}};
-  absl::Status s = store->PutEvalSet(kBaseAnchorSet, j.dump());
+  absl::Status s = io.put(kBaseAnchorSet, j.dump());
   if (!s.ok()) return s;
   SLM_LOG(kInfo) << "evaluator: forgetting is also measured against " << champion
                  << " (the anchor of this base set)";
@@ -301,6 +313,12 @@ void Evaluator::Loop() {
       // A held candidate is judged again once eval.recheck_records more
       // held-out records arrived (and no newer candidate replaced it).
       if (held_.candidate.empty()) continue;
+      if (store_->is_follower()) {
+        if (absl::Status c = store_->CatchUp(); !c.ok()) {
+          SLM_LOG(kWarning) << "evaluator: " << c;
+          continue;
+        }
+      }
       auto fresh = store_->GetHeldoutAfter(held_.last_seq,
                                            static_cast<size_t>(config_.eval_recheck_records));
       if (!fresh.ok() || fresh->size() < static_cast<size_t>(config_.eval_recheck_records)) {
@@ -321,6 +339,17 @@ void Evaluator::Loop() {
 
 absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   auto start = std::chrono::steady_clock::now();
+  if (store_->is_follower()) {
+    // What the owner committed up to now: the candidate, the champion, the
+    // held-out window.
+    if (absl::Status c = store_->CatchUp(); !c.ok()) return c;
+    // Proposed evaluation sets the owner has committed are read from the
+    // store again.
+    for (auto it = proposed_eval_sets_.begin(); it != proposed_eval_sets_.end();) {
+      auto stored = store_->GetEvalSet(it->first);
+      it = stored.ok() && *stored == it->second ? proposed_eval_sets_.erase(it) : std::next(it);
+    }
+  }
   auto champion_id = store_->GetAlias(kChampion);
   if (!champion_id.ok()) return champion_id.status();
   if (*champion_id == candidate_id) {
@@ -353,7 +382,11 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   const Tokenizer& tok = (*candidate)->tokenizer();
   // Forgetting: the base evaluation set(s) (bootstrap's held-out documents,
   // `import-hf --base-corpus`, or the first held-out stream records).
-  auto base_set = LoadBaseSet(config_, store_);
+  const EvalSetIo io{[this](const std::string& name) { return GetEvalSet(name); },
+                     [this](const std::string& name, const std::string& value) {
+                       return PutEvalSet(name, value);
+                     }};
+  auto base_set = LoadBaseSet(config_, store_, io);
   if (!base_set.ok()) return base_set.status();
   std::vector<std::vector<int32_t>> base;
   std::vector<std::string> base_labels;
@@ -389,7 +422,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   Comparison base_cmp = Compare(base_losses);
   // The anchor: the base losses of the first champion judged on this base
   // set (under this tokenizer), kept so forgetting is also bounded in total.
-  auto anchor = LoadOrRecordAnchor(store_, *champion_id, tok, base_set->fingerprint, base_losses);
+  auto anchor = LoadOrRecordAnchor(io, *champion_id, tok, base_set->fingerprint, base_losses);
   if (!anchor.ok()) return anchor.status();
   Comparison stream_cmp = Compare(ScoreSlices(**candidate, **champion, stream, stream_labels,
                                               "stream", &slices));
@@ -536,11 +569,33 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
       {"reason", gate.reason},
       {"duration_s",
        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
-  auto stored = store_->AppendDecision(decision, gate.verdict == "promoted");
-  if (!stored.ok()) return stored.status();
-  SLM_LOG(kInfo) << "decision " << (*stored)["id"].get<std::string>() << ": "
-                 << candidate_id << " vs " << *champion_id << ": " << gate.reason;
-  if (decisions_ != nullptr) {
+  absl::StatusOr<Json> stored;
+  if (verdicts_ != nullptr) {
+    // Proposed, not stored: the store's owner commits it and publishes it.
+    // Evaluation sets set aside meanwhile go with it: the owner stores them.
+    if (!unsent_eval_sets_.empty()) decision["eval_sets"] = unsent_eval_sets_;
+    decision["verdict_id"] =
+        absl::StrFormat("%s@%s/%d/%d/%d", candidate_id, *champion_id, gate.look, getpid(),
+                        absl::ToUnixMicros(absl::Now()));
+    absl::Status s =
+        verdicts_->Produce(config_.topic_verdicts, candidate_id, decision.dump());
+    if (s.ok()) s = verdicts_->Flush(10000);
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("cannot propose the verdict on ",
+                                                 candidate_id, " on ", config_.topic_verdicts,
+                                                 ": ", s.message()));
+    }
+    unsent_eval_sets_.clear();
+    SLM_LOG(kInfo) << "verdict proposed on " << config_.topic_verdicts << ": " << candidate_id
+                   << " vs " << *champion_id << ": " << gate.reason;
+    stored = decision;
+  } else {
+    stored = store_->AppendDecision(decision, gate.verdict == "promoted");
+    if (!stored.ok()) return stored.status();
+    SLM_LOG(kInfo) << "decision " << (*stored)["id"].get<std::string>() << ": "
+                   << candidate_id << " vs " << *champion_id << ": " << gate.reason;
+  }
+  if (decisions_ != nullptr && verdicts_ == nullptr) {
     // Decisions are rare: wait for delivery so the topic agrees with the store.
     absl::Status s = decisions_->Produce(config_.topic_decisions, candidate_id, stored->dump());
     if (s.ok()) s = decisions_->Flush(10000);
@@ -553,8 +608,22 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   } else if (held_.candidate == candidate_id) {
     held_ = HeldCandidate();
   }
-  if (on_decision_) on_decision_(*stored);
+  if (on_decision_ && verdicts_ == nullptr) on_decision_(*stored);
   return *stored;
+}
+
+absl::StatusOr<std::string> Evaluator::GetEvalSet(const std::string& name) const {
+  if (auto it = proposed_eval_sets_.find(name); it != proposed_eval_sets_.end()) {
+    return it->second;
+  }
+  return store_->GetEvalSet(name);
+}
+
+absl::Status Evaluator::PutEvalSet(const std::string& name, const std::string& value) {
+  if (verdicts_ == nullptr) return store_->PutEvalSet(name, value);
+  proposed_eval_sets_[name] = value;
+  unsent_eval_sets_[name] = value;
+  return absl::OkStatus();
 }
 
 }  // namespace streamlm

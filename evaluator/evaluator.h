@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -45,6 +46,17 @@ class Evaluator {
   void Stop();
   void Submit(const std::string& candidate_id);
 
+  // A separate evaluator (`streamlm evaluate`) does not own the store: with
+  // `verdicts` set, Evaluate() proposes each decision on
+  // config.topic_verdicts (with a unique "verdict_id") instead of storing
+  // and publishing it; the owner commits it (evaluator/verdicts.h) and
+  // publishes it on the decisions topic. Evaluation sets it sets aside (the
+  // base set, the anchor's losses) go with the verdict ("eval_sets") for
+  // the owner to store. A follower store is caught up
+  // (Store::CatchUp) before each evaluation and each held-out check. Call
+  // before Start().
+  void set_verdict_producer(KafkaProducer* verdicts) { verdicts_ = verdicts; }
+
   // Scores, decides, stores, publishes and notifies. Returns the decision.
   // Evaluating the candidate held last again (same champion) is its next
   // look (gate.h, Decide). Not concurrently with the worker (Start()).
@@ -52,11 +64,19 @@ class Evaluator {
 
  private:
   void Loop();
+  // Evaluation sets (Store::GetEvalSet/PutEvalSet); with a verdict
+  // producer, what it sets aside is proposed with the next verdict and read
+  // from here until the store has it. Worker-only.
+  [[nodiscard]] absl::StatusOr<std::string> GetEvalSet(const std::string& name) const;
+  [[nodiscard]] absl::Status PutEvalSet(const std::string& name, const std::string& value);
 
   Config config_;
   GateConfig gate_;
   Store* store_;
   KafkaProducer* decisions_;
+  KafkaProducer* verdicts_ = nullptr;
+  std::map<std::string, std::string> proposed_eval_sets_;  // not yet in the store
+  std::map<std::string, std::string> unsent_eval_sets_;    // for the next verdict
   DecisionCallback on_decision_;
   std::mutex mu_;
   std::condition_variable cv_;

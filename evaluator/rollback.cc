@@ -173,21 +173,6 @@ Json RollbackDecision(const std::string& champion, const std::string& previous,
           {"duration_s", duration_s}};
 }
 
-Json ManualRollbackDecision(const std::string& champion, const std::string& previous,
-                            const std::string& how) {
-  const int64_t now = NowMs();
-  return {{"time", FormatTimeMs(now)},
-          {"time_ms", now},
-          {"candidate", previous},
-          {"champion", champion},
-          {"verdict", "rolled_back"},
-          {"trigger", "manual"},
-          {"rules", Json::array()},
-          {"metrics", Json::object()},
-          {"reason", absl::StrCat("manual: ", how, " rolled ", champion, " back to ", previous)},
-          {"duration_s", 0.0}};
-}
-
 std::vector<std::string> RollbackDecisionLines(const Json& d) {
   std::vector<std::string> out;
   if (d.value("verdict", "") != "rolled_back") return out;

@@ -96,10 +96,8 @@ RollbackResult DecideRollback(const RollbackSignals& signals, const RollbackConf
 // champion restored. For Store::AppendRollback, which assigns the id.
 Json RollbackDecision(const std::string& champion, const std::string& previous,
                       const RollbackResult& result, double duration_s);
-// The record of a rollback an operator asked for (`streamlm rollback`, POST
-// /v1/admin/rollback): no rules, reason "manual: ...".
-Json ManualRollbackDecision(const std::string& champion, const std::string& previous,
-                            const std::string& how);
+// (The record of a rollback an operator asks for is ManualDecision, in
+// serving/admin_api.h.)
 
 // Lines `streamlm decisions` prints under a rolled_back decision: each
 // failed rule with its observed value, 95% CI and tolerance ("rollback:

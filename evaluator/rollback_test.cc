@@ -256,18 +256,12 @@ TEST(RollbackDecisionLinesTest, NameEachFailedRuleWithItsInterval) {
   EXPECT_EQ(lines[0],
             "rollback: live_stream_loss stream_loss_increase +0.3000, 95% CI [+0.2887, "
             "+0.3113], tolerance 0.0500");
-  EXPECT_EQ(RollbackDecisionLines(ManualRollbackDecision("a", "b", "x")),
+  EXPECT_EQ(RollbackDecisionLines(Json{{"verdict", "rolled_back"},
+                                      {"trigger", "manual"},
+                                      {"rules", Json::array()},
+                                      {"reason", "manual: x"}}),
             std::vector<std::string>{"rollback: manual"});
   EXPECT_TRUE(RollbackDecisionLines(Json{{"verdict", "promoted"}}).empty());
-}
-
-TEST(ManualRollbackDecisionTest, IsARolledBackRecordWithReasonManual) {
-  Json d = ManualRollbackDecision("snap-000005", "snap-000004", "POST /v1/admin/rollback");
-  EXPECT_EQ(d["verdict"], "rolled_back");
-  EXPECT_EQ(d["champion"], "snap-000005");
-  EXPECT_EQ(d["candidate"], "snap-000004");
-  EXPECT_EQ(d["reason"].get<std::string>().rfind("manual", 0), 0u);
-  EXPECT_TRUE(d["rules"].is_array());
 }
 
 }  // namespace

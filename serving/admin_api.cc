@@ -1,6 +1,8 @@
 #include "serving/admin_api.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 
 #include <chrono>
 #include <filesystem>
@@ -71,6 +73,21 @@ void FinishAliasChange(Store* store, const std::function<absl::Status()>& refres
 
 }  // namespace
 
+Json ManualDecision(const std::string& verdict, const std::string& candidate,
+                    const std::string& champion, const std::string& how) {
+  const int64_t now = NowMs();
+  return {{"time", FormatTimeMs(now)},
+          {"time_ms", now},
+          {"candidate", candidate},
+          {"champion", champion},
+          {"verdict", verdict},
+          {"trigger", "manual"},
+          {"rules", Json::array()},
+          {"metrics", Json::object()},
+          {"reason", "manual: " + how},
+          {"duration_s", 0.0}};
+}
+
 void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admin,
                       std::function<absl::Status()> refresh_champion,
                       std::function<void(const Json&)> on_decision) {
@@ -81,11 +98,17 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
       SendError(res, 400, message, "invalid_request_error", param);
       return;
     }
-    absl::Status s = store->Promote(id);
-    if (!s.ok()) {
-      SendStoreError(res, s, "snapshot");
+    const std::string champion = store->GetAlias(kChampion).value_or("");
+    auto stored = store->AppendDecision(
+        ManualDecision("promoted", id, champion,
+                       absl::StrCat("POST /v1/admin/promote promoted ", id,
+                                    champion.empty() ? "" : " over " + champion)),
+        /*promote=*/true);
+    if (!stored.ok()) {
+      SendStoreError(res, stored.status(), "snapshot");
       return;
     }
+    if (on_decision) on_decision(*stored);
     FinishAliasChange(store, refresh_champion, "promoted " + id, res);
   });
   http.Post("/v1/admin/rollback", [=](const httplib::Request& req, httplib::Response& res) {
@@ -94,9 +117,6 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
       SendError(res, 400, message, "invalid_request_error");
       return;
     }
-    // A decision record as the rollback monitor's (verdict rolled_back,
-    // reason "manual: ..."; ManualRollbackDecision in evaluator/rollback.h
-    // builds the same, but serving's admin routes link without libtorch).
     auto champion = store->GetAlias(kChampion);
     auto previous = store->GetAlias(kPrevious);
     if (!champion.ok() || !previous.ok()) {
@@ -107,18 +127,10 @@ void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admi
                      "");
       return;
     }
-    const int64_t now = NowMs();
-    Json decision = {{"time", FormatTimeMs(now)},
-                     {"time_ms", now},
-                     {"candidate", *previous},
-                     {"champion", *champion},
-                     {"verdict", "rolled_back"},
-                     {"trigger", "manual"},
-                     {"rules", Json::array()},
-                     {"metrics", Json::object()},
-                     {"reason", absl::StrCat("manual: POST /v1/admin/rollback rolled ", *champion,
-                                             " back to ", *previous)},
-                     {"duration_s", 0.0}};
+    const Json decision =
+        ManualDecision("rolled_back", *previous, *champion,
+                       absl::StrCat("POST /v1/admin/rollback rolled ", *champion, " back to ",
+                                    *previous));
     auto stored = store->AppendRollback(decision);
     if (!stored.ok()) {
       SendStoreError(res, stored.status(), "");
@@ -342,23 +354,19 @@ absl::StatusOr<Json> GetManifest(const std::string& base_url, const std::string&
   return m;
 }
 
-}  // namespace
-
-absl::StatusOr<Snapshot> FetchSnapshot(const std::string& base_url,
-                                       const std::string& id_or_alias,
-                                       const std::string& bearer_token,
-                                       const std::string& partial_dir, FetchStats* stats) {
-  const httplib::Headers headers = BearerHeaders(bearer_token);
-  auto manifest = GetManifest(base_url, id_or_alias, headers, stats);
-  if (!manifest.ok()) return manifest.status();
-  const std::string id = (*manifest)["id"];
+// FetchSnapshot's work once the manifest is here.
+absl::StatusOr<Snapshot> FetchWithManifest(const std::string& base_url,
+                                           const Json& manifest,
+                                           const httplib::Headers& headers,
+                                           const std::string& partial_dir, FetchStats* stats) {
+  const std::string id = manifest["id"];
   Snapshot snap;
-  auto meta = SnapshotMetaFromJson((*manifest)["meta"]);
+  auto meta = SnapshotMetaFromJson(manifest["meta"]);
   if (!meta.ok()) return meta.status();
   snap.meta = std::move(*meta);
   const std::string base = "/v1/admin/snapshots/" + id;
   auto tok = GetChecked(base_url, base + "/tokenizer", headers,
-                        (*manifest)["tokenizer_crc32"].get<uint32_t>(), stats);
+                        manifest["tokenizer_crc32"].get<uint32_t>(), stats);
   if (!tok.ok()) return tok.status();
   snap.tokenizer = std::move(*tok);
   const std::string dir = partial_dir + "/" + id;
@@ -367,7 +375,7 @@ absl::StatusOr<Snapshot> FetchSnapshot(const std::string& base_url,
   if (ec) {
     return absl::UnavailableError(absl::StrCat("cannot create '", dir, "': ", ec.message()));
   }
-  const Json& crcs = (*manifest)["chunks"];
+  const Json& crcs = manifest["chunks"];
   for (size_t n = 0; n < crcs.size(); ++n) {
     const uint32_t crc = crcs[n].get<uint32_t>();
     const std::string file = absl::StrCat(dir, "/chunk-", n);
@@ -387,10 +395,23 @@ absl::StatusOr<Snapshot> FetchSnapshot(const std::string& base_url,
   return snap;
 }
 
+}  // namespace
+
+absl::StatusOr<Snapshot> FetchSnapshot(const std::string& base_url,
+                                       const std::string& id_or_alias,
+                                       const std::string& bearer_token,
+                                       const std::string& partial_dir, FetchStats* stats) {
+  const httplib::Headers headers = BearerHeaders(bearer_token);
+  auto manifest = GetManifest(base_url, id_or_alias, headers, stats);
+  if (!manifest.ok()) return manifest.status();
+  return FetchWithManifest(base_url, *manifest, headers, partial_dir, stats);
+}
+
 absl::StatusOr<std::string> SyncChampion(const std::string& base_url,
                                          const std::string& bearer_token, Store* store,
                                          const std::string& partial_dir, FetchStats* stats) {
-  auto manifest = GetManifest(base_url, kChampion, BearerHeaders(bearer_token), stats);
+  const httplib::Headers headers = BearerHeaders(bearer_token);
+  auto manifest = GetManifest(base_url, kChampion, headers, stats);
   if (!manifest.ok()) return manifest.status();
   const std::string id = (*manifest)["id"];
   auto local = store->GetAlias(kChampion);
@@ -399,12 +420,39 @@ absl::StatusOr<std::string> SyncChampion(const std::string& base_url,
   if (have.ok() && have->weights_retained) {
     if (absl::Status s = store->SetAlias(kChampion, id); !s.ok()) return s;
   } else {
-    auto snap = FetchSnapshot(base_url, id, bearer_token, partial_dir, stats);
+    auto snap = FetchWithManifest(base_url, *manifest, headers, partial_dir, stats);
     if (!snap.ok()) return snap.status();
     if (absl::Status s = store->PutSnapshot(*snap, {kChampion}); !s.ok()) return s;
   }
   SLM_LOG(kInfo) << "snapshot transfer: champion " << id << " from " << base_url;
   return id;
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr a4;
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  in6_addr a6;
+  if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+  return false;
+}
+
+bool CheckAdminRequest(const std::string& token, bool loopback_only,
+                       const httplib::Request& req, httplib::Response& res) {
+  if (token.empty()) {
+    if (loopback_only) return true;
+    SendError(res, 401,
+              "the admin API is closed: serving listens on a non-loopback address and "
+              "serving.admin_token is not set",
+              "", "authentication_error", "admin_token_required");
+    return false;
+  }
+  if (req.get_header_value("Authorization") == "Bearer " + token) return true;
+  SendError(res, 401, "admin API needs 'Authorization: Bearer <serving.admin_token>'", "",
+            "authentication_error", "invalid_token");
+  return false;
 }
 
 }  // namespace streamlm

@@ -29,6 +29,22 @@ namespace streamlm {
 // Fills `res` with 401 and returns false when `req` is not authorized.
 using AdminCheck = std::function<bool(const httplib::Request&, httplib::Response&)>;
 
+// True for "localhost", 127.0.0.0/8 and ::1 (bracketed or not).
+bool IsLoopbackHost(const std::string& host);
+// The admin routes' guard (an AdminCheck): "Authorization: Bearer <token>"
+// passes; with no token set, every request passes on a server listening
+// only on a loopback address (`loopback_only`) and none elsewhere. Refusals
+// are 401 with an OpenAI error naming serving.admin_token.
+bool CheckAdminRequest(const std::string& token, bool loopback_only,
+                       const httplib::Request& req, httplib::Response& res);
+
+// The decision record of a manual alias change, as the evaluator's and the
+// rollback monitor's: `verdict` "promoted" (`candidate` becomes champion)
+// or "rolled_back" (`candidate` is the previous champion), trigger
+// "manual", no rules or metrics, reason "manual: <how>".
+Json ManualDecision(const std::string& verdict, const std::string& candidate,
+                    const std::string& champion, const std::string& how);
+
 // Adds the promote/rollback routes to `http`. Call before `http` listens.
 // `store` must outlive `http`. `refresh_champion` loads the champion alias's
 // snapshot into serving (blocking until it is swapped in). Answers:
@@ -37,10 +53,11 @@ using AdminCheck = std::function<bool(const httplib::Request&, httplib::Response
 //   409 nothing to roll back to, 500 store or load failure;
 // errors in OpenAI's {"error": {"message", "type", "param", "code"}} shape.
 // Handlers are thread-safe (Store is; swaps are serialized by the hook).
-// A rollback appends a decision record (verdict "rolled_back", reason
-// "manual: ...") in the same commit as the alias change
-// (Store::AppendRollback) and passes it to `on_decision` when set (to
-// publish it on the decisions topic).
+// Both append a decision record (ManualDecision: verdict "promoted" or
+// "rolled_back", reason "manual: ...") in the same commit as the alias
+// change (Store::AppendDecision, Store::AppendRollback) and pass it to
+// `on_decision` when set (to publish it on the decisions topic, so serving
+// replicas switch at once).
 void RegisterAdminApi(httplib::Server& http, Store* store, AdminCheck check_admin,
                       std::function<absl::Status()> refresh_champion,
                       std::function<void(const Json&)> on_decision = nullptr);

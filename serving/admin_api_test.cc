@@ -91,6 +91,16 @@ TEST_F(AdminApiTest, PromoteMovesAliasesThenRefreshesServing) {
   EXPECT_EQ(Alias(kChampion), ids_[1]);
   EXPECT_EQ(Alias(kPrevious), ids_[0]);
   EXPECT_EQ(refreshes_, 1);
+  // On record as a decision, and announced (for the decisions topic).
+  auto promotions = store_->ListDecisions();
+  ASSERT_TRUE(promotions.ok());
+  ASSERT_EQ(promotions->size(), 1u);
+  EXPECT_EQ(promotions->front()["verdict"], "promoted");
+  EXPECT_EQ(promotions->front()["candidate"], ids_[1]);
+  EXPECT_EQ(promotions->front()["champion"], ids_[0]);
+  EXPECT_EQ(promotions->front()["trigger"], "manual");
+  ASSERT_EQ(announced_.size(), 1u);
+  EXPECT_EQ(announced_[0]["id"], promotions->front()["id"]);
 
   res = Post("/v1/admin/rollback", "");
   ASSERT_TRUE(res);
@@ -101,14 +111,14 @@ TEST_F(AdminApiTest, PromoteMovesAliasesThenRefreshesServing) {
   // The rollback is on record, as an automatic one would be.
   auto decisions = store_->ListDecisions();
   ASSERT_TRUE(decisions.ok());
-  ASSERT_EQ(decisions->size(), 1u);
+  ASSERT_EQ(decisions->size(), 2u);
   const Json& d = decisions->front();
   EXPECT_EQ(d["verdict"], "rolled_back");
   EXPECT_EQ(d["champion"], ids_[1]);
   EXPECT_EQ(d["candidate"], ids_[0]);
   EXPECT_EQ(d["reason"].get<std::string>().rfind("manual", 0), 0u) << d["reason"];
-  ASSERT_EQ(announced_.size(), 1u);
-  EXPECT_EQ(announced_[0]["id"], d["id"]);
+  ASSERT_EQ(announced_.size(), 2u);
+  EXPECT_EQ(announced_[1]["id"], d["id"]);
   res = Post("/v1/admin/rollback", "{}");  // an empty object is a body too
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;

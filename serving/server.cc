@@ -64,16 +64,6 @@ void SendStatus(httplib::Response& res, const absl::Status& s) {
   }
 }
 
-bool IsLoopback(const std::string& host) {
-  if (host == "localhost") return true;
-  in_addr a4;
-  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-  std::string h = host;
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  in6_addr a6;
-  if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
-  return false;
-}
 
 // GET /healthz and /readyz: the status and body for `path`, false for other
 // paths. `champion` is the id of the served model ("" while none is loaded).
@@ -337,20 +327,7 @@ void Server::PollLoop() {
 }
 
 bool Server::CheckAdmin(const httplib::Request& req, httplib::Response& res) {
-  if (config_.serving_admin_token.empty()) {
-    if (loopback_only_) return true;
-    SendError(res, 401,
-              "the admin API is closed: serving listens on a non-loopback address and "
-              "serving.admin_token is not set",
-              "", "authentication_error", "admin_token_required");
-    return false;
-  }
-  if (req.get_header_value("Authorization") == "Bearer " + config_.serving_admin_token) {
-    return true;
-  }
-  SendError(res, 401, "admin API needs 'Authorization: Bearer <serving.admin_token>'", "",
-            "authentication_error", "invalid_token");
-  return false;
+  return CheckAdminRequest(config_.serving_admin_token, loopback_only_, req, res);
 }
 
 bool Server::CheckModel(const Json& body, const Served& served, httplib::Response& res) {
@@ -862,7 +839,7 @@ absl::Status Server::Start() {
     return absl::InvalidArgumentError("config key 'http': expected HOST:PORT, got '" +
                                       config_.http + "'");
   }
-  loopback_only_ = IsLoopback(host);
+  loopback_only_ = IsLoopbackHost(host);
   if (!loopback_only_ && config_.serving_admin_token.empty()) {
     SLM_LOG(kWarning) << "serving listens on " << config_.http
                       << " without serving.admin_token: the admin API refuses every request";
@@ -954,12 +931,12 @@ absl::Status Server::Start() {
       [this](const httplib::Request& q, httplib::Response& s) { return CheckAdmin(q, s); },
       [this] { return RefreshChampion(); },
       [this](const Json& decision) {
-        // A manual rollback's record goes where every decision goes.
+        // A manual promotion's or rollback's record goes where every decision goes.
         if (feedback_producer_ == nullptr) return;
         absl::Status s = feedback_producer_->Produce(
             config_.topic_decisions, decision.value("candidate", ""), decision.dump());
         if (s.ok()) s = feedback_producer_->Flush(10000);
-        if (!s.ok()) SLM_LOG(kWarning) << "cannot publish rollback decision: " << s;
+        if (!s.ok()) SLM_LOG(kWarning) << "cannot publish manual decision: " << s;
       });
   RegisterDashboard(h, store_, [this](const httplib::Request& q, httplib::Response& s) {
     return CheckAdmin(q, s);

@@ -60,7 +60,8 @@ int PortOf(const std::string& host_port) {
 void CheckCommand(const std::vector<std::string>& args, const std::string& where) {
   ASSERT_FALSE(args.empty()) << where;
   const std::string& sub = args[0];
-  EXPECT_TRUE(sub == "run" || sub == "serve") << where << ": subcommand " << sub;
+  EXPECT_TRUE(sub == "run" || sub == "serve" || sub == "learn" || sub == "evaluate")
+      << where << ": subcommand " << sub;
   const std::string help = Help(sub);
   ASSERT_TRUE(absl::StrContains(help, "Usage:")) << where << ": " << help;
   for (const std::string& a : args) {
@@ -107,12 +108,13 @@ TEST(DeployTest, ComposeUsesKraftKafkaAndCommandsFlagsPortsTheBinaryHas) {
   // The topics StreamLM uses are created.
   const std::string topics = Strings(services["topics"]["entrypoint"]).back();
   const Config defaults;
-  for (const std::string& t : {defaults.topic_text, defaults.topic_feedback,
-                               defaults.topic_rejects, defaults.topic_decisions}) {
+  for (const std::string& t :
+       {defaults.topic_text, defaults.topic_feedback, defaults.topic_rejects,
+        defaults.topic_decisions, defaults.topic_candidates, defaults.topic_verdicts}) {
     EXPECT_TRUE(absl::StrContains(topics, t)) << t;
   }
   const std::set<std::string> env_names = ConfigEnvNames();
-  int learners = 0, replicas = 0;
+  int learners = 0, evaluators = 0, replicas = 0;
   for (const auto& entry : services) {
     const std::string name = entry.first.as<std::string>();
     const YAML::Node svc = entry.second;
@@ -135,7 +137,21 @@ TEST(DeployTest, ComposeUsesKraftKafkaAndCommandsFlagsPortsTheBinaryHas) {
     EXPECT_TRUE(probe == absl::StrCat("http://127.0.0.1:", port, "/healthz") ||
                 probe == absl::StrCat("http://127.0.0.1:", port, "/readyz"))
         << name << ": " << probe;
-    if (args[0] == "run") ++learners;
+    if (args[0] == "learn") ++learners;
+    if (args[0] == "evaluate") {
+      ++evaluators;
+      // It follows the learner's store: the same volume, the same directory.
+      const std::string learner_dir =
+          FlagValue(Strings(services["learner"]["command"]), "--data-dir");
+      EXPECT_EQ(FlagValue(args, "--data-dir"), learner_dir);
+      bool shared = false;
+      for (const std::string& v : Strings(svc["volumes"])) {
+        for (const std::string& lv : Strings(services["learner"]["volumes"])) {
+          shared |= v == lv && absl::EndsWith(v, ":" + learner_dir);
+        }
+      }
+      EXPECT_TRUE(shared) << "the evaluator does not mount the learner's store volume";
+    }
     if (args[0] == "serve") {
       ++replicas;
       // Replicas fetch from a service of this file, on its --http port.
@@ -148,6 +164,7 @@ TEST(DeployTest, ComposeUsesKraftKafkaAndCommandsFlagsPortsTheBinaryHas) {
     }
   }
   EXPECT_EQ(learners, 1);
+  EXPECT_EQ(evaluators, 1);
   EXPECT_EQ(replicas, 2);
   // The load balancer's upstreams are the replicas, on their port.
   auto nginx = ReadFileToString(Deploy("nginx.conf"));
@@ -177,16 +194,29 @@ TEST(DeployTest, KubernetesManifestsUseCommandsProbesAndPortsTheBinaryHas) {
   ASSERT_TRUE(by_name.count("StatefulSet/streamlm-learner"));
   ASSERT_TRUE(by_name.count("Deployment/streamlm-serve"));
   ASSERT_TRUE(by_name.count("ConfigMap/streamlm-config"));
-  // The learner keeps its store on a volume of its own.
+  // The learner keeps its store on a volume of its own; the evaluator, in
+  // the same pod, follows it there.
   EXPECT_TRUE(by_name["StatefulSet/streamlm-learner"]["spec"]["volumeClaimTemplates"]);
   EXPECT_EQ(by_name["StatefulSet/streamlm-learner"]["spec"]["replicas"].as<int>(), 1);
+  {
+    std::map<std::string, std::string> data_dirs;
+    for (const YAML::Node& c :
+         by_name["StatefulSet/streamlm-learner"]["spec"]["template"]["spec"]["containers"]) {
+      const std::vector<std::string> args = Strings(c["args"]);
+      data_dirs[args[0]] = FlagValue(args, "--data-dir");
+    }
+    ASSERT_TRUE(data_dirs.count("learn") && data_dirs.count("evaluate"));
+    EXPECT_EQ(data_dirs["learn"], data_dirs["evaluate"]);
+  }
   for (const YAML::Node& w : workloads) {
     const std::string name = w["metadata"]["name"].as<std::string>();
     const YAML::Node pod = w["spec"]["template"]["spec"];
+    std::set<int> pod_ports;  // containers of a pod share its network
     for (const YAML::Node& c : pod["containers"]) {
       const std::vector<std::string> args = Strings(c["args"]);
       CheckCommand(args, name);
       const int port = PortOf(FlagValue(args, "--http"));
+      EXPECT_TRUE(pod_ports.insert(port).second) << name << ": two containers on port " << port;
       EXPECT_EQ(c["ports"][0]["containerPort"].as<int>(), port) << name;
       EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz") << name;
       EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz") << name;

@@ -1,11 +1,13 @@
-// Roles as processes (issue 11): `streamlm run` owns the store on a data
-// dir; two `streamlm serve` replicas follow it on the same dir (RocksDB
-// secondaries) and the decisions topic of a separate `streamlm broker`; a
-// third has a directory of its own and fetches each champion from the
-// owner over HTTP (`--snapshots-from`). Text is produced, the owner's
-// learner and evaluator promote a candidate, and every replica switches,
-// driven by the decision record (their store poll is an hour), while
-// clients send completions to them without one failing.
+// Roles as processes (issue 11), every one a process of its own around a
+// separate `streamlm broker`: `streamlm learn` owns the store on a data
+// dir; `streamlm evaluate` follows it (a RocksDB secondary), judges the
+// candidates the learner announces and proposes verdicts, which the learner
+// commits as decisions; two `streamlm serve` replicas follow the store and
+// the decisions topic; a third has a directory of its own and fetches each
+// champion from the learner over HTTP (`--snapshots-from`). Text is
+// produced, a candidate is promoted, and every replica switches, driven by
+// the decision record (their store poll is an hour), while clients send
+// completions to them without one failing.
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -53,21 +55,28 @@ struct Client {
   }
 };
 
-TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
+TEST(RolesTest, LearnEvaluateAndServeProcessesPromoteAndEveryReplicaSwitches) {
   TempDir dir;
   std::string brokers;
   auto broker = testing::StartBroker(dir.Sub("broker.log"), 2, &brokers);
   ASSERT_FALSE(brokers.empty()) << broker->StderrTail();
   const std::string data_dir = dir.Sub("store");
-  testing::RunProcess owner(brokers, data_dir, dir.Sub("run.log"));
+  // The learner bootstraps a champion first (its banner comes after).
+  testing::RunProcess owner(brokers, data_dir, dir.Sub("learn.log"), {}, "learn");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   ASSERT_TRUE(owner.WaitUp(deadline)) << owner.Tail();
-  while (owner.served().empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // its first /v1/models
-  }
-  const std::set<std::string> first = owner.served();
-  ASSERT_EQ(first.size(), 1u);
-  const std::string bootstrap_champion = *first.begin();
+  // The test reads the store as one more follower.
+  auto view = Store::OpenFollower(data_dir, dir.Sub("test-follower"));
+  ASSERT_TRUE(view.ok()) << view.status();
+  auto store_champion = [&view] {
+    EXPECT_TRUE((*view)->CatchUp().ok());
+    return (*view)->GetAlias(kChampion).value_or("");
+  };
+  const std::string bootstrap_champion = store_champion();
+  ASSERT_FALSE(bootstrap_champion.empty());
+  const std::set<std::string> first = {bootstrap_champion};
+  testing::RunProcess evaluator(brokers, data_dir, dir.Sub("evaluate.log"), {}, "evaluate");
+  ASSERT_TRUE(evaluator.WaitUp(deadline)) << evaluator.Tail();
 
   // The replicas: two on the owner's data dir, one with a directory of its
   // own that fetches champions from the owner over HTTP (as on another
@@ -105,6 +114,17 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
       clients.back()->Start(r->endpoints().http_host, r->endpoints().http_port, &stop);
     }
   }
+  // Clients stop before the processes they talk to, however the test ends.
+  struct StopClients {
+    std::atomic<bool>* stop;
+    std::vector<std::unique_ptr<Client>>* clients;
+    ~StopClients() {
+      *stop = true;
+      for (auto& c : *clients) {
+        if (c->thread.joinable()) c->thread.join();
+      }
+    }
+  } stop_clients{&stop, &clients};
   // Both answer with the owner's champion before anything is promoted.
   std::this_thread::sleep_for(std::chrono::seconds(1));
   for (auto& r : replicas) EXPECT_EQ(r->served(), first) << r->Tail();
@@ -126,10 +146,11 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
     return !ids.empty();
   };
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (!promoted(owner) && std::chrono::steady_clock::now() < deadline) {
+  while (store_champion() == bootstrap_champion && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_TRUE(promoted(owner)) << "no promotion in the owner: " << owner.Tail();
+  ASSERT_NE(store_champion(), bootstrap_champion)
+      << "no promotion: " << owner.Tail() << "\n" << evaluator.Tail();
   const auto promoted_at = std::chrono::steady_clock::now();
   std::vector<double> switch_s(replicas.size(), -1);
   deadline = promoted_at + std::chrono::seconds(30);
@@ -166,19 +187,16 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (agreeing < 3 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    auto store = Store::Open(data_dir, /*read_only=*/true);
-    ASSERT_TRUE(store.ok()) << store.status();
-    auto id = (*store)->GetAlias(kChampion);
-    ASSERT_TRUE(id.ok()) << id.status();
-    bool all = *id == champion;
-    champion = *id;
+    const std::string id = store_champion();
+    bool all = id == champion;
+    champion = id;
     for (auto& r : replicas) all &= served_now(*r) == champion;
     agreeing = all ? agreeing + 1 : 0;
   }
   for (auto& r : replicas) EXPECT_EQ(served_now(*r), champion) << r->Tail();
   std::this_thread::sleep_for(std::chrono::seconds(1));
   stop = true;
-  for (auto& c : clients) c->thread.join();
+  for (auto& c : clients) c->thread.join();  // before their counts are read
   int answered = 0;
   for (auto& c : clients) {
     EXPECT_EQ(c->failed, 0) << c->first_failure;
@@ -190,15 +208,37 @@ TEST(RolesTest, ServeReplicasFollowTheOwnersPromotionsWithoutAFailedRequest) {
     httplib::Client http(r->endpoints().http_host, r->endpoints().http_port);
     EXPECT_GE(testing::MetricValue(http, "streamlm_follower_catch_ups_total"), 1);
   }
+  // The promotion came from the evaluator process's verdict, committed by
+  // the learner once.
+  httplib::Client evaluator_http(evaluator.endpoints().http_host,
+                                 evaluator.endpoints().http_port);
+  EXPECT_GE(testing::MetricValue(evaluator_http, "streamlm_evaluator_candidates_total"), 1);
+  EXPECT_GE(testing::MetricValue(owner_http, "streamlm_verdicts_total{reason=\"committed\"}"), 1);
+  ASSERT_TRUE((*view)->CatchUp().ok());
+  auto decisions = (*view)->ListDecisions(0);
+  ASSERT_TRUE(decisions.ok()) << decisions.status();
+  std::set<std::string> verdict_ids;
+  int promotions = 0;
+  for (const Json& d : *decisions) {
+    EXPECT_TRUE(d.contains("verdict_id")) << d.dump();
+    EXPECT_TRUE(verdict_ids.insert(d.value("verdict_id", "")).second) << "committed twice: "
+                                                                      << d.dump();
+    promotions += d.value("verdict", "") == "promoted";
+  }
+  EXPECT_GE(promotions, 1);
+  view->reset();
   for (auto& r : replicas) EXPECT_EQ(r->Finish(SIGTERM, 30000), 0) << r->Tail();
+  EXPECT_EQ(evaluator.Finish(SIGTERM, 120000), 0) << evaluator.Tail();
   EXPECT_EQ(owner.Finish(SIGTERM, 120000), 0) << owner.Tail();
   // Followers clean up their RocksDB secondary directories.
   EXPECT_TRUE(!std::filesystem::exists(data_dir + "/followers") ||
               std::filesystem::is_empty(data_dir + "/followers"));
   std::printf("roles: serve replicas switched %.2f s, %.2f s (same data dir) and %.2f s "
-              "(--snapshots-from) after the owner's first promotion and ended on its last "
-              "champion %s; %d completions answered meanwhile, none failed\n",
-              switch_s[0], switch_s[1], switch_s[2], champion.c_str(), answered);
+              "(--snapshots-from) after the first promotion and ended on the last champion "
+              "%s; %zu decisions from the evaluate process (%d promotions); %d completions "
+              "answered meanwhile, none failed\n",
+              switch_s[0], switch_s[1], switch_s[2], champion.c_str(), decisions->size(),
+              promotions, answered);
 }
 
 }  // namespace

@@ -1,0 +1,131 @@
+// `streamlm learn`: the learner as a process of its own, the owner of the
+// store's writes (docs/architecture.md, "Roles as processes").
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "apps/command_util.h"
+#include "apps/commands.h"
+#include "apps/control_http.h"
+#include "common/json_util.h"
+#include "common/kafka.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "evaluator/verdicts.h"
+#include "learner/learner.h"
+#include "model/language_model.h"
+#include "serving/decision_follower.h"
+#include "store/store.h"
+#include "store/store_open.h"
+
+namespace streamlm {
+
+int RunLearn(const Config& c) {
+  BlockSignals();
+  if (absl::Status s = NeedSharedBroker(c, "learn"); !s.ok()) return Fail(s);
+  ConfigureTorchThreads(c.threads);
+  auto store = OpenStore(c);  // the owner: holds RocksDB's lock
+  if (!store.ok()) return Fail(store.status());
+  std::atomic<bool> stop{false};
+  std::mutex learner_mu;
+  Learner* active_learner = nullptr;  // GUARDED_BY(learner_mu)
+  std::thread signals([&] {
+    int sig = WaitForSignal();
+    if (!stop) SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
+    stop = true;
+    std::lock_guard<std::mutex> lock(learner_mu);
+    if (active_learner != nullptr) active_learner->Stop();
+  });
+  auto finish = [&](int code) {
+    if (!stop.exchange(true)) WakeSignalThread();
+    signals.join();
+    return code;
+  };
+  Counters counters;
+  ControlHttp http(c, &counters, store->get());
+  if (absl::Status s = http.Start(); !s.ok()) return finish(Fail(s));
+  if (!(*store)->GetAlias(kChampion).ok()) {
+    SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
+                   << (c.bootstrap_topic.empty() ? absl::StrJoin(c.bootstrap_corpus, ", ")
+                                                 : "topic " + c.bootstrap_topic);
+    auto id = BootstrapChampion(c, store->get(), &stop);
+    if (!id.ok()) return finish(Fail(id.status()));
+  }
+  SetThreadComputeBudget(LearnerThreads(c, /*serving_in_process=*/false));
+  auto producer = KafkaProducer::Create(c.kafka);
+  if (!producer.ok()) return finish(Fail(producer.status()));
+
+  // The evaluator's verdicts become decisions here, once each, and are
+  // published on the decisions topic for serving replicas and the learner.
+  VerdictCommitter committer(store->get(), &counters);
+  if (absl::Status s = committer.Load(); !s.ok()) return finish(Fail(s));
+  auto on_verdicts = [&](const std::vector<Json>& verdicts) {
+    for (const Json& v : verdicts) {
+      auto stored = committer.Commit(v);
+      if (!stored.ok()) {
+        SLM_LOG(kWarning) << "learn: verdict on " << c.topic_verdicts << " not committed: "
+                          << stored.status();
+        continue;
+      }
+      if (!stored->has_value()) continue;
+      const Json& d = **stored;
+      absl::Status s = (*producer)->Produce(c.topic_decisions, d.value("candidate", ""), d.dump());
+      if (s.ok()) s = (*producer)->Flush(10000);
+      if (!s.ok()) SLM_LOG(kWarning) << "learn: cannot publish decision: " << s;
+      std::lock_guard<std::mutex> lock(learner_mu);
+      if (active_learner != nullptr) active_learner->OnDecision(d);
+    }
+  };
+  // Verdicts need no catch-up: this process wrote everything they name.
+  DecisionFollower verdicts(c.kafka, c.topic_verdicts, [] { return absl::OkStatus(); },
+                            &counters, on_verdicts, /*fallback_ms=*/int64_t{1} << 40);
+
+  // Each candidate is announced once it is stored (with the candidate alias).
+  auto on_candidate = [&](const std::string& id) {
+    Json record = {{"candidate", id}};
+    absl::Status s = (*producer)->Produce(c.topic_candidates, id, record.dump());
+    if (s.ok()) s = (*producer)->Flush(10000);
+    if (!s.ok()) {
+      // The evaluator also takes up an undecided candidate alias when it starts.
+      SLM_LOG(kWarning) << "learn: cannot announce candidate " << id << " on "
+                        << c.topic_candidates << ": " << s;
+    }
+  };
+  auto learner = Learner::Create(c, c.kafka, store->get(), &counters, on_candidate);
+  if (!learner.ok()) return finish(Fail(learner.status()));
+  {
+    std::lock_guard<std::mutex> lock(learner_mu);
+    active_learner = learner->get();
+    if (stop) active_learner->Stop();
+  }
+  if (absl::Status s = verdicts.Start(); !s.ok()) return finish(Fail(s));
+  http.set_ready(true);
+  std::string host = c.http.substr(0, c.http.rfind(':'));
+  std::printf(
+      "StreamLM learner (Ctrl-C stops it)\n"
+      "  kafka  %s  (text from %s; candidates to %s; verdicts from %s)\n"
+      "  http   http://%s:%d  (GET /healthz, /readyz, /metrics; snapshots for "
+      "serve --snapshots-from)\n"
+      "  store  %s  (owner)\n",
+      c.kafka.c_str(), c.topic_text.c_str(), c.topic_candidates.c_str(),
+      c.topic_verdicts.c_str(), host.c_str(), http.port(), c.data_dir.c_str());
+  std::fflush(stdout);
+  counters.Set("streamlm_learner_running", 1);
+  absl::Status s = (*learner)->Run();
+  counters.Set("streamlm_learner_running", 0);
+  verdicts.Stop();
+  {
+    std::lock_guard<std::mutex> lock(learner_mu);
+    active_learner = nullptr;
+  }
+  http.Stop();
+  return finish(s.ok() ? 0 : Fail(s));
+}
+
+}  // namespace streamlm
