@@ -31,8 +31,9 @@ int RunLearn(const Config& c);
 // evaluate_command.cc: the evaluator alone, following the store the learner
 // owns; proposes verdicts on c.topic_verdicts.
 int RunEvaluate(const Config& c);
-// broker_command.cc: the embedded broker alone; SIGUSR1 down, SIGUSR2 up.
-int RunBroker(const Config& c);
+// broker_command.cc: the embedded broker alone; SIGUSR1 down, SIGUSR2 up;
+// with `journal_dir`, its records kept there across restarts.
+int RunBroker(const Config& c, const std::string& journal_dir);
 // bootstrap_command.cc: batch pretraining; prints the champion's id.
 int RunBootstrapCommand(const Config& c);
 // The bootstrap run and `run` share: trains and stores a champion (resuming

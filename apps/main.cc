@@ -94,10 +94,15 @@ int Main(int argc, char** argv) {
                   "each announced candidate, proposes its verdict to the learner");
   auto* broker = app.add_subcommand(
       "broker",
-      "a standalone Kafka-protocol broker (in memory); SIGUSR1 takes it down, SIGUSR2 back up");
+      "a standalone Kafka-protocol broker (in memory; on disk too with --journal); SIGUSR1 takes "
+      "it down, SIGUSR2 back up");
   broker->add_option_function<std::string>(
       "--port", [&cl](const std::string& v) { cl.overrides["broker.port"] = v; },
       "port to listen on (same as --broker.port; default 9092)");
+  std::string journal_dir;
+  broker->add_option("--journal", journal_dir,
+                     "directory that keeps every record on disk: a restarted broker replays "
+                     "it, each record at its old offset (without it, a restart starts empty)");
   auto* bootstrap = app.add_subcommand("bootstrap", "batch pretraining from text files; prints "
                                                     "the new champion's snapshot id last");
   std::vector<std::string> corpus;
@@ -253,7 +258,7 @@ int Main(int argc, char** argv) {
   if (serve->parsed()) return RunServe(*config, snapshots_from);
   if (learn->parsed()) return RunLearn(*config);
   if (evaluate->parsed()) return RunEvaluate(*config);
-  if (broker->parsed()) return RunBroker(*config);
+  if (broker->parsed()) return RunBroker(*config, journal_dir);
   if (bootstrap->parsed()) return RunBootstrapCommand(*config);
   if (decisions->parsed()) return RunDecisions(*config, json, limit);
   if (snapshots->parsed()) return RunSnapshots(*config, json);

@@ -14,12 +14,14 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/broker_journal.h"
 #include "common/log.h"
 
 namespace streamlm {
 
 absl::StatusOr<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
-    int port, const std::vector<std::string>& topics, int partitions) {
+    int port, const std::vector<std::string>& topics, int partitions,
+    const std::string& journal_dir) {
   std::unique_ptr<EmbeddedBroker> b(new EmbeddedBroker());
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -36,6 +38,14 @@ absl::StatusOr<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
   for (const std::string& t : topics) {
     absl::Status s = b->CreateTopic(t, partitions);
     if (!s.ok()) return s;
+  }
+  if (!journal_dir.empty()) {
+    // Replayed through the mock broker's own address, before the public one
+    // listens: no client's record can come between the journal's.
+    auto journal = BrokerJournal::Open(journal_dir, b->mock_address_, topics, partitions);
+    if (!journal.ok()) return journal.status();
+    b->journal_ = std::move(*journal);
+    b->replayed_ = b->journal_->replayed();
   }
   if (port == 0) {
     b->bootstrap_ = b->mock_address_;
@@ -63,11 +73,23 @@ absl::StatusOr<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
 }
 
 EmbeddedBroker::~EmbeddedBroker() {
+  if (absl::Status s = CloseJournal(); !s.ok()) SLM_LOG(kError) << s;
   stop_ = true;
   if (accept_thread_.joinable()) accept_thread_.join();
   if (listen_fd_ >= 0) close(listen_fd_);
   if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
   if (rk_) rd_kafka_destroy(rk_);
+}
+
+absl::Status EmbeddedBroker::CloseJournal() {
+  if (journal_ == nullptr) return absl::OkStatus();
+  // NOT_LEADER_FOR_PARTITION: retriable, so producers hold on to what they
+  // send; enough errors for every producer's retries while the journal
+  // catches up.
+  PushRequestErrors(kApiProduce, std::vector<int>(100000, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION));
+  absl::Status s = journal_->Stop(10000);
+  journal_.reset();
+  return s;
 }
 
 absl::Status EmbeddedBroker::SetDown(bool down) {

@@ -1,7 +1,8 @@
 // EmbeddedBroker: a Kafka-protocol broker inside this process, built on
 // librdkafka's mock cluster (rdkafka_mock.h). Any Kafka client (kcat,
 // confluent-kafka, librdkafka) can produce to and consume from it; it keeps
-// everything in memory.
+// everything in memory, and with a journal directory also on disk
+// (broker_journal.h), so a restart brings every record back at its offset.
 //
 // The mock cluster listens on an ephemeral port of its own choosing. To give
 // users a fixed bootstrap address (127.0.0.1:9092 by default) a small TCP
@@ -26,12 +27,17 @@ typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 
 namespace streamlm {
 
+class BrokerJournal;
+
 class EmbeddedBroker {
  public:
   // Starts the broker. `port` 0 exposes the mock broker's own port.
-  // `topics` are created with `partitions` partitions each.
+  // `topics` are created with `partitions` partitions each. With
+  // `journal_dir`, what it holds is replayed from there before any client
+  // can connect, and kept there (BrokerJournal).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<EmbeddedBroker>> Start(
-      int port, const std::vector<std::string>& topics, int partitions);
+      int port, const std::vector<std::string>& topics, int partitions,
+      const std::string& journal_dir = "");
   ~EmbeddedBroker();
 
   // "127.0.0.1:PORT": what clients use as bootstrap.servers.
@@ -57,11 +63,22 @@ class EmbeddedBroker {
   // the topics hold is kept. `streamlm broker` maps SIGUSR1/SIGUSR2 to these.
   [[nodiscard]] absl::Status SetDown(bool down);
 
+  // Shutting down: closes the journal (if any) after it has kept
+  // everything the topics hold. From then on the broker refuses new records
+  // with a retriable error (producers keep them and retry, e.g. against the
+  // restarted broker), so none is acknowledged and then lost. The
+  // destructor does it too.
+  [[nodiscard]] absl::Status CloseJournal();
+  // Records replayed from the journal at start.
+  int64_t replayed() const { return replayed_; }
+
  private:
   EmbeddedBroker() = default;
   void AcceptLoop();
   static void Relay(int client_fd, std::string target);
 
+  std::unique_ptr<BrokerJournal> journal_;  // before the cluster goes
+  int64_t replayed_ = 0;
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_mock_cluster_t* cluster_ = nullptr;
   std::string mock_address_;

@@ -5,6 +5,16 @@
 // (streamlm_kafka_consume_errors_total) and in its log at warning level;
 // afterwards the learner resumes, and the store accounts for every record
 // exactly once (tests/util/stream_audit.h): nothing lost, nothing repeated.
+//
+// Broker restart: `streamlm broker --journal DIR` is stopped in the middle
+// of a stream and started again on the same port; it replays its journal,
+// every record at its old offset, and the learner (reconnected, resuming at
+// the offsets in its store) and serving go on: again every record counts
+// exactly once.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <regex>
 #include <thread>
@@ -27,6 +37,99 @@ using testing::TempDir;
 using testing::kFeedback;
 using testing::kRejects;
 using testing::kText;
+
+// A port nothing listens on now.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+TEST(BrokerOutageTest, ABrokerRestartedWithItsJournalLosesNothing) {
+  TempDir dir;
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  auto start_broker = [&](const std::string& log) {
+    return std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{testing::StreamlmBinary(), "broker", "--config",
+                                 testing::SourceDir() + "/tests/data/tiny.yaml",
+                                 "--broker.partitions", "2", "--port", std::to_string(port),
+                                 "--journal", dir.Sub("journal")},
+        log);
+  };
+  auto broker = start_broker(dir.Sub("broker.log"));
+  std::string brokers;
+  ASSERT_TRUE(broker->ReadLine(&brokers, 30000)) << broker->StderrTail();
+  auto producer = KafkaProducer::Create(brokers);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  int next = 0, feedback = 0;
+  auto produce = [&](int n) {
+    for (int k = 0; k < n; ++k, ++next) {
+      absl::Status s = next % 50 == 49
+          ? (*producer)->Produce(kText, absl::StrCat("bad-", next), "{\"text\": 7}")
+          : (*producer)->Produce(kText, absl::StrCat("doc-", next), testing::StreamRecord(next));
+      ASSERT_TRUE(s.ok()) << s;
+      if (k % 20 == 0) {
+        Json f = {{"prompt", absl::StrCat("question ", next)},
+                  {"response", absl::StrCat("answer ", next)}, {"rating", 1}};
+        ASSERT_TRUE((*producer)->Produce(kFeedback, absl::StrCat("fb-", next), f.dump()).ok());
+        ++feedback;
+      }
+    }
+  };
+  const std::string data_dir = dir.Sub("store");
+  testing::RunProcess run(brokers, data_dir, dir.Sub("run.log"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  ASSERT_TRUE(run.WaitUp(deadline)) << run.Tail();
+  httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
+  http.set_connection_timeout(1, 0);
+  http.set_read_timeout(10, 0);
+  produce(300);
+  ASSERT_TRUE((*producer)->Flush(10000).ok());
+  // In the middle of the stream: some of it consumed, not all.
+  const std::string position = "streamlm_kafka_position_records{topic=\"streamlm.text\"}";
+  while (testing::MetricValue(http, position) < 30 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double consumed_at_stop = testing::MetricValue(http, position);
+  EXPECT_EQ(broker->Stop(SIGTERM, 60000), 0) << broker->StderrTail();
+  // Serving answers while there is no broker.
+  auto c = http.Post("/v1/completions", R"({"prompt": "the learner", "max_tokens": 4})",
+                     "application/json");
+  EXPECT_TRUE(c && c->status == 200) << "a completion failed while the broker was away";
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  broker = start_broker(dir.Sub("broker2.log"));
+  std::string again;
+  ASSERT_TRUE(broker->ReadLine(&again, 60000)) << broker->StderrTail();
+  EXPECT_EQ(again, brokers);
+  EXPECT_TRUE(testing::WaitForLog(dir.Sub("broker2.log"),
+                                  absl::StrCat(next + feedback, " records replayed"), 10))
+      << broker->StderrTail();
+  // The same producer goes on (it reconnects), and so does the learner.
+  produce(200);
+  ASSERT_TRUE((*producer)->Flush(60000).ok());
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline))
+      << run.Tail();
+  EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
+  auto store = Store::Open(data_dir, /*read_only=*/true);
+  ASSERT_TRUE(store.ok()) << store.status();
+  testing::AuditFigures f =
+      testing::AuditStream(store->get(), brokers, kText, kFeedback, kRejects, run.served());
+  EXPECT_EQ(f.text_records, 500);
+  std::printf("broker restart: stopped with %.0f of 300 text records consumed, restarted from "
+              "its journal; %s\n",
+              consumed_at_stop, f.Summary().c_str());
+}
 
 TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   TempDir dir;
