@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "apps/command_util.h"
 #include "common/log.h"
 #include "learner/bootstrap.h"
@@ -22,6 +23,15 @@ absl::StatusOr<std::string> BootstrapChampion(const Config& c, Store* store,
   }, stop);
   if (!result.ok()) return result.status();
   return result->snapshot_id;
+}
+
+absl::Status BootstrapIfNoChampion(const Config& c, Store* store,
+                                   const std::atomic<bool>* stop) {
+  if (store->GetAlias(kChampion).ok()) return absl::OkStatus();
+  SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
+                 << (c.bootstrap_topic.empty() ? absl::StrJoin(c.bootstrap_corpus, ", ")
+                                               : "topic " + c.bootstrap_topic);
+  return BootstrapChampion(c, store, stop).status();
 }
 
 int RunBootstrapCommand(const Config& c) {

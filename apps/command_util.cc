@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka.h"
+#include "common/log.h"
 
 namespace streamlm {
 namespace {
@@ -56,6 +57,22 @@ absl::StatusOr<std::string> ReadInput(const std::string& path) {
     ss << in.rdbuf();
   }
   return ss.str();
+}
+
+StopOnSignal::StopOnSignal(std::function<void()> on_signal) {
+  thread_ = std::thread([this, on_signal = std::move(on_signal)] {
+    const int sig = WaitForSignal();
+    if (!stop_) SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
+    stop_ = true;
+    on_signal();
+  });
+}
+
+int StopOnSignal::Finish(int code) {
+  if (!thread_.joinable()) return code;
+  if (!stop_.exchange(true)) WakeSignalThread();
+  thread_.join();
+  return code;
 }
 
 absl::Status NeedSharedBroker(const Config& c, const std::string& command) {

@@ -3,8 +3,11 @@
 #ifndef STREAMLM_APPS_COMMAND_UTIL_H_
 #define STREAMLM_APPS_COMMAND_UTIL_H_
 
+#include <atomic>
+#include <functional>
 #include <initializer_list>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,6 +26,25 @@ void BlockSignals(std::initializer_list<int> signals = {});
 int WaitForSignal(std::initializer_list<int> signals = {});
 // Wakes a thread blocked in WaitForSignal() (it gets SIGTERM).
 void WakeSignalThread();
+
+// For long-running commands, after BlockSignals(): the first SIGINT or
+// SIGTERM sets stopped() and runs `on_signal` (e.g. stopping the learner)
+// on a thread of its own. Finish(code) ends that thread, waking it when no
+// signal came, and returns `code`; the destructor does it too.
+class StopOnSignal {
+ public:
+  explicit StopOnSignal(std::function<void()> on_signal);
+  ~StopOnSignal() { Finish(0); }
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+  bool stopped() const { return stop_; }
+  const std::atomic<bool>* flag() const { return &stop_; }
+  int Finish(int code);
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // The whole of file `path`, or of stdin when it is empty or "-".
 [[nodiscard]] absl::StatusOr<std::string> ReadInput(const std::string& path);

@@ -40,6 +40,9 @@ int RunBootstrapCommand(const Config& c);
 // an interrupted bootstrap); `stop` cuts it short at a checkpoint.
 [[nodiscard]] absl::StatusOr<std::string> BootstrapChampion(const Config& c, Store* store,
                                                             const std::atomic<bool>* stop);
+// BootstrapChampion when the store has no champion yet (run, learn).
+[[nodiscard]] absl::Status BootstrapIfNoChampion(const Config& c, Store* store,
+                                                 const std::atomic<bool>* stop);
 // decisions_command.cc, snapshots_command.cc.
 int RunDecisions(const Config& c, bool json, size_t limit);
 int RunSnapshots(const Config& c, bool json);

@@ -36,11 +36,10 @@ absl::Status ControlHttp::Start() {
   if (store_ != nullptr) {
     const bool loopback_only = IsLoopbackHost(host);
     const std::string token = config_.serving_admin_token;
-    RegisterSnapshotTransfer(*http_, store_,
-                             [token, loopback_only](const httplib::Request& q,
-                                                    httplib::Response& s) {
-                               return CheckAdminRequest(token, loopback_only, q, s);
-                             });
+    RegisterSnapshotTransfer(
+        *http_, store_, [token, loopback_only](const httplib::Request& q, httplib::Response& s) {
+          return CheckAdminRequest(token, loopback_only, q, s);
+        });
   }
   if (port == 0) {
     port_ = http_->bind_to_any_port(host);

@@ -32,30 +32,18 @@ int RunLearn(const Config& c) {
   ConfigureTorchThreads(c.threads);
   auto store = OpenStore(c);  // the owner: holds RocksDB's lock
   if (!store.ok()) return Fail(store.status());
-  std::atomic<bool> stop{false};
   std::mutex learner_mu;
   Learner* active_learner = nullptr;  // GUARDED_BY(learner_mu)
-  std::thread signals([&] {
-    int sig = WaitForSignal();
-    if (!stop) SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
-    stop = true;
+  StopOnSignal signals([&] {
     std::lock_guard<std::mutex> lock(learner_mu);
     if (active_learner != nullptr) active_learner->Stop();
   });
-  auto finish = [&](int code) {
-    if (!stop.exchange(true)) WakeSignalThread();
-    signals.join();
-    return code;
-  };
+  auto finish = [&signals](int code) { return signals.Finish(code); };
   Counters counters;
   ControlHttp http(c, &counters, store->get());
   if (absl::Status s = http.Start(); !s.ok()) return finish(Fail(s));
-  if (!(*store)->GetAlias(kChampion).ok()) {
-    SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
-                   << (c.bootstrap_topic.empty() ? absl::StrJoin(c.bootstrap_corpus, ", ")
-                                                 : "topic " + c.bootstrap_topic);
-    auto id = BootstrapChampion(c, store->get(), &stop);
-    if (!id.ok()) return finish(Fail(id.status()));
+  if (absl::Status b = BootstrapIfNoChampion(c, store->get(), signals.flag()); !b.ok()) {
+    return finish(Fail(b));
   }
   SetThreadComputeBudget(LearnerThreads(c, /*serving_in_process=*/false));
   auto producer = KafkaProducer::Create(c.kafka);
@@ -69,8 +57,8 @@ int RunLearn(const Config& c) {
     for (const Json& v : verdicts) {
       auto stored = committer.Commit(v);
       if (!stored.ok()) {
-        SLM_LOG(kWarning) << "learn: verdict on " << c.topic_verdicts << " not committed: "
-                          << stored.status();
+        SLM_LOG(kWarning) << "learn: verdict on " << c.topic_verdicts
+                          << " not committed: " << stored.status();
         continue;
       }
       if (!stored->has_value()) continue;
@@ -83,8 +71,9 @@ int RunLearn(const Config& c) {
     }
   };
   // Verdicts need no catch-up: this process wrote everything they name.
-  DecisionFollower verdicts(c.kafka, c.topic_verdicts, [] { return absl::OkStatus(); },
-                            &counters, on_verdicts, /*fallback_ms=*/int64_t{1} << 40);
+  DecisionFollower verdicts(
+      c.kafka, c.topic_verdicts, [] { return absl::OkStatus(); }, &counters, on_verdicts,
+      /*fallback_ms=*/int64_t{1} << 40);
 
   // Each candidate is announced once it is stored (with the candidate alias).
   auto on_candidate = [&](const std::string& id) {
@@ -93,8 +82,8 @@ int RunLearn(const Config& c) {
     if (s.ok()) s = (*producer)->Flush(10000);
     if (!s.ok()) {
       // The evaluator also takes up an undecided candidate alias when it starts.
-      SLM_LOG(kWarning) << "learn: cannot announce candidate " << id << " on "
-                        << c.topic_candidates << ": " << s;
+      SLM_LOG(kWarning) << "learn: cannot announce candidate " << id << " on " << c.topic_candidates
+                        << ": " << s;
     }
   };
   auto learner = Learner::Create(c, c.kafka, store->get(), &counters, on_candidate);
@@ -102,7 +91,7 @@ int RunLearn(const Config& c) {
   {
     std::lock_guard<std::mutex> lock(learner_mu);
     active_learner = learner->get();
-    if (stop) active_learner->Stop();
+    if (signals.stopped()) active_learner->Stop();
   }
   if (absl::Status s = verdicts.Start(); !s.ok()) return finish(Fail(s));
   http.set_ready(true);
@@ -113,8 +102,8 @@ int RunLearn(const Config& c) {
       "  http   http://%s:%d  (GET /healthz, /readyz, /metrics; snapshots for "
       "serve --snapshots-from)\n"
       "  store  %s  (owner)\n",
-      c.kafka.c_str(), c.topic_text.c_str(), c.topic_candidates.c_str(),
-      c.topic_verdicts.c_str(), host.c_str(), http.port(), c.data_dir.c_str());
+      c.kafka.c_str(), c.topic_text.c_str(), c.topic_candidates.c_str(), c.topic_verdicts.c_str(),
+      host.c_str(), http.port(), c.data_dir.c_str());
   std::fflush(stdout);
   counters.Set("streamlm_learner_running", 1);
   absl::Status s = (*learner)->Run();

@@ -44,27 +44,15 @@ int RunAll(const Config& c) {
   auto store = OpenStore(c);
   if (!store.ok()) return Fail(store.status());
   // From here on SIGINT/SIGTERM stop whatever runs: bootstrap or learner.
-  std::atomic<bool> stop{false};
   std::mutex learner_mu;
   Learner* active_learner = nullptr;  // GUARDED_BY(learner_mu)
-  std::thread signals([&] {
-    int sig = WaitForSignal();
-    if (!stop) SLM_LOG(kInfo) << "signal " << sig << ": checkpointing and stopping";
-    stop = true;
+  StopOnSignal signals([&] {
     std::lock_guard<std::mutex> lock(learner_mu);
     if (active_learner != nullptr) active_learner->Stop();
   });
-  auto finish = [&](int code) {
-    if (!stop.exchange(true)) WakeSignalThread();
-    signals.join();
-    return code;
-  };
-  if (!(*store)->GetAlias(kChampion).ok()) {
-    SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
-                   << (c.bootstrap_topic.empty() ? absl::StrJoin(c.bootstrap_corpus, ", ")
-                                                 : "topic " + c.bootstrap_topic);
-    auto id = BootstrapChampion(c, store->get(), &stop);
-    if (!id.ok()) return finish(Fail(id.status()));
+  auto finish = [&signals](int code) { return signals.Finish(code); };
+  if (absl::Status b = BootstrapIfNoChampion(c, store->get(), signals.flag()); !b.ok()) {
+    return finish(Fail(b));
   }
   // Compute budget: serving's scheduler takes serving.threads; the learner
   // (this thread) and the evaluator the rest, so neither starves the other.
@@ -111,7 +99,7 @@ int RunAll(const Config& c) {
   {
     std::lock_guard<std::mutex> lock(learner_mu);
     active_learner = learner->get();
-    if (stop) active_learner->Stop();
+    if (signals.stopped()) active_learner->Stop();
   }
 
   std::string host = c.http.substr(0, c.http.rfind(':'));
@@ -143,7 +131,7 @@ int RunAll(const Config& c) {
                     << "; serving goes on with the champion it has. Fix the cause and restart "
                        "(the learner resumes from its last checkpoint); streamlm_learner_running "
                        "is 0 until then";
-    while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (!signals.stopped()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   evaluator.Stop();
   rollback.Stop();

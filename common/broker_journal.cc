@@ -40,8 +40,8 @@ std::string Frame(const Record& r) {
   }
   std::string out;
   Put<uint32_t>(&out, static_cast<uint32_t>(payload.size()));
-  Put<uint32_t>(&out, static_cast<uint32_t>(crc32(
-                          0, reinterpret_cast<const Bytef*>(payload.data()), payload.size())));
+  Put<uint32_t>(&out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(payload.data()),
+                                                  payload.size())));
   return out + payload;
 }
 
@@ -136,10 +136,10 @@ absl::StatusOr<std::unique_ptr<BrokerJournal>> BrokerJournal::Open(
         continue;
       }
       if (!known || p >= partitions) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "journal '", dir, "' holds ", topic, "[", p, "], which this broker does not have (",
-            partitions, " partitions of ", topics.size(),
-            " topics): start it with the broker.partitions it had"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("journal '", dir, "' holds ", topic, "[", p,
+                         "], which this broker does not have (", partitions, " partitions of ",
+                         topics.size(), " topics): start it with the broker.partitions it had"));
       }
     }
   }
@@ -182,15 +182,14 @@ absl::StatusOr<std::unique_ptr<BrokerJournal>> BrokerJournal::Open(
           rd_kafka_resp_err_t e = rd_kafka_producev(
               producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(p),
               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
-              RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_TIMESTAMP(timestamp),
-              RD_KAFKA_V_END);
+              RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_END);
           if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(producer, 10);
             continue;
           }
           if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            status = absl::InternalError(absl::StrCat("journal replay of ", topic, "[", p,
-                                                      "]: ", rd_kafka_err2str(e)));
+            status = absl::InternalError(
+                absl::StrCat("journal replay of ", topic, "[", p, "]: ", rd_kafka_err2str(e)));
           }
           break;
         }
@@ -206,13 +205,13 @@ absl::StatusOr<std::unique_ptr<BrokerJournal>> BrokerJournal::Open(
   for (const auto& [tp, count] : j->next_) {
     if (!status.ok()) break;
     int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(producer, tp.first.c_str(),
-                                                             tp.second, &low, &high, 10000);
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(producer, tp.first.c_str(), tp.second, &low, &high, 10000);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR || high != count) {
-      status = absl::DataLossError(absl::StrCat(
-          "journal replay of ", tp.first, "[", tp.second, "]: the broker holds ", high,
-          " records, the journal ", count, e != RD_KAFKA_RESP_ERR_NO_ERROR ? ": " : "",
-          e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : ""));
+      status = absl::DataLossError(
+          absl::StrCat("journal replay of ", tp.first, "[", tp.second, "]: the broker holds ", high,
+                       " records, the journal ", count, e != RD_KAFKA_RESP_ERR_NO_ERROR ? ": " : "",
+                       e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : ""));
     }
   }
   rd_kafka_destroy(producer);
@@ -295,9 +294,9 @@ void BrokerJournal::MirrorLoop() {
           ++next;
         }
       } else if (m->offset > next) {
-        const int64_t now =
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now().time_since_epoch()).count();
+        const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count();
         if (now - last_warning_ms > 10000) {
           last_warning_ms = now;
           SLM_LOG(kError) << "journal: " << tp.first << "[" << tp.second << "] skipped from "
@@ -335,8 +334,7 @@ absl::Status BrokerJournal::Stop(int timeout_ms) {
         high[tp] = hi;
       }
     }
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (std::chrono::steady_clock::now() < deadline) {
       bool caught_up = true;
       {
@@ -350,9 +348,9 @@ absl::Status BrokerJournal::Stop(int timeout_ms) {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& [tp, hi] : high) {
         if (next_[tp] < hi) {
-          status = absl::DeadlineExceededError(absl::StrCat(
-              "journal: ", tp.first, "[", tp.second, "] kept ", next_[tp], " of ", hi,
-              " records at stop"));
+          status = absl::DeadlineExceededError(absl::StrCat("journal: ", tp.first, "[", tp.second,
+                                                            "] kept ", next_[tp], " of ", hi,
+                                                            " records at stop"));
         }
       }
     }

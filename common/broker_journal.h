@@ -49,8 +49,8 @@ class BrokerJournal {
   // mirrors new records until Stop(). A log of a partition the broker does
   // not have is an error naming it.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<BrokerJournal>> Open(
-      const std::string& dir, const std::string& address,
-      const std::vector<std::string>& topics, int partitions);
+      const std::string& dir, const std::string& address, const std::vector<std::string>& topics,
+      int partitions);
   ~BrokerJournal();
   BrokerJournal(const BrokerJournal&) = delete;
   BrokerJournal& operator=(const BrokerJournal&) = delete;

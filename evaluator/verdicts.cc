@@ -24,10 +24,14 @@ absl::StatusOr<std::optional<Json>> VerdictCommitter::Commit(const Json& verdict
   const std::string id = field("verdict_id"), candidate = field("candidate"),
                     champion = field("champion"), kind = field("verdict");
   std::string missing;
-  if (!verdict.is_object()) missing = "a JSON object";
-  else if (id.empty()) missing = "\"verdict_id\"";
-  else if (candidate.empty()) missing = "\"candidate\"";
-  else if (champion.empty()) missing = "\"champion\"";
+  if (!verdict.is_object())
+    missing = "a JSON object";
+  else if (id.empty())
+    missing = "\"verdict_id\"";
+  else if (candidate.empty())
+    missing = "\"candidate\"";
+  else if (champion.empty())
+    missing = "\"champion\"";
   else if (kind != "promoted" && kind != "rejected" && kind != "held") {
     missing = "\"verdict\" (promoted, rejected or held)";
   }

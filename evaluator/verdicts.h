@@ -11,11 +11,10 @@
 // already carries was committed before (the topic is read again after
 // every restart) and is skipped. Evaluation sets the evaluator set aside
 // ("eval_sets": name -> value, Store::PutEvalSet) are stored first,
-// whatever becomes of the verdict (writing them again is harmless). A verdict judged against a champion that
-// is no longer the champion is stale and skipped too: its evidence no
-// longer compares the candidate with what is served. The owner then
-// publishes the stored decision on `topic.decisions`, as a single-process
-// `run` does.
+// whatever becomes of the verdict (writing them again is harmless). A verdict judged against a
+// champion that is no longer the champion is stale and skipped too: its evidence no longer compares
+// the candidate with what is served. The owner then publishes the stored decision on
+// `topic.decisions`, as a single-process `run` does.
 //
 // Thread-safety: not thread-safe; one thread (the owner's verdict reader).
 #ifndef STREAMLM_EVALUATOR_VERDICTS_H_

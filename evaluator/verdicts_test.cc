@@ -20,8 +20,11 @@ Snapshot MakeSnapshot(const std::string& id) {
 
 Json Verdict(const std::string& id, const std::string& candidate, const std::string& champion,
              const std::string& kind) {
-  return {{"verdict_id", id}, {"candidate", candidate}, {"champion", champion},
-          {"verdict", kind}, {"reason", "test"}};
+  return {{"verdict_id", id},
+          {"candidate", candidate},
+          {"champion", champion},
+          {"verdict", kind},
+          {"reason", "test"}};
 }
 
 TEST(VerdictCommitterTest, CommitsOnceAcrossRestartsAndSkipsStaleVerdicts) {

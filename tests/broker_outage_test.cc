@@ -38,6 +38,44 @@ using testing::kFeedback;
 using testing::kRejects;
 using testing::kText;
 
+// The text stream both tests produce, as stream_audit.h expects it: every
+// 50th text record bad, a feedback record with every 20th.
+struct Stream {
+  KafkaProducer* producer;
+  int next = 0, feedback = 0;
+  void Produce(int n) {
+    for (int k = 0; k < n; ++k, ++next) {
+      absl::Status s =
+          next % 50 == 49
+              ? producer->Produce(kText, absl::StrCat("bad-", next), "{\"text\": 7}")
+              : producer->Produce(kText, absl::StrCat("doc-", next), testing::StreamRecord(next));
+      ASSERT_TRUE(s.ok()) << s;
+      if (k % 20 == 0) {
+        Json f = {{"prompt", absl::StrCat("question ", next)},
+                  {"response", absl::StrCat("answer ", next)},
+                  {"rating", 1}};
+        ASSERT_TRUE(producer->Produce(kFeedback, absl::StrCat("fb-", next), f.dump()).ok());
+        ++feedback;
+      }
+    }
+  }
+};
+
+// Waits until `run` consumed all of `stream`, stops it, and audits its
+// store against the topics on `brokers`.
+void DrainStopAndAudit(testing::RunProcess& run, httplib::Client& http, const Stream& stream,
+                       const std::string& brokers, const std::string& data_dir,
+                       testing::AuditFigures* f) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  ASSERT_TRUE(
+      testing::WaitDrained(http, {{kText, stream.next}, {kFeedback, stream.feedback}}, deadline))
+      << run.Tail();
+  EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
+  auto store = Store::Open(data_dir, /*read_only=*/true);
+  ASSERT_TRUE(store.ok()) << store.status();
+  *f = testing::AuditStream(store->get(), brokers, kText, kFeedback, kRejects, run.served());
+}
+
 // A port nothing listens on now.
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -71,21 +109,8 @@ TEST(BrokerOutageTest, ABrokerRestartedWithItsJournalLosesNothing) {
   ASSERT_TRUE(broker->ReadLine(&brokers, 30000)) << broker->StderrTail();
   auto producer = KafkaProducer::Create(brokers);
   ASSERT_TRUE(producer.ok()) << producer.status();
-  int next = 0, feedback = 0;
-  auto produce = [&](int n) {
-    for (int k = 0; k < n; ++k, ++next) {
-      absl::Status s = next % 50 == 49
-          ? (*producer)->Produce(kText, absl::StrCat("bad-", next), "{\"text\": 7}")
-          : (*producer)->Produce(kText, absl::StrCat("doc-", next), testing::StreamRecord(next));
-      ASSERT_TRUE(s.ok()) << s;
-      if (k % 20 == 0) {
-        Json f = {{"prompt", absl::StrCat("question ", next)},
-                  {"response", absl::StrCat("answer ", next)}, {"rating", 1}};
-        ASSERT_TRUE((*producer)->Produce(kFeedback, absl::StrCat("fb-", next), f.dump()).ok());
-        ++feedback;
-      }
-    }
-  };
+  Stream stream{producer->get()};
+  auto produce = [&stream](int n) { stream.Produce(n); };
   const std::string data_dir = dir.Sub("store");
   testing::RunProcess run(brokers, data_dir, dir.Sub("run.log"));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
@@ -111,24 +136,20 @@ TEST(BrokerOutageTest, ABrokerRestartedWithItsJournalLosesNothing) {
   std::string again;
   ASSERT_TRUE(broker->ReadLine(&again, 60000)) << broker->StderrTail();
   EXPECT_EQ(again, brokers);
-  EXPECT_TRUE(testing::WaitForLog(dir.Sub("broker2.log"),
-                                  absl::StrCat(next + feedback, " records replayed"), 10))
+  EXPECT_TRUE(testing::WaitForLog(
+      dir.Sub("broker2.log"), absl::StrCat(stream.next + stream.feedback, " records replayed"), 10))
       << broker->StderrTail();
   // The same producer goes on (it reconnects), and so does the learner.
   produce(200);
   ASSERT_TRUE((*producer)->Flush(60000).ok());
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline))
-      << run.Tail();
-  EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
-  auto store = Store::Open(data_dir, /*read_only=*/true);
-  ASSERT_TRUE(store.ok()) << store.status();
-  testing::AuditFigures f =
-      testing::AuditStream(store->get(), brokers, kText, kFeedback, kRejects, run.served());
+  testing::AuditFigures f;
+  DrainStopAndAudit(run, http, stream, brokers, data_dir, &f);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(f.text_records, 500);
-  std::printf("broker restart: stopped with %.0f of 300 text records consumed, restarted from "
-              "its journal; %s\n",
-              consumed_at_stop, f.Summary().c_str());
+  std::printf(
+      "broker restart: stopped with %.0f of 300 text records consumed, restarted from "
+      "its journal; %s\n",
+      consumed_at_stop, f.Summary().c_str());
 }
 
 TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
@@ -138,21 +159,8 @@ TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   ASSERT_FALSE(brokers.empty()) << broker->StderrTail();
   auto producer = KafkaProducer::Create(brokers);
   ASSERT_TRUE(producer.ok()) << producer.status();
-  int next = 0, feedback = 0;
-  auto produce = [&](int n) {
-    for (int k = 0; k < n; ++k, ++next) {
-      absl::Status s = next % 50 == 49
-          ? (*producer)->Produce(kText, absl::StrCat("bad-", next), "{\"text\": 7}")
-          : (*producer)->Produce(kText, absl::StrCat("doc-", next), testing::StreamRecord(next));
-      ASSERT_TRUE(s.ok()) << s;
-      if (k % 20 == 0) {
-        Json f = {{"prompt", absl::StrCat("question ", next)},
-                  {"response", absl::StrCat("answer ", next)}, {"rating", 1}};
-        ASSERT_TRUE((*producer)->Produce(kFeedback, absl::StrCat("fb-", next), f.dump()).ok());
-        ++feedback;
-      }
-    }
-  };
+  Stream stream{producer->get()};
+  auto produce = [&stream](int n) { stream.Produce(n); };
   produce(300);
   ASSERT_TRUE((*producer)->Flush(10000).ok());
 
@@ -164,7 +172,8 @@ TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   httplib::Client http(run.endpoints().http_host, run.endpoints().http_port);
   http.set_connection_timeout(1, 0);
   http.set_read_timeout(10, 0);
-  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline))
+  ASSERT_TRUE(
+      testing::WaitDrained(http, {{kText, stream.next}, {kFeedback, stream.feedback}}, deadline))
       << run.Tail();
   const double errors_before =
       testing::MetricValue(http, "streamlm_kafka_consume_errors_total{topic=\"streamlm.text\"}");
@@ -205,20 +214,15 @@ TEST(BrokerOutageTest, LearnerWaitsServingAnswersNothingLostOrRepeated) {
   ASSERT_TRUE((*producer)->Flush(60000).ok());
   produce(200);
   ASSERT_TRUE((*producer)->Flush(10000).ok());
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  ASSERT_TRUE(testing::WaitDrained(http, {{kText, next}, {kFeedback, feedback}}, deadline))
-      << run.Tail();
-  EXPECT_EQ(run.Finish(SIGTERM, 120000), 0) << run.Tail();
-
-  auto store = Store::Open(data_dir, /*read_only=*/true);
-  ASSERT_TRUE(store.ok()) << store.status();
-  testing::AuditFigures f =
-      testing::AuditStream(store->get(), brokers, kText, kFeedback, kRejects, run.served());
+  testing::AuditFigures f;
+  DrainStopAndAudit(run, http, stream, brokers, data_dir, &f);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(f.text_records, 600);
-  std::printf("broker outage: 30 s down; %d health checks (slowest %.3f s) and %d completions "
-              "answered meanwhile; %.0f consume errors counted; %s\n",
-              health_checks, slowest_health_s, completions,
-              errors_during - std::max(errors_before, 0.0), f.Summary().c_str());
+  std::printf(
+      "broker outage: 30 s down; %d health checks (slowest %.3f s) and %d completions "
+      "answered meanwhile; %.0f consume errors counted; %s\n",
+      health_checks, slowest_health_s, completions, errors_during - std::max(errors_before, 0.0),
+      f.Summary().c_str());
 }
 
 }  // namespace
