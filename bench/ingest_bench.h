@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/clean_options.h"
+#include "ingest/clean_options.h"
 #include "common/json_util.h"
 #include "model/tokenizer.h"
 

@@ -16,7 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "common/clean_options.h"
+#include "ingest/clean_options.h"
 
 namespace streamlm {
 

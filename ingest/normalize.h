@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/clean_options.h"
+#include "ingest/clean_options.h"
 
 namespace streamlm {
 

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "common/clean_options.h"
+#include "ingest/clean_options.h"
 
 namespace streamlm {
 

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/clean_options.h"
+#include "ingest/clean_options.h"
 #include "common/json_util.h"
 #include "common/metrics.h"
 #include "ingest/dedup.h"

@@ -44,7 +44,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "bench/brown_corpus.h"
-#include "common/clean_options.h"
+#include "ingest/clean_options.h"
 #include "common/config.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"

@@ -1,11 +1,11 @@
 // Options of the cleaning pipeline (ingest/cleaner.h), one set per source
 // profile: `clean.text.*` for `streamlm.text`, `clean.feedback.*` for the text
-// fields of `streamlm.feedback`. Plain data: the config (common/config.h)
-// reads them, ingest/ applies them. Defaults follow the published recipes
+// fields of `streamlm.feedback`. Plain data, owned by ingest/, which applies
+// them; the config (common/config.h) only maps the `clean.*` keys onto them. Defaults follow the published recipes
 // (Gopher: Rae et al. 2021, appendix A; C4: Raffel et al. 2020, section 2.2;
 // FineWeb: Penedo et al. 2024, as implemented in datatrove), cited per field.
-#ifndef STREAMLM_COMMON_CLEAN_OPTIONS_H_
-#define STREAMLM_COMMON_CLEAN_OPTIONS_H_
+#ifndef STREAMLM_INGEST_CLEAN_OPTIONS_H_
+#define STREAMLM_INGEST_CLEAN_OPTIONS_H_
 
 #include <cstdint>
 #include <string>
@@ -223,4 +223,4 @@ inline CleanOptions DefaultFeedbackCleanOptions() {
 
 }  // namespace streamlm
 
-#endif  // STREAMLM_COMMON_CLEAN_OPTIONS_H_
+#endif  // STREAMLM_INGEST_CLEAN_OPTIONS_H_
