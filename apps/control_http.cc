@@ -2,7 +2,6 @@
 
 #include <httplib.h>
 
-#include "absl/strings/numbers.h"
 #include "serving/admin_api.h"
 #include "store/store.h"
 
@@ -14,13 +13,9 @@ ControlHttp::ControlHttp(const Config& config, Counters* counters, Store* store)
 ControlHttp::~ControlHttp() { Stop(); }
 
 absl::Status ControlHttp::Start() {
-  const size_t colon = config_.http.rfind(':');
+  std::string host;
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(config_.http.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError("config key 'http': expected HOST:PORT, got '" +
-                                      config_.http + "'");
-  }
-  const std::string host = config_.http.substr(0, colon);
+  if (absl::Status s = ParseHttpAddress(config_.http, &host, &port); !s.ok()) return s;
   http_ = std::make_unique<httplib::Server>();
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");

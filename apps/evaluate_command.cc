@@ -3,7 +3,6 @@
 // processes").
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -24,21 +23,6 @@
 #include "store/store.h"
 
 namespace streamlm {
-namespace {
-
-// Whether a stored decision promoted or rejected `candidate`.
-bool Decided(Store& store, const std::string& candidate) {
-  auto decisions = store.ListDecisions(200);
-  if (!decisions.ok()) return false;
-  return std::any_of(decisions->begin(), decisions->end(), [&](const Json& d) {
-    const std::string verdict = d.value("verdict", "");
-    return d.value("candidate", "") == candidate &&
-           (verdict == "promoted" || verdict == "rejected");
-  });
-}
-
-}  // namespace
-
 int RunEvaluate(const Config& c) {
   BlockSignals();
   if (absl::Status s = NeedSharedBroker(c, "evaluate"); !s.ok()) return Fail(s);
@@ -70,7 +54,7 @@ int RunEvaluate(const Config& c) {
         for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
           const std::string id = it->value("candidate", "");
           if (id.empty()) continue;
-          if (id != last_submitted && !Decided(**store, id)) {
+          if (id != last_submitted && !CandidateDecided(**store, id)) {
             last_submitted = id;
             counters.Add("streamlm_evaluator_candidates_total", 1);
             evaluator.Submit(id);

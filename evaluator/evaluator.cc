@@ -240,6 +240,16 @@ absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config, Stor
   return out;
 }
 
+bool CandidateDecided(const Store& store, const std::string& candidate) {
+  auto decisions = store.ListDecisions(200);
+  if (!decisions.ok()) return false;
+  return std::any_of(decisions->begin(), decisions->end(), [&](const Json& d) {
+    const std::string verdict = d.value("verdict", "");
+    return d.value("candidate", "") == candidate &&
+           (verdict == "promoted" || verdict == "rejected");
+  });
+}
+
 Evaluator::Evaluator(const Config& config, Store* store, KafkaProducer* decisions,
                      DecisionCallback on_decision)
     : config_(config), store_(store), decisions_(decisions),
@@ -259,14 +269,8 @@ Evaluator::~Evaluator() { Stop(); }
 void Evaluator::Start() {
   auto candidate = store_->GetAlias(kCandidate);
   auto champion = store_->GetAlias(kChampion);
-  auto decisions = store_->ListDecisions(200);
-  if (candidate.ok() && champion.ok() && *candidate != *champion && decisions.ok()) {
-    const bool decided = std::any_of(decisions->begin(), decisions->end(), [&](const Json& d) {
-      const std::string verdict = d.value("verdict", "");
-      return d.value("candidate", "") == *candidate &&
-             (verdict == "promoted" || verdict == "rejected");
-    });
-    if (!decided) {
+  if (candidate.ok() && champion.ok() && *candidate != *champion) {
+    if (!CandidateDecided(*store_, *candidate)) {
       SLM_LOG(kInfo) << "evaluator: candidate " << *candidate
                      << " was left undecided by the last run; evaluating it";
       Submit(*candidate);

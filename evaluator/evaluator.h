@@ -30,6 +30,10 @@ namespace streamlm {
 [[nodiscard]] absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config,
                                                                   Store* store);
 
+// Whether a decision among the store's newest 200 promoted or rejected
+// `candidate` (a held one is still undecided).
+bool CandidateDecided(const Store& store, const std::string& candidate);
+
 class Evaluator {
  public:
   using DecisionCallback = std::function<void(const Json& decision)>;

@@ -428,6 +428,16 @@ absl::StatusOr<std::string> SyncChampion(const std::string& base_url,
   return id;
 }
 
+absl::Status ParseHttpAddress(const std::string& http, std::string* host, int* port) {
+  const size_t colon = http.rfind(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(http.substr(colon + 1), port)) {
+    return absl::InvalidArgumentError("config key 'http': expected HOST:PORT, got '" + http +
+                                      "'");
+  }
+  *host = http.substr(0, colon);
+  return absl::OkStatus();
+}
+
 bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost") return true;
   in_addr a4;

@@ -29,6 +29,10 @@ namespace streamlm {
 // Fills `res` with 401 and returns false when `req` is not authorized.
 using AdminCheck = std::function<bool(const httplib::Request&, httplib::Response&)>;
 
+// The host and port of the `http` config key's HOST:PORT; InvalidArgument
+// naming the key when it is not that.
+[[nodiscard]] absl::Status ParseHttpAddress(const std::string& http, std::string* host,
+                                            int* port);
 // True for "localhost", 127.0.0.0/8 and ::1 (bracketed or not).
 bool IsLoopbackHost(const std::string& host);
 // The admin routes' guard (an AdminCheck): "Authorization: Bearer <token>"

@@ -832,13 +832,9 @@ void Server::HandleFeedback(const httplib::Request& req, httplib::Response& res)
 }
 
 absl::Status Server::Start() {
-  size_t colon = config_.http.rfind(':');
-  std::string host = config_.http.substr(0, colon);
+  std::string host;
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(config_.http.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError("config key 'http': expected HOST:PORT, got '" +
-                                      config_.http + "'");
-  }
+  if (absl::Status s = ParseHttpAddress(config_.http, &host, &port); !s.ok()) return s;
   loopback_only_ = IsLoopbackHost(host);
   if (!loopback_only_ && config_.serving_admin_token.empty()) {
     SLM_LOG(kWarning) << "serving listens on " << config_.http
