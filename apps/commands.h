@@ -27,7 +27,13 @@ int RunAll(const Config& c);
 int RunServe(const Config& c, const std::string& snapshots_from);
 // learn_command.cc: the learner alone, owner of c.data_dir's writes; commits
 // the verdicts of a separate evaluator (evaluator/verdicts.h).
-int RunLearn(const Config& c);
+// Data-parallel learners (`learn --world-size N --rank R --master HOST:PORT`).
+struct LearnOptions {
+  int world_size = 1;
+  int rank = 0;
+  std::string master;  // rank 0's rendezvous, HOST:PORT
+};
+int RunLearn(const Config& c, const LearnOptions& options);
 // evaluate_command.cc: the evaluator alone, following the store the learner
 // owns; proposes verdicts on c.topic_verdicts.
 int RunEvaluate(const Config& c);

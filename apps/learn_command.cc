@@ -1,7 +1,9 @@
 // `streamlm learn`: the learner as a process of its own, the owner of the
 // store's writes (docs/architecture.md, "Roles as processes").
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -10,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "apps/active_learner.h"
 #include "apps/command_util.h"
 #include "apps/commands.h"
 #include "apps/control_http.h"
@@ -18,6 +21,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "evaluator/verdicts.h"
+#include "learner/data_parallel.h"
 #include "learner/learner.h"
 #include "model/language_model.h"
 #include "serving/decision_follower.h"
@@ -25,19 +29,68 @@
 #include "store/store_open.h"
 
 namespace streamlm {
+namespace {
 
-int RunLearn(const Config& c) {
+absl::StatusOr<std::unique_ptr<DataParallel>> ConnectRanks(const Config& c,
+                                                           const LearnOptions& o) {
+  if (o.world_size > 1 && o.master.empty()) {
+    return absl::InvalidArgumentError("--world-size above 1 needs --master HOST:PORT");
+  }
+  DataParallelOptions dp;
+  dp.world_size = o.world_size;
+  dp.rank = o.rank;
+  dp.master = o.master;
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr) {
+    dp.interface = ifname;
+  }
+  dp.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.learner_dp_timeout_s * 1000));
+  SLM_LOG(kInfo) << "learn: rank " << o.rank << " of " << o.world_size << " meeting the others at "
+                 << o.master;
+  return DataParallel::Connect(dp);
+}
+
+// A data-parallel rank above 0: no store, no verdicts; its model and state
+// come from rank 0, which it follows until rank 0 stops.
+int RunLearnRank(const Config& c, const LearnOptions& o) {
+  ActiveLearner active_learner;
+  StopOnSignal signals([&] { active_learner.Stop(); });
+  auto finish = [&signals](int code) { return signals.Finish(code); };
+  Counters counters;
+  ControlHttp http(c, &counters, /*store=*/nullptr);
+  if (absl::Status s = http.Start(); !s.ok()) return finish(Fail(s));
+  SetThreadComputeBudget(LearnerThreads(c, /*serving_in_process=*/false));
+  auto dp = ConnectRanks(c, o);
+  if (!dp.ok()) return finish(Fail(dp.status()));
+  auto learner = Learner::CreateWorker(c, c.kafka, &counters, dp->get());
+  if (!learner.ok()) return finish(Fail(learner.status()));
+  active_learner.Set(learner->get(), signals.stopped());
+  http.set_ready(true);
+  std::string host = c.http.substr(0, c.http.rfind(':'));
+  std::printf(
+      "StreamLM learner rank %d of %d (Ctrl-C stops all ranks)\n"
+      "  kafka  %s  (its share of %s's partitions)\n"
+      "  http   http://%s:%d  (GET /healthz, /readyz, /metrics)\n",
+      o.rank, o.world_size, c.kafka.c_str(), c.topic_text.c_str(), host.c_str(), http.port());
+  std::fflush(stdout);
+  counters.Set("streamlm_learner_running", 1);
+  absl::Status s = (*learner)->Run();
+  counters.Set("streamlm_learner_running", 0);
+  active_learner.Clear();
+  http.Stop();
+  return finish(s.ok() ? 0 : Fail(s));
+}
+
+}  // namespace
+
+int RunLearn(const Config& c, const LearnOptions& o) {
   BlockSignals();
   if (absl::Status s = NeedSharedBroker(c, "learn"); !s.ok()) return Fail(s);
   ConfigureTorchThreads(c.threads);
+  if (o.rank > 0) return RunLearnRank(c, o);
   auto store = OpenStore(c);  // the owner: holds RocksDB's lock
   if (!store.ok()) return Fail(store.status());
-  std::mutex learner_mu;
-  Learner* active_learner = nullptr;  // GUARDED_BY(learner_mu)
-  StopOnSignal signals([&] {
-    std::lock_guard<std::mutex> lock(learner_mu);
-    if (active_learner != nullptr) active_learner->Stop();
-  });
+  ActiveLearner active_learner;
+  StopOnSignal signals([&] { active_learner.Stop(); });
   auto finish = [&signals](int code) { return signals.Finish(code); };
   Counters counters;
   ControlHttp http(c, &counters, store->get());
@@ -66,8 +119,7 @@ int RunLearn(const Config& c) {
       absl::Status s = (*producer)->Produce(c.topic_decisions, d.value("candidate", ""), d.dump());
       if (s.ok()) s = (*producer)->Flush(10000);
       if (!s.ok()) SLM_LOG(kWarning) << "learn: cannot publish decision: " << s;
-      std::lock_guard<std::mutex> lock(learner_mu);
-      if (active_learner != nullptr) active_learner->OnDecision(d);
+      active_learner.OnDecision(d);
     }
   };
   // Verdicts need no catch-up: this process wrote everything they name.
@@ -86,13 +138,15 @@ int RunLearn(const Config& c) {
                         << ": " << s;
     }
   };
-  auto learner = Learner::Create(c, c.kafka, store->get(), &counters, on_candidate);
-  if (!learner.ok()) return finish(Fail(learner.status()));
-  {
-    std::lock_guard<std::mutex> lock(learner_mu);
-    active_learner = learner->get();
-    if (signals.stopped()) active_learner->Stop();
+  std::unique_ptr<DataParallel> dp;
+  if (o.world_size > 1) {
+    auto connected = ConnectRanks(c, o);
+    if (!connected.ok()) return finish(Fail(connected.status()));
+    dp = std::move(*connected);
   }
+  auto learner = Learner::Create(c, c.kafka, store->get(), &counters, on_candidate, dp.get());
+  if (!learner.ok()) return finish(Fail(learner.status()));
+  active_learner.Set(learner->get(), signals.stopped());
   if (absl::Status s = verdicts.Start(); !s.ok()) return finish(Fail(s));
   http.set_ready(true);
   std::string host = c.http.substr(0, c.http.rfind(':'));
@@ -109,10 +163,7 @@ int RunLearn(const Config& c) {
   absl::Status s = (*learner)->Run();
   counters.Set("streamlm_learner_running", 0);
   verdicts.Stop();
-  {
-    std::lock_guard<std::mutex> lock(learner_mu);
-    active_learner = nullptr;
-  }
+  active_learner.Clear();
   http.Stop();
   return finish(s.ok() ? 0 : Fail(s));
 }

@@ -89,6 +89,16 @@ int Main(int argc, char** argv) {
   auto* learn = app.add_subcommand(
       "learn", "the learner alone: owns the store on --data-dir, trains on --kafka's text and "
                "feedback, announces candidates, commits the verdicts of `streamlm evaluate`");
+  LearnOptions learn_options;
+  learn->add_option("--world-size", learn_options.world_size,
+                    "data-parallel learners in all (default 1); each reads its share of the "
+                    "text topic's partitions and all average their gradients (Gloo)")
+      ->check(CLI::Range(1, 62));
+  learn->add_option("--rank", learn_options.rank,
+                    "this learner's rank, 0..world-size-1; rank 0 owns the store on --data-dir, "
+                    "the others keep no store");
+  learn->add_option("--master", learn_options.master,
+                    "HOST:PORT where rank 0 meets the other ranks (rank 0 listens on PORT)");
   auto* evaluate = app.add_subcommand(
       "evaluate", "the gated evaluator alone: follows the store `streamlm learn` owns, judges "
                   "each announced candidate, proposes its verdict to the learner");
@@ -256,7 +266,7 @@ int Main(int argc, char** argv) {
   if (!config.ok()) return Fail(config.status());
   if (run->parsed()) return RunAll(*config);
   if (serve->parsed()) return RunServe(*config, snapshots_from);
-  if (learn->parsed()) return RunLearn(*config);
+  if (learn->parsed()) return RunLearn(*config, learn_options);
   if (evaluate->parsed()) return RunEvaluate(*config);
   if (broker->parsed()) return RunBroker(*config, journal_dir);
   if (bootstrap->parsed()) return RunBootstrapCommand(*config);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_join.h"
+#include "apps/active_learner.h"
 #include "apps/command_util.h"
 #include "common/broker.h"
 #include "common/json_util.h"
@@ -44,12 +45,8 @@ int RunAll(const Config& c) {
   auto store = OpenStore(c);
   if (!store.ok()) return Fail(store.status());
   // From here on SIGINT/SIGTERM stop whatever runs: bootstrap or learner.
-  std::mutex learner_mu;
-  Learner* active_learner = nullptr;  // GUARDED_BY(learner_mu)
-  StopOnSignal signals([&] {
-    std::lock_guard<std::mutex> lock(learner_mu);
-    if (active_learner != nullptr) active_learner->Stop();
-  });
+  ActiveLearner active_learner;
+  StopOnSignal signals([&] { active_learner.Stop(); });
   auto finish = [&signals](int code) { return signals.Finish(code); };
   if (absl::Status b = BootstrapIfNoChampion(c, store->get(), signals.flag()); !b.ok()) {
     return finish(Fail(b));
@@ -77,8 +74,7 @@ int RunAll(const Config& c) {
   auto on_decision = [&](const Json& d) {
     server.OnDecision(d);
     if (monitor != nullptr) monitor->OnDecision(d);
-    std::lock_guard<std::mutex> lock(learner_mu);
-    if (active_learner != nullptr) active_learner->OnDecision(d);
+    active_learner.OnDecision(d);
   };
   // Rolls the champion back on a confident serving-side regression
   // (evaluator/README.md "Rollback"); the learner's compute budget.
@@ -96,11 +92,7 @@ int RunAll(const Config& c) {
   auto learner = Learner::Create(c, brokers, store->get(), &counters,
                                  [&evaluator](const std::string& id) { evaluator.Submit(id); });
   if (!learner.ok()) return finish(Fail(learner.status()));
-  {
-    std::lock_guard<std::mutex> lock(learner_mu);
-    active_learner = learner->get();
-    if (signals.stopped()) active_learner->Stop();
-  }
+  active_learner.Set(learner->get(), signals.stopped());
 
   std::string host = c.http.substr(0, c.http.rfind(':'));
   std::printf(
@@ -117,10 +109,7 @@ int RunAll(const Config& c) {
 
   counters.Set("streamlm_learner_running", 1);
   s = (*learner)->Run();
-  {
-    std::lock_guard<std::mutex> lock(learner_mu);
-    active_learner = nullptr;
-  }
+  active_learner.Clear();
   if (!s.ok()) {
     // A learner that cannot go on (full disk, a fatal consumer error) stops
     // learning, not serving: requests are answered by the champion until an

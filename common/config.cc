@@ -347,6 +347,8 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(DoubleKey("learner.replay_fraction", "share of each batch replayed from earlier data", &C::learner_replay_fraction, 0, 0.95));
   keys.push_back(IntKey("learner.replay_capacity_blocks", "blocks the replay buffer keeps", &C::learner_replay_capacity_blocks, 1, 100000000));
   keys.push_back(IntKey("learner.snapshot_every_steps", "candidate snapshot every N steps", &C::learner_snapshot_every_steps, 1, 100000000));
+  keys.push_back(DoubleKey("learner.dp_timeout_s", "data-parallel learners: seconds a collective waits for a peer before the rank stops with an error", &C::learner_dp_timeout_s, 1, 86400));
+  keys.push_back(DoubleKey("learner.dp_max_wait_s", "data-parallel learners: seconds ranks holding a batch wait for the rest before stepping without them", &C::learner_dp_max_wait_s, 0, 1e9));
   keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
   keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
   keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));

@@ -75,6 +75,11 @@ struct Config {
   int learner_replay_capacity_blocks = 4096;
   int learner_snapshot_every_steps = 50;
   double learner_snapshot_every_s = 60;
+  // Data-parallel learners (learn --world-size): how long a collective may
+  // wait for a peer, and how long ranks with a batch wait for the others
+  // before stepping without them.
+  double learner_dp_timeout_s = 600;
+  double learner_dp_max_wait_s = 10;
   int learner_heldout_every_records = 10;  // 1 in N records never trained on
   int64_t learner_max_record_bytes = 1 << 20;
   // After a rejected candidate or a rollback: "reset" goes back to the

@@ -171,8 +171,9 @@ absl::Status KafkaProducer::Flush(int timeout_ms) {
 
 KafkaConsumer::KafkaConsumer(rd_kafka_t* rk, std::string brokers,
                              std::string topic, std::map<int32_t, int64_t> start,
-                             std::unique_ptr<KafkaConsumerEvents> events)
-    : rk_(rk), brokers_(std::move(brokers)), topic_(std::move(topic)),
+                             std::unique_ptr<KafkaConsumerEvents> events,
+                             PartitionShare share)
+    : rk_(rk), brokers_(std::move(brokers)), topic_(std::move(topic)), share_(share),
       positions_(std::move(start)), events_(std::move(events)) {}
 
 namespace {
@@ -239,7 +240,14 @@ void KafkaConsumer::MaybeAssign() {
   }
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
   std::lock_guard<std::mutex> lock(mu_);
+  if (share_.count > 1 && share_.index >= partitions) {
+    SLM_LOG(kWarning) << topic_ << " has " << partitions << " partitions: learner rank "
+                      << share_.index << " of " << share_.count
+                      << " has none to read (give the topic at least as many partitions "
+                         "as learners)";
+  }
   for (int p = 0; p < partitions; ++p) {
+    if (!share_.Has(p)) continue;
     auto it = positions_.find(p);
     rd_kafka_topic_partition_list_add(list, topic_.c_str(), p)->offset =
         it == positions_.end() ? RD_KAFKA_OFFSET_BEGINNING : it->second;
@@ -254,7 +262,12 @@ void KafkaConsumer::MaybeAssign() {
 
 absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
     const std::string& brokers, const std::string& group,
-    const std::string& topic, std::map<int32_t, int64_t> start_offsets) {
+    const std::string& topic, std::map<int32_t, int64_t> start_offsets,
+    PartitionShare share) {
+  if (share.count < 1 || share.index < 0 || share.index >= share.count) {
+    return absl::InvalidArgumentError(absl::StrCat("partition share ", share.index, " of ",
+                                                   share.count, " is not a share"));
+  }
   auto events = std::make_unique<KafkaConsumerEvents>();
   auto rk = NewClient(RD_KAFKA_CONSUMER, brokers,
                       {{"group.id", group},
@@ -271,7 +284,7 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(
   if (!rk.ok()) return rk.status();
   rd_kafka_poll_set_consumer(*rk);
   std::unique_ptr<KafkaConsumer> self(new KafkaConsumer(
-      *rk, brokers, topic, std::move(start_offsets), std::move(events)));
+      *rk, brokers, topic, std::move(start_offsets), std::move(events), share));
   self->MaybeAssign();
   return self;
 }
@@ -378,6 +391,7 @@ std::optional<int64_t> KafkaConsumer::Lag() const {
   std::map<int32_t, int64_t> positions = this->positions();
   int64_t lag = 0;
   for (int32_t p = 0; p < assigned_partitions_; ++p) {
+    if (!share_.Has(p)) continue;
     int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
     if (rd_kafka_get_watermark_offsets(rk_, topic_.c_str(), p, &low, &high) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||

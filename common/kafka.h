@@ -75,7 +75,15 @@ struct KafkaConsumerEvents {
   std::string client_error_text;  // GUARDED_BY(mu)
 };
 
-// Consumer of every partition of one topic with manual offsets: it assigns
+// The partitions of a topic one of `count` data-parallel learners reads:
+// partition p belongs to index p % count.
+struct PartitionShare {
+  int index = 0;
+  int count = 1;
+  bool Has(int32_t partition) const { return partition % count == index; }
+};
+
+// Consumer of every partition of one topic (or of its `share` of them) with manual offsets: it assigns
 // the partitions itself (no group rebalancing, so a restarted learner starts
 // reading at once), each at the position this object knows (from
 // `start_offsets`, then advanced by Poll) or at the beginning when it knows
@@ -86,7 +94,8 @@ class KafkaConsumer {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaConsumer>> Create(
       const std::string& brokers, const std::string& group,
-      const std::string& topic, std::map<int32_t, int64_t> start_offsets);
+      const std::string& topic, std::map<int32_t, int64_t> start_offsets,
+      PartitionShare share = {});
   ~KafkaConsumer();
 
   // Next record, std::nullopt on timeout. An error librdkafka reports on
@@ -117,13 +126,14 @@ class KafkaConsumer {
  private:
   KafkaConsumer(rd_kafka_t* rk, std::string brokers, std::string topic,
                 std::map<int32_t, int64_t> start,
-                std::unique_ptr<KafkaConsumerEvents> events);
-  // Assigns all partitions if not done yet and the topic exists.
+                std::unique_ptr<KafkaConsumerEvents> events, PartitionShare share);
+  // Assigns all partitions (of the share) if not done yet and the topic exists.
   void MaybeAssign();
   rd_kafka_t* rk_;
   std::string brokers_;
   std::string topic_;
-  int assigned_partitions_ = 0;
+  PartitionShare share_;
+  int assigned_partitions_ = 0;  // the topic's partitions, once assigned
   int64_t next_assign_attempt_ms_ = 0;
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> positions_;  // GUARDED_BY(mu_)

@@ -21,7 +21,8 @@ TextSource::TextSource(TextSourceOptions options,
 absl::StatusOr<std::unique_ptr<TextSource>> TextSource::Create(
     const TextSourceOptions& options, Counters* counters) {
   auto consumer = KafkaConsumer::Create(options.brokers, options.group,
-                                        options.topic, options.start_offsets);
+                                        options.topic, options.start_offsets,
+                                        options.share);
   if (!consumer.ok()) return consumer.status();
   auto rejects = KafkaProducer::Create(options.brokers);
   if (!rejects.ok()) return rejects.status();

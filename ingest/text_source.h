@@ -37,6 +37,7 @@ struct TextSourceOptions {
   std::string topic;
   std::string rejects_topic;
   std::map<int32_t, int64_t> start_offsets;  // partition -> next offset
+  PartitionShare share;  // a data-parallel learner's partitions (all by default)
 };
 
 class TextSource {

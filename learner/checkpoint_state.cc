@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -105,6 +106,63 @@ absl::Status CheckLineage(const Json& l) {
   return absl::OkStatus();
 }
 
+absl::Status GetTokens(const Json& state, const char* name, const char* field,
+                       std::vector<int32_t>* out) {
+  const Json* j = Field(state, field);
+  if (j == nullptr) return absl::OkStatus();
+  const char* what = "an array of integers (token ids)";
+  if (!j->is_array()) return Bad(name, what);
+  out->reserve(j->size());
+  for (const Json& t : *j) {
+    if (!IsInt64(t) || t.get<int64_t>() < std::numeric_limits<int32_t>::min() ||
+        t.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
+      return Bad(name, what);
+    }
+    out->push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GetSourceRuns(const Json& state, const char* name, const char* field,
+                           std::vector<std::pair<std::string, int64_t>>* out) {
+  const Json* j = Field(state, field);
+  if (j == nullptr) return absl::OkStatus();
+  const char* what = "an array of [source string, token count] pairs";
+  if (!j->is_array()) return Bad(name, what);
+  for (const Json& run : *j) {
+    if (!run.is_array() || run.size() != 2 || !run[0].is_string() || !IsInt64(run[1])) {
+      return Bad(name, what);
+    }
+    out->emplace_back(run[0].get<std::string>(), run[1].get<int64_t>());
+  }
+  return absl::OkStatus();
+}
+
+// {"<rank>": {"pending_tokens", "pending_sources", "replay", "dedup"}, ...}
+// with replay and dedup in base64.
+absl::Status GetRanks(const Json& state, std::map<int, RankState>* out) {
+  const Json* j = Field(state, "ranks");
+  if (j == nullptr) return absl::OkStatus();
+  const char* what = "an object of rank numbers to rank states";
+  if (!j->is_object()) return Bad("ranks", what);
+  for (const auto& [key, r] : j->items()) {
+    int rank = 0;
+    if (!absl::SimpleAtoi(key, &rank) || rank < 1 || !r.is_object()) return Bad("ranks", what);
+    RankState rs;
+    absl::Status s = GetTokens(r, "ranks", "pending_tokens", &rs.pending_tokens);
+    if (s.ok()) s = GetSourceRuns(r, "ranks", "pending_sources", &rs.pending_sources);
+    if (!s.ok()) return s;
+    for (auto [field, bytes] : {std::pair{"replay", &rs.replay}, std::pair{"dedup", &rs.dedup}}) {
+      const Json* b = Field(r, field);
+      if (b != nullptr && (!b->is_string() || !absl::Base64Unescape(b->get<std::string>(), bytes))) {
+        return Bad("ranks", "an object of rank states with base64 replay and dedup");
+      }
+    }
+    (*out)[rank] = std::move(rs);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<LearnerState> DecodeLearnerState(const Json& state) {
@@ -115,17 +173,8 @@ absl::StatusOr<LearnerState> DecodeLearnerState(const Json& state) {
   }
   absl::Status s = GetString(state, "snapshot", &out.snapshot);
   if (!s.ok()) return s;
-  if (const Json* j = Field(state, "pending_tokens"); j != nullptr) {
-    const char* what = "an array of integers (token ids)";
-    if (!j->is_array()) return Bad("pending_tokens", what);
-    out.pending_tokens.reserve(j->size());
-    for (const Json& t : *j) {
-      if (!IsInt64(t) || t.get<int64_t>() < std::numeric_limits<int32_t>::min() ||
-          t.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
-        return Bad("pending_tokens", what);
-      }
-      out.pending_tokens.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
+  if (s = GetTokens(state, "pending_tokens", "pending_tokens", &out.pending_tokens); !s.ok()) {
+    return s;
   }
   if (s = GetOffsets(state, "range_begin", &out.range_begin); !s.ok()) return s;
   if (const Json* j = Field(state, "since_snapshot"); j != nullptr) {
@@ -149,15 +198,9 @@ absl::StatusOr<LearnerState> DecodeLearnerState(const Json& state) {
     }
   }
   if (s = GetObject(state, "feedback_since", &out.feedback_since); !s.ok()) return s;
-  if (const Json* j = Field(state, "pending_sources"); j != nullptr) {
-    const char* what = "an array of [source string, token count] pairs";
-    if (!j->is_array()) return Bad("pending_sources", what);
-    for (const Json& run : *j) {
-      if (!run.is_array() || run.size() != 2 || !run[0].is_string() || !IsInt64(run[1])) {
-        return Bad("pending_sources", what);
-      }
-      out.pending_sources.emplace_back(run[0].get<std::string>(), run[1].get<int64_t>());
-    }
+  if (s = GetSourceRuns(state, "pending_sources", "pending_sources", &out.pending_sources);
+      !s.ok()) {
+    return s;
   }
   int64_t v = 0;
   if (Field(state, "cycle_step") != nullptr) {
@@ -169,6 +212,9 @@ absl::StatusOr<LearnerState> DecodeLearnerState(const Json& state) {
     out.cycle_length = v;
   }
   if (s = GetString(state, "reference", &out.reference); !s.ok()) return s;
+  if (s = GetInt64(state, "world_size", &out.world_size); !s.ok()) return s;
+  if (out.world_size < 1) return Bad("world_size", "a positive integer");
+  if (s = GetRanks(state, &out.ranks); !s.ok()) return s;
   return out;
 }
 

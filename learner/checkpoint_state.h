@@ -20,6 +20,15 @@
 
 namespace streamlm {
 
+// The part of the state a data-parallel rank above 0 keeps for itself
+// (learner/README.md, "Data-parallel learners"); rank 0's is the state's own.
+struct RankState {
+  std::vector<int32_t> pending_tokens;
+  std::vector<std::pair<std::string, int64_t>> pending_sources;
+  std::string replay;  // SlicedReplay::Serialize() bytes
+  std::string dedup;   // Deduplicator::Serialize() bytes; empty without dedup
+};
+
 // Every field is optional in the JSON (older checkpoints lack the newer
 // ones); a missing field decodes to the default below, a present one of the
 // wrong type is an error.
@@ -39,6 +48,8 @@ struct LearnerState {
   std::optional<int64_t> cycle_step;    // absent: the caller's default
   std::optional<int64_t> cycle_length;  // absent: the caller's default
   std::string reference;                // empty when absent
+  int64_t world_size = 1;               // data-parallel learners that wrote it
+  std::map<int, RankState> ranks;       // ranks 1..world_size-1
 };
 
 // Decodes `state`. A null `state` is an empty one. Errors: DataLossError

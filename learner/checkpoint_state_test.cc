@@ -26,7 +26,10 @@ Json GoodState() {
     "feedback_since": {"trained": 2},
     "pending_sources": [["streamlm.text", 30], ["hf", 4]],
     "cycle_step": 11,
-    "cycle_length": 50
+    "cycle_length": 50,
+    "world_size": 2,
+    "ranks": {"1": {"pending_tokens": [7, 8], "pending_sources": [["s", 2]],
+                    "replay": "aGk=", "dedup": ""}}
   })");
 }
 
@@ -49,6 +52,12 @@ TEST(DecodeLearnerStateTest, DecodesEveryField) {
   EXPECT_EQ(st->pending_sources[1].second, 4);
   EXPECT_EQ(st->cycle_step, std::optional<int64_t>(11));
   EXPECT_EQ(st->cycle_length, std::optional<int64_t>(50));
+  EXPECT_EQ(st->world_size, 2);
+  ASSERT_EQ(st->ranks.count(1), 1u);
+  EXPECT_EQ(st->ranks[1].pending_tokens, (std::vector<int32_t>{7, 8}));
+  EXPECT_EQ(st->ranks[1].pending_sources.size(), 1u);
+  EXPECT_EQ(st->ranks[1].replay, "hi");  // base64 "aGk="
+  EXPECT_TRUE(st->ranks[1].dedup.empty());
 }
 
 TEST(DecodeLearnerStateTest, MissingFieldsTakeDefaults) {
@@ -60,6 +69,8 @@ TEST(DecodeLearnerStateTest, MissingFieldsTakeDefaults) {
     EXPECT_FALSE(st->cycle_step.has_value());
     EXPECT_FALSE(st->cycle_length.has_value());
     EXPECT_TRUE(st->since_snapshot.is_object());
+    EXPECT_EQ(st->world_size, 1);
+    EXPECT_TRUE(st->ranks.empty());
   }
 }
 
@@ -103,6 +114,13 @@ TEST(DecodeLearnerStateTest, EveryFieldWrongTypeIsDataLossNamingIt) {
       {"cycle_step", {Json("1"), Json(1.5), Json::object()}},
       {"cycle_length", {Json("1"), Json(2.5), Json::array()}},
       {"reference", {Json(1), Json::array(), Json::object()}},
+      {"world_size", {Json("2"), Json(0), Json(-1), Json(1.5)}},
+      {"ranks",
+       {Json::array(), Json("x"), Json::parse(R"({"0": {}})"), Json::parse(R"({"x": {}})"),
+        Json::parse(R"({"1": []})"), Json::parse(R"({"1": {"pending_tokens": ["a"]}})"),
+        Json::parse(R"({"1": {"pending_sources": [["a"]]}})"),
+        Json::parse(R"({"1": {"replay": 5}})"), Json::parse(R"({"1": {"replay": "%%%"}})"),
+        Json::parse(R"({"1": {"dedup": "a"}})")}},
   };
   for (const auto& [field, values] : bad) {
     for (const Json& v : values) {

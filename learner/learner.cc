@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "learner/bootstrap.h"
 #include "learner/checkpoint_state.h"
+#include "learner/data_parallel.h"
 #include "learner/forgotten_slices.h"
 #include "learner/schedule.h"
 
@@ -55,8 +56,9 @@ Learner::Learner(const Config& config, Store* store, Counters* counters,
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     const Config& config, const std::string& brokers, Store* store,
-    Counters* counters, CandidateCallback on_candidate) {
+    Counters* counters, CandidateCallback on_candidate, DataParallel* dp) {
   std::unique_ptr<Learner> l(new Learner(config, store, counters, std::move(on_candidate)));
+  l->dp_ = dp;
   auto checkpoint = store->GetCheckpoint();
   if (!checkpoint.ok() && !absl::IsNotFound(checkpoint.status())) return checkpoint.status();
   auto champion = store->GetAlias(kChampion);
@@ -111,6 +113,22 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     }
     l->feedback_since_ = std::move(st.feedback_since);
     for (auto& run : st.pending_sources) l->pending_sources_.push_back(std::move(run));
+    // Written by another number of data-parallel learners: the ranks'
+    // consumed but untrained tokens are trained here, on rank 0.
+    const int64_t world = dp != nullptr ? dp->world_size() : 1;
+    if (st.world_size != world) {
+      for (auto& [rank, rs] : st.ranks) {
+        l->pending_tokens_.insert(l->pending_tokens_.end(), rs.pending_tokens.begin(),
+                                  rs.pending_tokens.end());
+        for (auto& run : rs.pending_sources) l->pending_sources_.push_back(std::move(run));
+      }
+      if (!st.ranks.empty()) {
+        SLM_LOG(kInfo) << "learner: the checkpoint was written by " << st.world_size
+                       << " data-parallel learners, now " << world << ": rank 0 takes "
+                       << "their pending tokens (" << l->pending_tokens_.size() << " in all)";
+      }
+      st.ranks.clear();
+    }
     if (resume_model) {
       l->cycle_step_ = st.cycle_step.value_or(0);
       l->cycle_length_ = st.cycle_length.value_or(config.learner_snapshot_every_steps);
@@ -176,32 +194,24 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
                    << (checkpoint.ok() ? " (champion is not in its checkpoint's lineage)" : "");
   }
 
-  PipelineOptions po;
-  po.clean = config.clean_text;
-  po.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
-  po.threads = ResolveThreads(config.ingest_threads);
-  l->pipeline_ = std::make_unique<TextPipeline>(po);
-
-  TextSourceOptions so;
-  so.brokers = brokers;
-  so.group = config.learner_group;
-  so.topic = config.topic_text;
-  so.rejects_topic = config.topic_rejects;
-  so.start_offsets = l->start_offsets_;
-  auto source = TextSource::Create(so, counters);
-  if (!source.ok()) return source.status();
-  l->source_ = std::move(*source);
-
+  if (absl::Status s = l->OpenTextSource(brokers, counters); !s.ok()) return s;
   l->feedback_cleaner_ = std::make_unique<Cleaner>(config.clean_feedback);
-  TextSourceOptions fo = so;
+  TextSourceOptions fo;
+  fo.brokers = brokers;
+  fo.group = config.learner_group;
   fo.topic = config.topic_feedback;
-  fo.start_offsets = l->feedback_start_offsets_;
+  fo.rejects_topic = config.topic_rejects;
+  fo.start_offsets = l->feedback_start_offsets_;  // all partitions: feedback is rank 0's
   auto feedback = TextSource::Create(fo, counters);
   if (!feedback.ok()) return feedback.status();
   l->feedback_source_ = std::move(*feedback);
   l->last_snapshot_time_ = std::chrono::steady_clock::now();
   l->cycle_start_time_ = l->last_snapshot_time_;
   if (l->cycle_length_ <= 0) l->cycle_length_ = config.learner_snapshot_every_steps;
+  if (l->leader()) {
+    absl::Status s = l->DpHandOut(st);
+    if (!s.ok()) return s;
+  }
   return l;
 }
 
@@ -425,6 +435,12 @@ absl::Status Learner::MaybeReset() {
   absl::Status s = trainer_->model().LoadWeights(snap->weights);
   if (!s.ok()) return s;
   trainer_ = std::make_unique<Trainer>(trainer_->shared_model(), config_.learner_lr);
+  if (leader()) {
+    // Every rank takes the champion's weights and a fresh optimizer.
+    s = DpSend(kDpReset);
+    if (s.ok()) s = dp_->BroadcastParameters(trainer_->model().net().parameters());
+    if (!s.ok()) return s;
+  }
   SLM_LOG(kInfo) << "learner: " << reason << "; back to champion " << *champion
                  << "'s weights with fresh optimizer state (learner.on_rejection=reset; "
                  << "discarding training since " << *champion << ", last snapshot "
@@ -520,7 +536,7 @@ absl::Status Learner::MaybeTrainFeedback() {
     std::vector<TokenBlock> lm = replay_->Sample(static_cast<size_t>(
         std::lround(static_cast<double>(n) * config_.feedback_replay_ratio)));
     const double beta = config_.feedback_beta;
-    double loss = trainer_->StepWith([&](CausalLm& net) {
+    const LossFn feedback_loss = [&](CausalLm& net) {
       torch::Tensor total = torch::zeros({}, torch::kFloat);
       torch::Tensor inputs, labels;
       if (!chosen.empty()) {
@@ -552,7 +568,16 @@ absl::Status Learner::MaybeTrainFeedback() {
                             net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
       }
       return total;
-    }, config_.feedback_lr);
+    };
+    // Data-parallel: rank 0 alone trains on feedback; the others take the
+    // same step with nothing of their own.
+    if (leader()) {
+      s = DpSend(kDpFeedbackStep, DoubleBits(config_.feedback_lr));
+      if (!s.ok()) return s;
+    }
+    auto stepped = TrainStep(&feedback_loss, 1.0, config_.feedback_lr);
+    if (!stepped.ok()) return stepped.status();
+    const double loss = *stepped;
     for (const FeedbackExample& e : ex) {
       Bump(feedback_since_, "trained");
       Bump(feedback_since_, FeedbackKindName(e.kind));
@@ -604,48 +629,122 @@ void Learner::StartCycle(double pace) {
   cycle_length_ = CycleLengthAt(cycle_steps_per_s_);
 }
 
-absl::Status Learner::MaybeTrain() {
+Learner::StreamBatch Learner::TakeStreamBatch(int n_fresh, int n_replay) const {
   const size_t T = static_cast<size_t>(trainer_->model().config().context_tokens);
+  StreamBatch out;
+  // Fresh blocks overlap by one token, so every consumed token is a training
+  // target exactly once.
+  for (int i = 0; i < n_fresh; ++i) {
+    out.fresh.emplace_back(pending_tokens_.begin() + i * T,
+                           pending_tokens_.begin() + (i + 1) * T + 1);
+    // A block replays as part of the source of its first token.
+    int64_t skip = static_cast<int64_t>(i * T);
+    std::string source;
+    for (const auto& [src, n] : pending_sources_) {
+      source = src;
+      if (skip < n) break;
+      skip -= n;
+    }
+    out.sources.push_back(source);
+  }
+  out.blocks = out.fresh;
+  for (TokenBlock& b : replay_->Sample(static_cast<size_t>(n_replay))) {
+    out.blocks.push_back(std::move(b));
+  }
+  return out;
+}
+
+void Learner::ConsumeStreamBatch(const StreamBatch& batch) {
+  const size_t T = static_cast<size_t>(trainer_->model().config().context_tokens);
+  const int64_t tokens = static_cast<int64_t>(batch.fresh.size() * T);
+  pending_tokens_.erase(pending_tokens_.begin(), pending_tokens_.begin() + tokens);
+  for (int64_t left = tokens; left > 0 && !pending_sources_.empty();) {
+    const int64_t take = std::min(left, pending_sources_.front().second);
+    pending_sources_.front().second -= take;
+    left -= take;
+    if (pending_sources_.front().second == 0) pending_sources_.pop_front();
+  }
+  for (size_t i = 0; i < batch.fresh.size(); ++i) replay_->Add(batch.sources[i], batch.fresh[i]);
+  since_snapshot_.tokens_trained += tokens;
+  counters_->Add("streamlm_tokens_trained_total", tokens);
+}
+
+std::pair<int, int> Learner::StreamSplit() const {
   const int B = config_.learner_batch_size;
   const int n_replay = static_cast<int>(std::lround(B * config_.learner_replay_fraction));
   const int n_fresh = std::max(1, B - n_replay);
-  // Fresh blocks overlap by one token, so every consumed token is a training
-  // target exactly once.
-  while (pending_tokens_.size() >= n_fresh * T + 1 && !stop_) {
-    std::vector<TokenBlock> batch;
-    std::vector<std::string> sources;
-    for (int i = 0; i < n_fresh; ++i) {
-      batch.emplace_back(pending_tokens_.begin() + i * T, pending_tokens_.begin() + (i + 1) * T + 1);
-      // A block replays as part of the source of its first token.
-      int64_t skip = static_cast<int64_t>(i * T);
-      std::string source;
-      for (const auto& [src, n] : pending_sources_) {
-        source = src;
-        if (skip < n) break;
-        skip -= n;
+  return {n_fresh, B - n_fresh};
+}
+
+int64_t Learner::StreamStepsReady() const {
+  const size_t T = static_cast<size_t>(trainer_->model().config().context_tokens);
+  const size_t per_step = static_cast<size_t>(StreamSplit().first) * T;
+  return pending_tokens_.empty() ? 0 : static_cast<int64_t>((pending_tokens_.size() - 1) / per_step);
+}
+
+absl::StatusOr<double> Learner::TrainStep(const LossFn* loss, double weight, double lr) {
+  if (dp_ == nullptr || dp_->world_size() == 1) return trainer_->StepWith(*loss, lr);
+  return trainer_->StepReduced(loss, lr, [&](const std::vector<torch::Tensor>& params) {
+    return dp_->AllReduceGradients(params, weight);
+  });
+}
+
+absl::Status Learner::MaybeTrain() {
+  const auto [n_fresh, n_replay] = StreamSplit();
+  while (!stop_) {
+    const bool own = StreamStepsReady() > 0;
+    // Data-parallel: step when every rank has a batch, or, once some have
+    // waited learner.dp_max_wait_s for the rest, with those that have one.
+    int64_t mask = own ? 1 : 0;
+    if (leader()) {
+      bool all = own;
+      for (int r = 1; r < dp_->world_size(); ++r) {
+        if (dp_ready_[r] > 0) {
+          mask |= int64_t{1} << r;
+        } else {
+          all = false;
+        }
       }
-      sources.push_back(source);
+      if (mask == 0) {
+        dp_uneven_since_ = {};
+        break;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (!all) {
+        if (dp_uneven_since_ == std::chrono::steady_clock::time_point{}) dp_uneven_since_ = now;
+        if (std::chrono::duration<double>(now - dp_uneven_since_).count() <
+            config_.learner_dp_max_wait_s) {
+          break;
+        }
+      } else {
+        dp_uneven_since_ = {};
+      }
+    } else if (!own) {
+      break;
     }
-    std::vector<TokenBlock> fresh = batch;
-    for (TokenBlock& b : replay_->Sample(B - n_fresh)) batch.push_back(std::move(b));
+    StreamBatch batch;
+    if (own) batch = TakeStreamBatch(n_fresh, n_replay);
     const double lr = CycleLr();
     last_lr_ = lr;
-    double loss = trainer_->Step(batch, lr);
-    pending_tokens_.erase(pending_tokens_.begin(), pending_tokens_.begin() + n_fresh * T);
-    for (int64_t left = static_cast<int64_t>(n_fresh * T); left > 0 && !pending_sources_.empty();) {
-      const int64_t take = std::min(left, pending_sources_.front().second);
-      pending_sources_.front().second -= take;
-      left -= take;
-      if (pending_sources_.front().second == 0) pending_sources_.pop_front();
+    if (leader()) {
+      absl::Status s = DpSend(kDpStep, DoubleBits(lr), mask);
+      if (!s.ok()) return s;
+      for (int r = 1; r < dp_->world_size(); ++r) {
+        if ((mask >> r) & 1) --dp_ready_[r];
+      }
     }
-    for (size_t i = 0; i < fresh.size(); ++i) replay_->Add(sources[i], fresh[i]);
+    const LossFn loss_fn = own ? BlocksLoss(batch.blocks) : LossFn();
+    auto stepped = TrainStep(own ? &loss_fn : nullptr, static_cast<double>(batch.blocks.size()), lr);
+    if (!stepped.ok()) return stepped.status();
     ++cycle_step_;
-    loss_avg_ = steps_since_snapshot_ == 0 ? loss : 0.9 * loss_avg_ + 0.1 * loss;
-    since_snapshot_.tokens_trained += static_cast<int64_t>(n_fresh * T);
-    counters_->Add("streamlm_tokens_trained_total", static_cast<int64_t>(n_fresh * T));
-    counters_->Set("streamlm_learner_loss", loss_avg_);
+    if (own) {
+      ConsumeStreamBatch(batch);
+      const double loss = *stepped;
+      loss_avg_ = steps_since_snapshot_ == 0 ? loss : 0.9 * loss_avg_ + 0.1 * loss;
+      counters_->Set("streamlm_learner_loss", loss_avg_);
+      SLM_LOG(kDebug) << "learner step " << step_ + 1 << " loss " << loss << " lr " << lr;
+    }
     counters_->Set("streamlm_learner_lr", lr);
-    SLM_LOG(kDebug) << "learner step " << step_ + 1 << " loss " << loss << " lr " << lr;
     absl::Status s = AfterStep();
     if (!s.ok()) return s;
   }
@@ -663,7 +762,7 @@ absl::Status Learner::DeliverRejects() {
   while (true) {
     const int timeout_ms = stop_ ? 10000 : 1000;
     absl::Status s = source_->FlushRejects(timeout_ms);
-    if (s.ok()) s = feedback_source_->FlushRejects(timeout_ms);
+    if (s.ok() && feedback_source_ != nullptr) s = feedback_source_->FlushRejects(timeout_ms);
     if (s.ok()) {
       if (warned) SLM_LOG(kWarning) << "learner: rejects delivered; checkpointing";
       return s;
@@ -682,12 +781,24 @@ absl::Status Learner::DeliverRejects() {
 }
 
 absl::Status Learner::Checkpoint(bool with_snapshot) {
+  if (leader()) {
+    absl::Status s = DpSend(kDpCheckpoint);
+    if (!s.ok()) return s;
+  }
   absl::Status delivered = DeliverRejects();
+  std::map<int32_t, int64_t> next_offsets = NextOffsets();
+  std::map<int32_t, int64_t> first_seen = source_->first_seen();
+  Json ranks_state = Json::object();
+  if (leader()) {
+    // Every rank's offsets, held-out records and counts join rank 0's.
+    absl::Status s = DpGatherReports(delivered, &next_offsets, &first_seen, &ranks_state);
+    if (!s.ok()) return s;
+  }
   if (!delivered.ok()) return delivered;
   LearnerCheckpoint c;
   c.step = step_;
   c.topic = config_.topic_text;
-  c.next_offsets = NextOffsets();
+  c.next_offsets = std::move(next_offsets);
   c.weights = trainer_->model().SerializeWeights();
   c.optimizer = trainer_->SerializeOptimizer();
   c.replay = replay_->Serialize();
@@ -718,8 +829,8 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
       int64_t begin;
       if (range_begin.count(p)) {
         begin = range_begin[p];
-      } else if (source_->first_seen().count(p)) {
-        begin = source_->first_seen().at(p);
+      } else if (first_seen.count(p)) {
+        begin = first_seen.at(p);
       } else {
         begin = end;
       }
@@ -767,6 +878,10 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
              // With a snapshot the next cycle starts (StartCycle below): its
              // length, so a restart right after resumes the same cycle.
              {"cycle_length", with_snapshot ? CycleLengthAt(next_pace) : cycle_length_}};
+  if (leader()) {
+    c.state["world_size"] = dp_->world_size();
+    c.state["ranks"] = std::move(ranks_state);
+  }
   absl::Status s = with_snapshot ? store_->PutCheckpoint(c, &snap, {kCandidate})
                                  : store_->PutCheckpoint(c);
   if (!s.ok()) return s;
@@ -805,22 +920,55 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
   };
   commit(source_.get(), c.next_offsets);
   commit(feedback_source_.get(), feedback_next);
+  return leader() ? DpCommitted() : absl::OkStatus();
+}
+
+absl::Status Learner::OpenTextSource(const std::string& brokers, Counters* counters) {
+  PipelineOptions po;
+  po.clean = config_.clean_text;
+  po.max_record_bytes = static_cast<size_t>(config_.learner_max_record_bytes);
+  po.threads = ResolveThreads(config_.ingest_threads);
+  pipeline_ = std::make_unique<TextPipeline>(po);
+  TextSourceOptions so;
+  so.brokers = brokers;
+  so.group = config_.learner_group;
+  so.topic = config_.topic_text;
+  so.rejects_topic = config_.topic_rejects;
+  so.start_offsets = start_offsets_;
+  if (dp_ != nullptr) so.share = PartitionShare{dp_->rank(), dp_->world_size()};
+  auto source = TextSource::Create(so, counters);
+  if (!source.ok()) return source.status();
+  source_ = std::move(*source);
   return absl::OkStatus();
 }
 
-absl::Status Learner::Run() {
+absl::Status Learner::RunLoop() {
   SLM_LOG(kInfo) << "learner consuming " << config_.topic_text << " as group "
                  << config_.learner_group;
   while (!stop_) {
+    // Data-parallel: the other ranks poll their partitions meanwhile.
+    constexpr int kPollMs = 200;
+    if (leader()) {
+      absl::Status s = DpSend(kDpPoll, kPollMs);
+      if (!s.ok()) return s;
+    }
     // A consumer error TextSource cannot retry stops the learner without a
     // checkpoint: the records are read again on restart.
-    auto text = source_->Poll(256, 200);
-    if (!text.ok()) return text.status();
-    Ingest(std::move(*text));
-    auto feedback = feedback_source_->Poll(256, 0);
-    if (!feedback.ok()) return feedback.status();
-    absl::Status s = IngestFeedback(std::move(*feedback));
-    if (!s.ok()) return s;  // no checkpoint: the records are read again on restart
+    absl::Status s;
+    auto text = source_->Poll(256, kPollMs);
+    if (text.ok()) {
+      Ingest(std::move(*text));
+      auto feedback = feedback_source_->Poll(256, 0);
+      // An error storing feedback: no checkpoint, the records are read again on restart.
+      s = feedback.ok() ? IngestFeedback(std::move(*feedback)) : feedback.status();
+    } else {
+      s = text.status();
+    }
+    if (leader()) {
+      absl::Status gathered = DpGatherReady(!s.ok());
+      if (s.ok()) s = gathered;
+    }
+    if (!s.ok()) return s;
     s = MaybeReset();
     if (!s.ok()) return s;
     s = MaybeTrain();

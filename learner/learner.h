@@ -23,12 +23,15 @@
 #include "ingest/dedup.h"
 #include "ingest/pipeline.h"
 #include "ingest/text_source.h"
+#include "learner/checkpoint_state.h"
 #include "learner/objectives.h"
 #include "learner/replay_buffer.h"
 #include "learner/trainer.h"
 #include "store/store.h"
 
 namespace streamlm {
+
+class DataParallel;  // learner/data_parallel.h
 
 // True for the 1-in-`every` records held out from training, by a stable
 // hash (FNV-1a) of the cleaned text, so a repeated text lands on the same side.
@@ -47,11 +50,22 @@ class Learner {
  public:
   using CandidateCallback = std::function<void(const std::string& snapshot_id)>;
 
+  // `dp`: rank 0 of data-parallel learners, or null for a learner on its
+  // own. Rank 0 owns the store, hands every other rank its model and state
+  // here, and drives them from Run() (README.md "Data-parallel learners").
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Learner>> Create(
       const Config& config, const std::string& brokers, Store* store,
-      Counters* counters, CandidateCallback on_candidate);
+      Counters* counters, CandidateCallback on_candidate, DataParallel* dp = nullptr);
+  // A data-parallel rank above 0: no store; it waits here for rank 0's
+  // model, optimizer state and its own share of the checkpoint, then reads
+  // its partitions of the text topic. Run() follows rank 0's commands.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Learner>> CreateWorker(
+      const Config& config, const std::string& brokers, Counters* counters,
+      DataParallel* dp);
 
-  // Consumes, trains and snapshots until Stop(); then checkpoints.
+  // Consumes, trains and snapshots until Stop(); then checkpoints. Of
+  // data-parallel learners, a Stop() on any rank stops them all, each
+  // through rank 0's last checkpoint.
   [[nodiscard]] absl::Status Run();
   void Stop() { stop_ = true; }
   // The evaluator decided (any thread). Under learner.on_rejection=reset a
@@ -67,6 +81,64 @@ class Learner {
  private:
   Learner(const Config& config, Store* store, Counters* counters,
           CandidateCallback on_candidate);
+  using LossFn = std::function<torch::Tensor(CausalLm&)>;
+  // A stream batch: `n_fresh` blocks off the front of the pending tokens
+  // (with the source of each) plus `n_replay` replayed ones.
+  struct StreamBatch {
+    std::vector<TokenBlock> blocks;  // fresh, then replayed
+    std::vector<TokenBlock> fresh;
+    std::vector<std::string> sources;  // of each fresh block
+  };
+  StreamBatch TakeStreamBatch(int n_fresh, int n_replay) const;
+  // Fresh and replayed blocks of a stream step (learner.batch_size,
+  // learner.replay_fraction).
+  std::pair<int, int> StreamSplit() const;
+  // Drops the batch's fresh tokens from the pending ones, adds its blocks
+  // to replay and counts them.
+  void ConsumeStreamBatch(const StreamBatch& batch);
+  // Stream steps the pending tokens make now (data-parallel readiness).
+  int64_t StreamStepsReady() const;
+  // One optimizer step, alone or (data-parallel) averaged over the ranks
+  // with `weight` (the blocks this rank trained on; 0 with no `loss`).
+  // Rank 0 sends the matching command first.
+  [[nodiscard]] absl::StatusOr<double> TrainStep(const LossFn* loss, double weight, double lr);
+
+  // Data-parallel learners (learner_dp.cc). Rank 0's commands to the
+  // others: [command, a, b, 0], broadcast.
+  enum DpCommand : int64_t {
+    kDpPoll = 1,      // a = poll ms; then every rank's readiness (DpGatherReady)
+    kDpStep,          // a = learning rate bits, b = mask of ranks with a batch
+    kDpFeedbackStep,  // a = learning rate bits; rank 0 alone has the loss
+    kDpCheckpoint,    // the ranks' reports (DpGatherReports)
+    kDpCommit,        // the checkpoint is stored: commit, take rank 0's weights
+    kDpReset,         // fresh optimizer, rank 0's weights
+    kDpStop,          // a = 1 when rank 0 stops on an error
+  };
+  static int64_t DoubleBits(double v);
+  static double BitsDouble(int64_t bits);
+  bool leader() const;  // rank 0 of more than one
+  bool worker() const;  // a rank above 0
+  [[nodiscard]] absl::Status RunLoop();
+  [[nodiscard]] absl::Status RunWorker();
+  // Rank 0: the command every other rank executes next.
+  [[nodiscard]] absl::Status DpSend(int64_t command, int64_t a = 0, int64_t b = 0);
+  // Rank 0, in Create(): every rank's model, optimizer and state.
+  [[nodiscard]] absl::Status DpHandOut(const LearnerState& st);
+  // Rank 0, after its poll: every rank's readiness, stop and error flags.
+  [[nodiscard]] absl::Status DpGatherReady(bool own_error);
+  // Rank 0, in Checkpoint(): the other ranks' reports, merged into the
+  // checkpoint (offsets, held-out records, counts) and `ranks_state`.
+  [[nodiscard]] absl::Status DpGatherReports(const absl::Status& own_rejects,
+                                             std::map<int32_t, int64_t>* next_offsets,
+                                             std::map<int32_t, int64_t>* first_seen,
+                                             Json* ranks_state);
+  // Rank 0, after a checkpoint: the other ranks commit and take rank 0's weights.
+  [[nodiscard]] absl::Status DpCommitted();
+  // A rank above 0: its report for rank 0's checkpoint.
+  std::string DpReport(const absl::Status& rejects);
+  // The ingest pipeline and the text source, reading from start_offsets_
+  // (this rank's share of the partitions when data-parallel).
+  [[nodiscard]] absl::Status OpenTextSource(const std::string& brokers, Counters* counters);
   void Ingest(std::vector<SourceRecord> records);
   // Cleans `streamlm.feedback` records (clean.feedback profile) into the
   // store, split into held out / trained / over a user's share; unusable
@@ -156,6 +228,13 @@ class Learner {
   std::vector<std::string> forgotten_slices_;  // GUARDED_BY(reset_mu_) replay slices to boost
   std::set<std::string> labelled_users_;     // users with their own /metrics label
   double feedback_loss_avg_ = 0;
+
+  // Data-parallel learners (README.md "Data-parallel learners").
+  DataParallel* dp_ = nullptr;
+  std::vector<int64_t> dp_ready_;  // rank 0: stream steps each rank can take
+  std::chrono::steady_clock::time_point dp_uneven_since_{};  // some ranks ready, not all
+  bool dp_stop_sent_ = false;
+  absl::Status worker_error_;  // a rank above 0: its consumer error, reported to rank 0
 };
 
 }  // namespace streamlm

@@ -26,15 +26,25 @@ torch::Tensor BlocksTensor(const std::vector<TokenBlock>& blocks) {
   return data;
 }
 
-double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
+std::function<torch::Tensor(CausalLm&)> BlocksLoss(const std::vector<TokenBlock>& blocks) {
   const torch::Tensor data = BlocksTensor(blocks);
-  const int64_t L = data.size(1);
-  return StepWith([&](CausalLm& net) {
+  return [data](CausalLm& net) {
+    const int64_t L = data.size(1);
     return net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
-  }, lr);
+  };
+}
+
+double Trainer::Step(const std::vector<TokenBlock>& blocks, double lr) {
+  return StepWith(BlocksLoss(blocks), lr);
 }
 
 double Trainer::StepWith(const std::function<torch::Tensor(CausalLm&)>& loss_fn, double lr) {
+  return *StepReduced(&loss_fn, lr, nullptr);  // no reducer: cannot fail
+}
+
+absl::StatusOr<double> Trainer::StepReduced(
+    const std::function<torch::Tensor(CausalLm&)>* loss_fn, double lr,
+    const GradientReducer& reduce) {
   // Each step frees and allocates the same activations and gradients:
   // reuse their buffers instead of page-faulting fresh ones.
   ScopedCpuTensorCache tensor_cache;
@@ -47,12 +57,23 @@ double Trainer::StepWith(const std::function<torch::Tensor(CausalLm&)>& loss_fn,
   // its result over instead of adding it to zeros (a parameter the loss
   // does not reach keeps no gradient, and AdamW leaves it alone this step).
   for (auto& p : net.parameters()) p.mutable_grad() = torch::Tensor();
-  auto loss = loss_fn(net);
-  loss.backward();
+  double loss_value = 0;
+  if (loss_fn != nullptr) {
+    auto loss = (*loss_fn)(net);
+    loss.backward();
+    loss_value = loss.item<double>();
+  }
+  if (reduce) {
+    absl::Status s = reduce(net.parameters());
+    if (!s.ok()) {
+      net.eval();
+      return s;
+    }
+  }
   torch::nn::utils::clip_grad_norm_(net.parameters(), 1.0);
   optimizer_->step();
   net.eval();
-  return loss.item<double>();
+  return loss_value;
 }
 
 std::string Trainer::SerializeOptimizer() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "model/language_model.h"
 #include "model/token_blocks.h"
 
@@ -16,6 +17,9 @@ namespace streamlm {
 
 // Token blocks of equal length as an int64 tensor [blocks, length].
 torch::Tensor BlocksTensor(const std::vector<TokenBlock>& blocks);
+
+// The mean next-token loss of `blocks` (each context+1 tokens).
+std::function<torch::Tensor(CausalLm&)> BlocksLoss(const std::vector<TokenBlock>& blocks);
 
 class Trainer {
  public:
@@ -28,6 +32,16 @@ class Trainer {
   // One optimizer step on the loss `loss_fn` computes from the model (in
   // train mode). Returns that loss before the step.
   double StepWith(const std::function<torch::Tensor(CausalLm&)>& loss_fn, double lr);
+  // One data-parallel step: `reduce` turns this rank's gradients (of
+  // `loss_fn`'s loss, or none when `loss_fn` is null: this rank trained on
+  // nothing this step) into the ranks' mean before clipping and the AdamW
+  // step, so every rank takes the same step. Returns this rank's loss (0
+  // without `loss_fn`), or `reduce`'s error (no step is taken).
+  using GradientReducer =
+      std::function<absl::Status(const std::vector<torch::Tensor>& params)>;
+  [[nodiscard]] absl::StatusOr<double> StepReduced(
+      const std::function<torch::Tensor(CausalLm&)>* loss_fn, double lr,
+      const GradientReducer& reduce);
 
   std::string SerializeOptimizer();
   [[nodiscard]] absl::Status RestoreOptimizer(const std::string& bytes);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libgloo-dev libopenblas0-openmp
   librdkafka-dev librocksdb-dev libabsl-dev libgtest-dev libgmock-dev
   libsentencepiece-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
   libcpp-httplib-dev zlib1g-dev libpcre2-dev libutf8proc-dev libxml2-dev libcld2-dev

@@ -11,9 +11,6 @@
 // every record at its old offset, and the learner (reconnected, resuming at
 // the offsets in its store) and serving go on: again every record counts
 // exactly once.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <regex>
@@ -27,6 +24,7 @@
 #include "tests/util/run_process.h"
 #include "tests/util/stream_audit.h"
 #include "tests/util/stream_text.h"
+#include "tests/util/free_port.h"
 #include "tests/util/temp_dir.h"
 
 namespace streamlm {
@@ -76,25 +74,10 @@ void DrainStopAndAudit(testing::RunProcess& run, httplib::Client& http, const St
   *f = testing::AuditStream(store->get(), brokers, kText, kFeedback, kRejects, run.served());
 }
 
-// A port nothing listens on now.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 TEST(BrokerOutageTest, ABrokerRestartedWithItsJournalLosesNothing) {
   TempDir dir;
-  const int port = FreePort();
+  const int port = testing::FreePort();
   ASSERT_GT(port, 0);
   auto start_broker = [&](const std::string& log) {
     return std::make_unique<testing::Subprocess>(

@@ -44,7 +44,7 @@ case $name in
              libs=($(pkg-config --cflags --libs cpp-httplib) -lyaml-cpp) ;;
   checkpoint_state) srcs=("$src/tests/fuzz/checkpoint_state_fuzz.cc"
                           "$src/learner/checkpoint_state.cc" "$src/common/json_util.cc")
-                    libs=() ;;
+                    libs=(-labsl_strings -labsl_strings_internal -labsl_throw_delegate) ;;
   *) echo "unknown fuzz target $name (add its sources to tests/fuzz/run.sh)"; exit 2 ;;
 esac
 absl=(-labsl_statusor -labsl_status -labsl_cord -labsl_str_format_internal -labsl_strings -labsl_strings_internal -labsl_int128
