@@ -24,9 +24,9 @@ int RunAliasChangeOverHttp(const Config& c, const std::string& promote_id) {
                c.data_dir.c_str(), c.http.c_str());
   auto answer = promote_id.empty()
                     ? PostAdmin(c.http, "/v1/admin/rollback", Json::object(),
-                                c.serving_admin_token)
+                                c.serving.admin_token)
                     : PostAdmin(c.http, "/v1/admin/promote", {{"snapshot", promote_id}},
-                                c.serving_admin_token);
+                                c.serving.admin_token);
   if (!answer.ok()) return Fail(answer.status());
   std::printf("champion: %s\n", answer->value("champion", "").c_str());
   return 0;

@@ -38,7 +38,7 @@ int RunBenchIngest(const Config& c, const std::string& tokenizer_path, const std
   if (!contents.ok()) return Fail(contents.status());
   std::vector<std::string> records = ReadBenchRecords(*contents);
   if (records.empty()) return Fail(absl::InvalidArgumentError("no records in " + input));
-  Json out = RunIngestBench(records, c.clean_text, **tok, c.model_context_tokens);
+  Json out = RunIngestBench(records, c.clean_text, **tok, c.model.context_tokens);
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

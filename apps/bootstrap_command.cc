@@ -29,8 +29,8 @@ absl::Status BootstrapIfNoChampion(const Config& c, Store* store,
                                    const std::atomic<bool>* stop) {
   if (store->GetAlias(kChampion).ok()) return absl::OkStatus();
   SLM_LOG(kInfo) << "no champion in " << c.data_dir << ": bootstrapping one from "
-                 << (c.bootstrap_topic.empty() ? absl::StrJoin(c.bootstrap_corpus, ", ")
-                                               : "topic " + c.bootstrap_topic);
+                 << (c.bootstrap.topic.empty() ? absl::StrJoin(c.bootstrap.corpus, ", ")
+                                               : "topic " + c.bootstrap.topic);
   return BootstrapChampion(c, store, stop).status();
 }
 

@@ -36,12 +36,12 @@ int RunClean(const Config& config, bool text, std::istream& in, std::ostream& ou
              std::ostream& err) {
   PipelineOptions po;
   po.clean = config.clean_text;
-  po.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
-  po.threads = ResolveThreads(config.ingest_threads);
+  po.max_record_bytes = static_cast<size_t>(config.learner.max_record_bytes);
+  po.threads = ResolveThreads(config.ingest.threads);
   TextPipeline pipeline(po);
   Cleaner feedback(config.clean_feedback);
   std::unique_ptr<Deduplicator> dedup;
-  if (config.dedup_window_docs > 0) {
+  if (config.dedup.window_docs > 0) {
     dedup = std::make_unique<Deduplicator>(DedupOptionsFromConfig(config));
   }
   Tally tally;

@@ -13,7 +13,7 @@ Config ShortText() {
   Config c;
   c.clean_text.gopher_quality.min_doc_words = 5;
   c.clean_text.c4.min_sentences = 1;
-  c.ingest_threads = 2;
+  c.ingest.threads = 2;
   return c;
 }
 

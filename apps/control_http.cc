@@ -30,7 +30,7 @@ absl::Status ControlHttp::Start() {
   });
   if (store_ != nullptr) {
     const bool loopback_only = IsLoopbackHost(host);
-    const std::string token = config_.serving_admin_token;
+    const std::string token = config_.serving.admin_token;
     RegisterSnapshotTransfer(
         *http_, store_, [token, loopback_only](const httplib::Request& q, httplib::Response& s) {
           return CheckAdminRequest(token, loopback_only, q, s);

@@ -97,7 +97,7 @@ std::string FeedbackKind(const Json& record) {
 absl::StatusOr<TrustedFeedback> ReadTrustedFeedback(const Config& config, std::istream& in,
                                                     const std::string& source) {
   Cleaner cleaner(config.clean_feedback);
-  const size_t max_bytes = static_cast<size_t>(config.learner_max_record_bytes);
+  const size_t max_bytes = static_cast<size_t>(config.learner.max_record_bytes);
   TrustedFeedback out;
   std::string line;
   int64_t line_no = 0;

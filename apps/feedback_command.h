@@ -32,7 +32,7 @@ std::string FeedbackKind(const Json& record);
 
 // Reads JSON lines from `in` (blank lines are skipped) and validates and
 // cleans each with CleanFeedbackRecord, using config.clean_feedback and
-// config.learner_max_record_bytes. All or nothing: the first bad line gives
+// config.learner.max_record_bytes. All or nothing: the first bad line gives
 // InvalidArgument naming its 1-based line number, the reason and what was
 // wrong ("line 3: missing_field (no \"prompt\" field)"); input without any
 // record is InvalidArgument too. `source` names the input in messages.

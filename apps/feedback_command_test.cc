@@ -93,7 +93,7 @@ TEST(FeedbackTrust, StoresTheCleanedRecordsAndCountsKinds) {
   while (std::getline(lines, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
-    FeedbackResult f = CleanFeedbackRecord(line, c.learner_max_record_bytes, cleaner);
+    FeedbackResult f = CleanFeedbackRecord(line, c.learner.max_record_bytes, cleaner);
     ASSERT_TRUE(f.ok()) << line;
     ASSERT_LT(i, stored.size());
     EXPECT_EQ(stored[i++], f.record);

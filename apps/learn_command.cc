@@ -43,7 +43,7 @@ absl::StatusOr<std::unique_ptr<DataParallel>> ConnectRanks(const Config& c,
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr) {
     dp.interface = ifname;
   }
-  dp.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.learner_dp_timeout_s * 1000));
+  dp.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.learner.dp_timeout_s * 1000));
   SLM_LOG(kInfo) << "learn: rank " << o.rank << " of " << o.world_size << " meeting the others at "
                  << o.master;
   return DataParallel::Connect(dp);

@@ -64,7 +64,7 @@ absl::StatusOr<Config> LoadConfig(const CommandLine& cl) {
   }
   // Relative corpus paths also resolve against the source tree, so the
   // shipped corpus is found from any working directory.
-  for (std::string& path : c.bootstrap_corpus) {
+  for (std::string& path : c.bootstrap.corpus) {
     std::string in_tree = std::string(STREAMLM_SOURCE_DIR) + "/" + path;
     if (!std::filesystem::exists(path) && std::filesystem::exists(in_tree)) path = in_tree;
   }

@@ -40,7 +40,7 @@ int RunServe(const Config& c, const std::string& snapshots_from) {
   if (remote) {
     catch_up = [&] {
       FetchStats stats;
-      auto id = SyncChampion(snapshots_from, c.serving_admin_token, store->get(), partial_dir,
+      auto id = SyncChampion(snapshots_from, c.serving.admin_token, store->get(), partial_dir,
                              &stats);
       if (id.ok() && stats.chunks_fetched > 0) {
         SLM_LOG(kInfo) << "serve: fetched " << *id << " from " << snapshots_from << " ("
@@ -73,7 +73,7 @@ int RunServe(const Config& c, const std::string& snapshots_from) {
                          },
                          // A decision record lost on its way is made up for
                          // this often (serving.poll_ms, at least a minute).
-                         std::max<int64_t>(60000, c.serving_poll_ms));
+                         std::max<int64_t>(60000, c.serving.poll_ms));
   s = follower.Start();
   if (!s.ok()) {
     server.Stop();

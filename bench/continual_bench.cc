@@ -252,10 +252,10 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 Config PolicyConfig(const Config& base, const std::string& policy) {
   Config c = base;
   if (policy == "no_replay") {
-    c.learner_replay_fraction = 0;
-    c.learner_lr_schedule = "constant";
+    c.learner.replay_fraction = 0;
+    c.learner.lr_schedule = "constant";
   } else if (policy == "replay") {
-    c.learner_lr_schedule = "constant";
+    c.learner.lr_schedule = "constant";
   }
   return c;
 }
@@ -277,10 +277,10 @@ absl::StatusOr<std::string> StreamWaitingFor(const Store& store, const Learner& 
   if (ckpt->step != learner.step()) {
     return absl::StrCat("a checkpoint of step ", learner.step());
   }
-  const int B = c.learner_batch_size;
+  const int B = c.learner.batch_size;
   const int n_fresh =
-      std::max(1, B - static_cast<int>(std::lround(B * c.learner_replay_fraction)));
-  const size_t step_tokens = static_cast<size_t>(n_fresh) * c.model_context_tokens + 1;
+      std::max(1, B - static_cast<int>(std::lround(B * c.learner.replay_fraction)));
+  const size_t step_tokens = static_cast<size_t>(n_fresh) * c.model.context_tokens + 1;
   const size_t pending = ckpt->state.value("pending_tokens", Json::array()).size();
   if (pending >= step_tokens) return absl::StrCat(pending, " pending tokens");
   const std::string last = ckpt->state.value("snapshot", "");
@@ -291,7 +291,7 @@ absl::StatusOr<std::string> StreamWaitingFor(const Store& store, const Learner& 
   if (!decisions.ok()) return decisions.status();
   for (const Json& d : *decisions) {  // newest first
     if (d.value("candidate", "") != last) continue;
-    if (d.value("verdict", "") == "rejected" && c.learner_on_rejection == "reset") {
+    if (d.value("verdict", "") == "rejected" && c.learner.on_rejection == "reset") {
       return absl::StrCat("the learner's reset after ", last, " was rejected");
     }
     return std::string();
@@ -451,27 +451,27 @@ std::string PickDir(const ContinualBenchOptions& o, bool* remove) {
 
 Json ConfigJson(const Config& c) {
   return {
-      {"model", {{"vocab_size", c.model_vocab_size}, {"context_tokens", c.model_context_tokens},
-                 {"d_model", c.model_d_model}, {"layers", c.model_layers},
-                 {"heads", c.model_heads}}},
-      {"bootstrap", {{"steps", c.bootstrap_steps}, {"batch_size", c.bootstrap_batch_size},
-                     {"lr", c.bootstrap_lr}}},
-      {"learner", {{"lr", c.learner_lr}, {"batch_size", c.learner_batch_size},
-                   {"lr_schedule", c.learner_lr_schedule},
-                   {"warmup_steps", c.learner_warmup_steps},
-                   {"min_lr_ratio", c.learner_min_lr_ratio},
-                   {"replay_fraction", c.learner_replay_fraction},
-                   {"replay_base_share", c.learner_replay_base_share},
-                   {"replay_capacity_blocks", c.learner_replay_capacity_blocks},
-                   {"snapshot_every_steps", c.learner_snapshot_every_steps},
-                   {"snapshot_every_s", c.learner_snapshot_every_s},
-                   {"heldout_every_records", c.learner_heldout_every_records},
-                   {"on_rejection", c.learner_on_rejection}}},
-      {"gate", {{"max_forgetting", c.gate_max_forgetting},
-                {"min_adaptation", c.gate_min_adaptation}, {"alpha", c.gate_alpha},
-                {"max_looks", c.gate_max_looks}}},
-      {"eval", {{"stream_window_records", c.eval_stream_window_records},
-                {"min_stream_tokens", c.eval_min_stream_tokens}}},
+      {"model", {{"vocab_size", c.model.vocab_size}, {"context_tokens", c.model.context_tokens},
+                 {"d_model", c.model.d_model}, {"layers", c.model.layers},
+                 {"heads", c.model.heads}}},
+      {"bootstrap", {{"steps", c.bootstrap.steps}, {"batch_size", c.bootstrap.batch_size},
+                     {"lr", c.bootstrap.lr}}},
+      {"learner", {{"lr", c.learner.lr}, {"batch_size", c.learner.batch_size},
+                   {"lr_schedule", c.learner.lr_schedule},
+                   {"warmup_steps", c.learner.warmup_steps},
+                   {"min_lr_ratio", c.learner.min_lr_ratio},
+                   {"replay_fraction", c.learner.replay_fraction},
+                   {"replay_base_share", c.learner.replay_base_share},
+                   {"replay_capacity_blocks", c.learner.replay_capacity_blocks},
+                   {"snapshot_every_steps", c.learner.snapshot_every_steps},
+                   {"snapshot_every_s", c.learner.snapshot_every_s},
+                   {"heldout_every_records", c.learner.heldout_every_records},
+                   {"on_rejection", c.learner.on_rejection}}},
+      {"gate", {{"max_forgetting", c.gate.max_forgetting},
+                {"min_adaptation", c.gate.min_adaptation}, {"alpha", c.gate.alpha},
+                {"max_looks", c.gate.max_looks}}},
+      {"eval", {{"stream_window_records", c.eval.stream_window_records},
+                {"min_stream_tokens", c.eval.min_stream_tokens}}},
       {"threads", c.threads},
       {"seed", c.seed}};
 }
@@ -481,17 +481,17 @@ Json ConfigJson(const Config& c) {
 absl::StatusOr<Config> ContinualBenchConfig(const std::string& yaml_file,
                                             const std::map<std::string, std::string>& overrides) {
   Config c;
-  c.model_vocab_size = 1000;
-  c.model_context_tokens = 64;
-  c.model_d_model = 96;
-  c.model_layers = 2;
-  c.model_heads = 4;
-  c.bootstrap_steps = 600;
-  c.bootstrap_batch_size = 16;
-  c.bootstrap_progress_every_steps = 100;
+  c.model.vocab_size = 1000;
+  c.model.context_tokens = 64;
+  c.model.d_model = 96;
+  c.model.layers = 2;
+  c.model.heads = 4;
+  c.bootstrap.steps = 600;
+  c.bootstrap.batch_size = 16;
+  c.bootstrap.progress_every_steps = 100;
   // A base evaluation set that can see 0.05 nats/token of forgetting (512
   // windows of 64 tokens: a 97.5% interval of about +-0.01).
-  c.bootstrap_eval_sequences = 512;
+  c.bootstrap.eval_sequences = 512;
   // Continual pre-training after Ibrahim et al. (2024): re-warm, hold,
   // re-decay to a candidate (learner.lr_schedule wsd, the default), with
   // enough of the base corpus replayed that base loss keeps falling: per
@@ -500,15 +500,15 @@ absl::StatusOr<Config> ContinualBenchConfig(const std::string& yaml_file,
   // the bootstrap's rate and two cycles over the stream did best; at the
   // bootstrap's rate with four cycles the default policy kept 0.84 of the
   // re-training bound's improvement.
-  c.learner_lr = 2 * c.bootstrap_lr;
-  c.learner_replay_fraction = 0.75;
-  c.learner_replay_base_share = 0.3;
+  c.learner.lr = 2 * c.bootstrap.lr;
+  c.learner.replay_fraction = 0.75;
+  c.learner.replay_base_share = 0.3;
   // Cycles of 1600 steps, two candidates over the stream; the time bound
   // well above the pace of 2 cores, so cycles are not cut short. The
   // stream's tail (fewer steps than a cycle) becomes a candidate after this
   // long.
-  c.learner_snapshot_every_steps = 1600;
-  c.learner_snapshot_every_s = 300;
+  c.learner.snapshot_every_steps = 1600;
+  c.learner.snapshot_every_s = 300;
   c.broker_port = 0;
   if (!yaml_file.empty()) {
     absl::Status s = ApplyYamlFile(c, yaml_file);
@@ -601,8 +601,8 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
 
   // One bootstrap on the base corpus.
   Config boot = config;
-  boot.bootstrap_corpus = {base_corpus};
-  boot.bootstrap_topic.clear();
+  boot.bootstrap.corpus = {base_corpus};
+  boot.bootstrap.topic.clear();
   const std::string base_store = dir + "/bootstrap";
   Measured boot_measured;
   Json boot_json;
@@ -641,8 +641,8 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
       return absl::Status(run.status().code(),
                           absl::StrCat("policy ", policy, ": ", run.status().message()));
     }
-    Json j = {{"lr_schedule", pc.learner_lr_schedule},
-              {"replay_fraction", pc.learner_replay_fraction},
+    Json j = {{"lr_schedule", pc.learner.lr_schedule},
+              {"replay_fraction", pc.learner.replay_fraction},
               {"champion", run->champion.ToJson(&boot_measured)},
               {"champion_id", run->champion_id},
               {"learner", run->learner.ToJson(&boot_measured)},
@@ -673,25 +673,25 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
     if (default_steps >= 0) stream_steps = default_steps;
     if (stream_steps < 0) {
       // No stream policy ran: the steps the default policy would take.
-      const int B = config.learner_batch_size;
+      const int B = config.learner.batch_size;
       const int n_fresh = std::max(
-          1, B - static_cast<int>(std::lround(B * config.learner_replay_fraction)));
-      stream_steps = record_bytes / 4 / (static_cast<int64_t>(n_fresh) * config.model_context_tokens);
+          1, B - static_cast<int>(std::lround(B * config.learner.replay_fraction)));
+      stream_steps = record_bytes / 4 / (static_cast<int64_t>(n_fresh) * config.model.context_tokens);
     }
     // Matched in tokens, not steps (the equal-compute comparison of
     // Ibrahim et al. 2024): the stream's learner steps (replayed sequences
     // included) in bootstrap batches.
-    const int64_t stream_sequences = stream_steps * config.learner_batch_size;
+    const int64_t stream_sequences = stream_steps * config.learner.batch_size;
     const int64_t retrain_extra_steps =
-        (stream_sequences + config.bootstrap_batch_size / 2) / config.bootstrap_batch_size;
+        (stream_sequences + config.bootstrap.batch_size / 2) / config.bootstrap.batch_size;
     progress(absl::StrFormat("continual: policy retrain (%d + %d steps of %d sequences: the "
                              "bootstrap's tokens + the stream learner's)",
-                             config.bootstrap_steps, retrain_extra_steps,
-                             config.bootstrap_batch_size));
+                             config.bootstrap.steps, retrain_extra_steps,
+                             config.bootstrap.batch_size));
     auto t0 = std::chrono::steady_clock::now();
     std::string new_text;
     for (const std::string& r : records) {
-      if (IsHeldOut(r, config.learner_heldout_every_records)) continue;
+      if (IsHeldOut(r, config.learner.heldout_every_records)) continue;
       absl::StrAppend(&new_text, r, "\n\n");
     }
     const std::string new_corpus = dir + "/new.txt";
@@ -700,9 +700,9 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
     Config rc = config;
     // New domain first: a bootstrap.max_corpus_bytes budget, shared by the
     // files in order, then cuts the base corpus rather than the new text.
-    rc.bootstrap_corpus = {new_corpus, base_corpus};
-    rc.bootstrap_topic.clear();
-    rc.bootstrap_steps = static_cast<int>(config.bootstrap_steps + retrain_extra_steps);
+    rc.bootstrap.corpus = {new_corpus, base_corpus};
+    rc.bootstrap.topic.clear();
+    rc.bootstrap.steps = static_cast<int>(config.bootstrap.steps + retrain_extra_steps);
     const std::string store_dir = dir + "/retrain";
     std::error_code ec;
     std::filesystem::remove_all(store_dir, ec);
@@ -716,7 +716,7 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
     Json mj = m.ToJson(&boot_measured);
     out_policies["retrain"] = {{"champion", mj},
                                {"learner", mj},
-                               {"steps", rc.bootstrap_steps},
+                               {"steps", rc.bootstrap.steps},
                                {"tokens_trained", result->tokens_trained},
                                {"new_domain_bytes_trained", new_text.size()},
                                {"note", "the bootstrap's tokenizer"},
@@ -743,13 +743,13 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
   }
   Json target = {{"policy", kDefaultPolicy},
                  {"min_improvement_share", kTargetImprovementShare},
-                 {"max_forgetting_nats_per_token", config.gate_max_forgetting}};
+                 {"max_forgetting_nats_per_token", config.gate.max_forgetting}};
   if (out_policies.contains(kDefaultPolicy) && have_retrain) {
     const Json& d = out_policies[kDefaultPolicy];
     const Json share = d["improvement_share"];
     const double forgetting = d["champion"]["forgetting_nats_per_token"].get<double>();
     const bool share_ok = share.is_number() && share.get<double>() >= kTargetImprovementShare;
-    const bool forgetting_ok = forgetting <= config.gate_max_forgetting;
+    const bool forgetting_ok = forgetting <= config.gate.max_forgetting;
     target["improvement_share"] = share;
     target["forgetting_nats_per_token"] = forgetting;
     target["improvement_share_ok"] = share_ok;
@@ -759,7 +759,7 @@ absl::StatusOr<Json> RunContinualBench(const Config& config,
       target["improvement_share_missing"] =
           std::max(0.0, kTargetImprovementShare - share.get<double>());
     }
-    target["forgetting_excess"] = std::max(0.0, forgetting - config.gate_max_forgetting);
+    target["forgetting_excess"] = std::max(0.0, forgetting - config.gate.max_forgetting);
   } else {
     target["target_met"] = nullptr;
     target["why_unknown"] = "needs the replay_rewarm and retrain policies";

@@ -25,7 +25,7 @@ absl::StatusOr<TrainBenchConfig> TrainBenchPreset(const std::string& name) {
     auto m = ModelConfigFromConfig(defaults);
     if (!m.ok()) return m.status();
     c.model = *m;
-    c.batch = defaults.bootstrap_batch_size;
+    c.batch = defaults.bootstrap.batch_size;
     c.steps = 10;
   } else if (name == "tiny") {
     c.model.vocab_size = 256;

@@ -22,20 +22,6 @@ absl::Status BadValue(const std::string& key, const std::string& value,
       ")"));
 }
 
-ConfigKey StringKey(std::string name, std::string help,
-                    std::string Config::*field, bool allow_empty = true) {
-  ConfigKey k;
-  k.name = name;
-  k.help = std::move(help);
-  k.set = [name, field, allow_empty](Config& c, const std::string& v) {
-    if (!allow_empty && v.empty()) return BadValue(name, v, "a non-empty string");
-    c.*field = v;
-    return absl::OkStatus();
-  };
-  k.get = [field](const Config& c) { return c.*field; };
-  return k;
-}
-
 // Keys reach their field through an accessor, so one key type serves a
 // Config member and a member of a nested option struct alike.
 template <typename T>
@@ -44,6 +30,31 @@ using Field = std::function<T&(Config&)>;
 template <typename T>
 Field<T> Member(T Config::*member) {
   return [member](Config& c) -> T& { return c.*member; };
+}
+
+// A field of a module's options struct (Config::learner, ...).
+template <typename Options, typename T>
+Field<T> In(Options Config::*options, T Options::*member) {
+  return [options, member](Config& c) -> T& { return (c.*options).*member; };
+}
+
+ConfigKey StringKey(std::string name, std::string help, Field<std::string> field,
+                    bool allow_empty = true) {
+  ConfigKey k;
+  k.name = name;
+  k.help = std::move(help);
+  k.set = [name, field, allow_empty](Config& c, const std::string& v) {
+    if (!allow_empty && v.empty()) return BadValue(name, v, "a non-empty string");
+    field(c) = v;
+    return absl::OkStatus();
+  };
+  k.get = [field](const Config& c) { return field(const_cast<Config&>(c)); };
+  return k;
+}
+
+ConfigKey StringKey(std::string name, std::string help, std::string Config::*field,
+                    bool allow_empty = true) {
+  return StringKey(std::move(name), std::move(help), Member(field), allow_empty);
 }
 
 // A numeric key: `Parsed` is what the text is read as (int64_t or double),
@@ -95,18 +106,19 @@ ConfigKey DoubleKey(std::string name, std::string help, double Config::*field, d
   return DoubleKey(std::move(name), std::move(help), Member(field), min, max);
 }
 
-ConfigKey ListKey(std::string name, std::string help,
-                  std::vector<std::string> Config::*field) {
+ConfigKey ListKey(std::string name, std::string help, Field<std::vector<std::string>> field) {
   ConfigKey k;
   k.name = name;
   k.help = std::move(help);
   k.set = [name, field](Config& c, const std::string& v) {
     std::vector<std::string> parts = absl::StrSplit(v, ',', absl::SkipEmpty());
     if (parts.empty()) return BadValue(name, v, "a comma-separated list");
-    c.*field = parts;
+    field(c) = parts;
     return absl::OkStatus();
   };
-  k.get = [field](const Config& c) { return absl::StrJoin(c.*field, ","); };
+  k.get = [field](const Config& c) {
+    return absl::StrJoin(field(const_cast<Config&>(c)), ",");
+  };
   return k;
 }
 
@@ -325,98 +337,98 @@ std::vector<ConfigKey> BuildKeys() {
   keys.push_back(StringKey("topic.decisions", "topic of promotion decisions", &C::topic_decisions, false));
   keys.push_back(StringKey("topic.candidates", "topic where a separate learn process announces candidates", &C::topic_candidates, false));
   keys.push_back(StringKey("topic.verdicts", "topic where a separate evaluate process proposes decisions to the store's owner", &C::topic_verdicts, false));
-  keys.push_back(IntKey("model.vocab_size", "tokenizer vocabulary size", &C::model_vocab_size, 64, 1 << 20));
-  keys.push_back(IntKey("model.context_tokens", "context length in tokens", &C::model_context_tokens, 8, 1 << 16));
-  keys.push_back(IntKey("model.d_model", "model width", &C::model_d_model, 8, 1 << 16));
-  keys.push_back(IntKey("model.layers", "transformer layers", &C::model_layers, 1, 256));
-  keys.push_back(IntKey("model.heads", "attention heads (must divide d_model)", &C::model_heads, 1, 256));
-  keys.push_back(ListKey("bootstrap.corpus", "comma-separated text files for bootstrap", &C::bootstrap_corpus));
-  keys.push_back(StringKey("bootstrap.topic", "bootstrap from this topic's whole history on --kafka instead of files", &C::bootstrap_topic));
-  keys.push_back(IntKey("bootstrap.checkpoint_every_steps", "bootstrap checkpoint (for resuming) every N steps", &C::bootstrap_checkpoint_every_steps, 1, 100000000));
-  keys.push_back(IntKey("bootstrap.steps", "optimizer steps of bootstrap pretraining", &C::bootstrap_steps, 1, 100000000));
-  keys.push_back(IntKey("bootstrap.batch_size", "sequences per bootstrap step", &C::bootstrap_batch_size, 1, 65536));
-  keys.push_back(DoubleKey("bootstrap.lr", "peak learning rate of bootstrap", &C::bootstrap_lr, 0, 10));
-  keys.push_back(DoubleKey("bootstrap.heldout_fraction", "share of the corpus held out for evaluation", &C::bootstrap_heldout_fraction, 0.001, 0.5));
-  keys.push_back(IntKey("bootstrap.eval_sequences", "held-out sequences kept for the forgetting check", &C::bootstrap_eval_sequences, 1, 1000000));
-  keys.push_back(IntKey("bootstrap.max_corpus_bytes", "read at most this many corpus bytes; 0 = all", &C::bootstrap_max_corpus_bytes, 0, int64_t{1} << 50));
-  keys.push_back(IntKey("bootstrap.progress_every_steps", "progress line every N steps", &C::bootstrap_progress_every_steps, 1, 1000000));
+  keys.push_back(IntKey("model.vocab_size", "tokenizer vocabulary size", In(&C::model, &ModelOptions::vocab_size), 64, 1 << 20));
+  keys.push_back(IntKey("model.context_tokens", "context length in tokens", In(&C::model, &ModelOptions::context_tokens), 8, 1 << 16));
+  keys.push_back(IntKey("model.d_model", "model width", In(&C::model, &ModelOptions::d_model), 8, 1 << 16));
+  keys.push_back(IntKey("model.layers", "transformer layers", In(&C::model, &ModelOptions::layers), 1, 256));
+  keys.push_back(IntKey("model.heads", "attention heads (must divide d_model)", In(&C::model, &ModelOptions::heads), 1, 256));
+  keys.push_back(ListKey("bootstrap.corpus", "comma-separated text files for bootstrap", In(&C::bootstrap, &BootstrapOptions::corpus)));
+  keys.push_back(StringKey("bootstrap.topic", "bootstrap from this topic's whole history on --kafka instead of files", In(&C::bootstrap, &BootstrapOptions::topic)));
+  keys.push_back(IntKey("bootstrap.checkpoint_every_steps", "bootstrap checkpoint (for resuming) every N steps", In(&C::bootstrap, &BootstrapOptions::checkpoint_every_steps), 1, 100000000));
+  keys.push_back(IntKey("bootstrap.steps", "optimizer steps of bootstrap pretraining", In(&C::bootstrap, &BootstrapOptions::steps), 1, 100000000));
+  keys.push_back(IntKey("bootstrap.batch_size", "sequences per bootstrap step", In(&C::bootstrap, &BootstrapOptions::batch_size), 1, 65536));
+  keys.push_back(DoubleKey("bootstrap.lr", "peak learning rate of bootstrap", In(&C::bootstrap, &BootstrapOptions::lr), 0, 10));
+  keys.push_back(DoubleKey("bootstrap.heldout_fraction", "share of the corpus held out for evaluation", In(&C::bootstrap, &BootstrapOptions::heldout_fraction), 0.001, 0.5));
+  keys.push_back(IntKey("bootstrap.eval_sequences", "held-out sequences kept for the forgetting check", In(&C::bootstrap, &BootstrapOptions::eval_sequences), 1, 1000000));
+  keys.push_back(IntKey("bootstrap.max_corpus_bytes", "read at most this many corpus bytes; 0 = all", In(&C::bootstrap, &BootstrapOptions::max_corpus_bytes), 0, int64_t{1} << 50));
+  keys.push_back(IntKey("bootstrap.progress_every_steps", "progress line every N steps", In(&C::bootstrap, &BootstrapOptions::progress_every_steps), 1, 1000000));
   keys.push_back(IntKey("seed", "random seed", &C::seed, 0, INT64_MAX));
-  keys.push_back(StringKey("learner.group", "Kafka group id under which the learner commits offsets (lag monitoring)", &C::learner_group, false));
-  keys.push_back(IntKey("learner.batch_size", "sequences per online step", &C::learner_batch_size, 1, 65536));
-  keys.push_back(DoubleKey("learner.lr", "online learning rate", &C::learner_lr, 0, 10));
-  keys.push_back(DoubleKey("learner.replay_fraction", "share of each batch replayed from earlier data", &C::learner_replay_fraction, 0, 0.95));
-  keys.push_back(IntKey("learner.replay_capacity_blocks", "blocks the replay buffer keeps", &C::learner_replay_capacity_blocks, 1, 100000000));
-  keys.push_back(IntKey("learner.snapshot_every_steps", "candidate snapshot every N steps", &C::learner_snapshot_every_steps, 1, 100000000));
-  keys.push_back(DoubleKey("learner.dp_timeout_s", "data-parallel learners: seconds a collective waits for a peer before the rank stops with an error", &C::learner_dp_timeout_s, 1, 86400));
-  keys.push_back(DoubleKey("learner.dp_max_wait_s", "data-parallel learners: seconds ranks holding a batch wait for the rest before stepping without them", &C::learner_dp_max_wait_s, 0, 1e9));
-  keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", &C::learner_snapshot_every_s, 0.1, 1e9));
-  keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", &C::learner_heldout_every_records, 2, 1000000));
-  keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", &C::learner_max_record_bytes, 16, int64_t{1} << 30));
-  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle (the training between two candidates): wsd (re-warm, hold, re-decay to the floor over the cycle's last learner.decay_fraction, the candidate at the floor), cosine (re-warm, then re-decay over the whole cycle) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner_lr_schedule; }), {"cosine", "wsd", "constant"}));
-  keys.push_back(IntKey("learner.warmup_steps", "steps of linear learning-rate re-warm at the start of each cycle (at most half of it)", &C::learner_warmup_steps, 0, 1 << 30));
-  keys.push_back(DoubleKey("learner.decay_fraction", "under learner.lr_schedule wsd, the share of each cycle spent re-decaying to the floor", &C::learner_decay_fraction, 0, 1));
-  keys.push_back(DoubleKey("learner.min_lr_ratio", "the learning rate a cycle starts from and decays to, as a share of learner.lr", &C::learner_min_lr_ratio, 0, 1));
-  keys.push_back(DoubleKey("learner.replay_base_share", "share of replayed blocks drawn from the base corpus (the rest split equally among stream sources)", &C::learner_replay_base_share, 0, 1));
-  keys.push_back(IntKey("learner.replay_max_slices", "stream sources with a replay slice of their own (later ones share one)", &C::learner_replay_max_slices, 1, 1024));
-  keys.push_back(DoubleKey("learner.replay_max_boost", "the most a forgotten slice's replay weight is multiplied by", &C::learner_replay_max_boost, 1, 1000));
-  keys.push_back(NestedChoiceKey("learner.on_rejection", "after a rejected candidate or a rollback: reset (to the champion's weights) or continue", Field<std::string>([](Config& c) -> std::string& { return c.learner_on_rejection; }), {"reset", "continue"}));
-  keys.push_back(IntKey("feedback.batch_size", "feedback records per feedback step", &C::feedback_batch_size, 1, 65536));
-  keys.push_back(DoubleKey("feedback.lr", "learning rate of feedback steps", &C::feedback_lr, 0, 10));
-  keys.push_back(DoubleKey("feedback.replay_ratio", "LM blocks replayed per feedback record in a feedback step", &C::feedback_replay_ratio, 0, 64));
-  keys.push_back(DoubleKey("feedback.lm_weight", "weight of the replayed LM loss in a feedback step", &C::feedback_lm_weight, 0, 1000));
-  keys.push_back(DoubleKey("feedback.beta", "DPO/KTO temperature beta", &C::feedback_beta, 1e-6, 1000));
-  keys.push_back(DoubleKey("feedback.dpo_weight", "weight of the DPO loss (preference pairs)", &C::feedback_dpo_weight, 0, 1000));
-  keys.push_back(DoubleKey("feedback.kto_weight", "weight of the KTO loss (ratings)", &C::feedback_kto_weight, 0, 1000));
-  keys.push_back(DoubleKey("feedback.sft_weight", "weight of the SFT loss (corrections)", &C::feedback_sft_weight, 0, 1000));
-  keys.push_back(DoubleKey("feedback.kto_desirable_weight", "KTO weight of thumbs-up records", &C::feedback_kto_desirable_weight, 0, 1000));
-  keys.push_back(DoubleKey("feedback.kto_undesirable_weight", "KTO weight of thumbs-down records", &C::feedback_kto_undesirable_weight, 0, 1000));
-  keys.push_back(IntKey("feedback.heldout_every", "1 in N feedback records is held out for evaluation", &C::feedback_heldout_every, 2, 1000000));
-  keys.push_back(DoubleKey("feedback.max_user_share", "share of recent trained feedback one user may contribute", &C::feedback_max_user_share, 0.001, 1));
-  keys.push_back(IntKey("feedback.user_window", "trained feedback records the per-user share is measured over", &C::feedback_user_window, 1, 100000000));
-  keys.push_back(IntKey("feedback.user_min_quota", "records any user may contribute to that window regardless of share", &C::feedback_user_min_quota, 0, 100000000));
-  keys.push_back(StringKey("feedback.trusted_file", "JSON lines of trusted feedback: never trained on, always evaluated", &C::feedback_trusted_file));
-  keys.push_back(IntKey("dedup.window_docs", "recent documents remembered for deduplication; 0 = off", &C::dedup_window_docs, 0, int64_t{1} << 32));
-  keys.push_back(IntKey("dedup.window_s", "also forget documents seen longer ago than this (seconds); 0 = no time bound", &C::dedup_window_s, 0, int64_t{1} << 40));
-  keys.push_back(DoubleKey("dedup.threshold", "MinHash agreement that marks a near duplicate", &C::dedup_threshold, 0.05, 1.0));
+  keys.push_back(StringKey("learner.group", "Kafka group id under which the learner commits offsets (lag monitoring)", In(&C::learner, &LearnerOptions::group), false));
+  keys.push_back(IntKey("learner.batch_size", "sequences per online step", In(&C::learner, &LearnerOptions::batch_size), 1, 65536));
+  keys.push_back(DoubleKey("learner.lr", "online learning rate", In(&C::learner, &LearnerOptions::lr), 0, 10));
+  keys.push_back(DoubleKey("learner.replay_fraction", "share of each batch replayed from earlier data", In(&C::learner, &LearnerOptions::replay_fraction), 0, 0.95));
+  keys.push_back(IntKey("learner.replay_capacity_blocks", "blocks the replay buffer keeps", In(&C::learner, &LearnerOptions::replay_capacity_blocks), 1, 100000000));
+  keys.push_back(IntKey("learner.snapshot_every_steps", "candidate snapshot every N steps", In(&C::learner, &LearnerOptions::snapshot_every_steps), 1, 100000000));
+  keys.push_back(DoubleKey("learner.dp_timeout_s", "data-parallel learners: seconds a collective waits for a peer before the rank stops with an error", In(&C::learner, &LearnerOptions::dp_timeout_s), 1, 86400));
+  keys.push_back(DoubleKey("learner.dp_max_wait_s", "data-parallel learners: seconds ranks holding a batch wait for the rest before stepping without them", In(&C::learner, &LearnerOptions::dp_max_wait_s), 0, 1e9));
+  keys.push_back(DoubleKey("learner.snapshot_every_s", "candidate snapshot at least every T seconds (if trained)", In(&C::learner, &LearnerOptions::snapshot_every_s), 0.1, 1e9));
+  keys.push_back(IntKey("learner.heldout_every_records", "1 in N stream records is held out for evaluation", In(&C::learner, &LearnerOptions::heldout_every_records), 2, 1000000));
+  keys.push_back(IntKey("learner.max_record_bytes", "larger records are rejected", In(&C::learner, &LearnerOptions::max_record_bytes), 16, int64_t{1} << 30));
+  keys.push_back(NestedChoiceKey("learner.lr_schedule", "learning rate per cycle (the training between two candidates): wsd (re-warm, hold, re-decay to the floor over the cycle's last learner.decay_fraction, the candidate at the floor), cosine (re-warm, then re-decay over the whole cycle) or constant", Field<std::string>([](Config& c) -> std::string& { return c.learner.lr_schedule; }), {"cosine", "wsd", "constant"}));
+  keys.push_back(IntKey("learner.warmup_steps", "steps of linear learning-rate re-warm at the start of each cycle (at most half of it)", In(&C::learner, &LearnerOptions::warmup_steps), 0, 1 << 30));
+  keys.push_back(DoubleKey("learner.decay_fraction", "under learner.lr_schedule wsd, the share of each cycle spent re-decaying to the floor", In(&C::learner, &LearnerOptions::decay_fraction), 0, 1));
+  keys.push_back(DoubleKey("learner.min_lr_ratio", "the learning rate a cycle starts from and decays to, as a share of learner.lr", In(&C::learner, &LearnerOptions::min_lr_ratio), 0, 1));
+  keys.push_back(DoubleKey("learner.replay_base_share", "share of replayed blocks drawn from the base corpus (the rest split equally among stream sources)", In(&C::learner, &LearnerOptions::replay_base_share), 0, 1));
+  keys.push_back(IntKey("learner.replay_max_slices", "stream sources with a replay slice of their own (later ones share one)", In(&C::learner, &LearnerOptions::replay_max_slices), 1, 1024));
+  keys.push_back(DoubleKey("learner.replay_max_boost", "the most a forgotten slice's replay weight is multiplied by", In(&C::learner, &LearnerOptions::replay_max_boost), 1, 1000));
+  keys.push_back(NestedChoiceKey("learner.on_rejection", "after a rejected candidate or a rollback: reset (to the champion's weights) or continue", Field<std::string>([](Config& c) -> std::string& { return c.learner.on_rejection; }), {"reset", "continue"}));
+  keys.push_back(IntKey("feedback.batch_size", "feedback records per feedback step", In(&C::feedback, &FeedbackOptions::batch_size), 1, 65536));
+  keys.push_back(DoubleKey("feedback.lr", "learning rate of feedback steps", In(&C::feedback, &FeedbackOptions::lr), 0, 10));
+  keys.push_back(DoubleKey("feedback.replay_ratio", "LM blocks replayed per feedback record in a feedback step", In(&C::feedback, &FeedbackOptions::replay_ratio), 0, 64));
+  keys.push_back(DoubleKey("feedback.lm_weight", "weight of the replayed LM loss in a feedback step", In(&C::feedback, &FeedbackOptions::lm_weight), 0, 1000));
+  keys.push_back(DoubleKey("feedback.beta", "DPO/KTO temperature beta", In(&C::feedback, &FeedbackOptions::beta), 1e-6, 1000));
+  keys.push_back(DoubleKey("feedback.dpo_weight", "weight of the DPO loss (preference pairs)", In(&C::feedback, &FeedbackOptions::dpo_weight), 0, 1000));
+  keys.push_back(DoubleKey("feedback.kto_weight", "weight of the KTO loss (ratings)", In(&C::feedback, &FeedbackOptions::kto_weight), 0, 1000));
+  keys.push_back(DoubleKey("feedback.sft_weight", "weight of the SFT loss (corrections)", In(&C::feedback, &FeedbackOptions::sft_weight), 0, 1000));
+  keys.push_back(DoubleKey("feedback.kto_desirable_weight", "KTO weight of thumbs-up records", In(&C::feedback, &FeedbackOptions::kto_desirable_weight), 0, 1000));
+  keys.push_back(DoubleKey("feedback.kto_undesirable_weight", "KTO weight of thumbs-down records", In(&C::feedback, &FeedbackOptions::kto_undesirable_weight), 0, 1000));
+  keys.push_back(IntKey("feedback.heldout_every", "1 in N feedback records is held out for evaluation", In(&C::feedback, &FeedbackOptions::heldout_every), 2, 1000000));
+  keys.push_back(DoubleKey("feedback.max_user_share", "share of recent trained feedback one user may contribute", In(&C::feedback, &FeedbackOptions::max_user_share), 0.001, 1));
+  keys.push_back(IntKey("feedback.user_window", "trained feedback records the per-user share is measured over", In(&C::feedback, &FeedbackOptions::user_window), 1, 100000000));
+  keys.push_back(IntKey("feedback.user_min_quota", "records any user may contribute to that window regardless of share", In(&C::feedback, &FeedbackOptions::user_min_quota), 0, 100000000));
+  keys.push_back(StringKey("feedback.trusted_file", "JSON lines of trusted feedback: never trained on, always evaluated", In(&C::feedback, &FeedbackOptions::trusted_file)));
+  keys.push_back(IntKey("dedup.window_docs", "recent documents remembered for deduplication; 0 = off", In(&C::dedup, &DedupWindowOptions::window_docs), 0, int64_t{1} << 32));
+  keys.push_back(IntKey("dedup.window_s", "also forget documents seen longer ago than this (seconds); 0 = no time bound", In(&C::dedup, &DedupWindowOptions::window_s), 0, int64_t{1} << 40));
+  keys.push_back(DoubleKey("dedup.threshold", "MinHash agreement that marks a near duplicate", In(&C::dedup, &DedupWindowOptions::threshold), 0.05, 1.0));
   AddCleanKeys(keys, "clean.text", &C::clean_text);
   AddCleanKeys(keys, "clean.feedback", &C::clean_feedback);
-  keys.push_back(IntKey("ingest.threads", "threads of the ingest pipeline; 0 = all cores", &C::ingest_threads, 0, 1024));
-  keys.push_back(IntKey("store.min_free_mb", "free space (MiB) every store write leaves on its filesystem; a write that would use it fails with 'no space left on device' (the learner stops, serving goes on)", &C::store_min_free_mb, 0, 1 << 20));
-  keys.push_back(IntKey("store.keep_snapshots", "snapshots whose weights are kept besides champion, previous, candidate and the checkpoint's; older ones keep only metadata", &C::store_keep_snapshots, 1, 1000000));
-  keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", &C::eval_stream_window_records, 1, 10000000));
-  keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", &C::eval_min_stream_tokens, 0, 1 << 30));
-  keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", &C::gate_max_forgetting, 0, 100));
-  keys.push_back(DoubleKey("gate.min_adaptation", "min fall of stream held-out loss (nats/token)", &C::gate_min_adaptation, -100, 100));
-  keys.push_back(IntKey("eval.feedback_window", "newest held-out feedback records scored per decision", &C::eval_feedback_window, 0, 1 << 30));
-  keys.push_back(IntKey("gate.min_feedback_pairs", "held-out feedback records needed to judge feedback", &C::gate_min_feedback_pairs, 1, 1 << 30));
-  keys.push_back(DoubleKey("gate.alpha", "error rate of the gate's sequential test, spent over a candidate's looks", &C::gate_alpha, 1e-6, 0.5));
-  keys.push_back(IntKey("gate.max_looks", "looks at a held candidate as held-out evidence grows", &C::gate_max_looks, 1, 20));
-  keys.push_back(IntKey("gate.min_slice_tokens", "held-out tokens a source or base set needs for its own forgetting rule", &C::gate_min_slice_tokens, 1, 1 << 30));
-  keys.push_back(IntKey("eval.recheck_records", "new held-out stream records before a held candidate is judged again", &C::eval_recheck_records, 1, 1 << 30));
-  keys.push_back(DoubleKey("gate.max_preference_regression", "preference accuracy a candidate may lose on established or trusted feedback", &C::gate_max_preference_regression, 0, 1));
-  keys.push_back(NestedBoolKey("rollback.enabled", "roll the champion back on a confident serving-side regression", Member(&C::rollback_enabled)));
-  keys.push_back(DoubleKey("rollback.check_every_s", "seconds between rollback checks (each scores at most rollback.max_stream_records records)", &C::rollback_check_every_s, 0.01, 1e9));
-  keys.push_back(IntKey("rollback.min_requests", "requests each of champion and previous must have served before their error rates are compared", &C::rollback_min_requests, 1, int64_t{1} << 40));
-  keys.push_back(IntKey("rollback.min_feedback", "feedback each of champion and previous must have received before their negative-feedback rates are compared", &C::rollback_min_feedback, 1, int64_t{1} << 40));
-  keys.push_back(DoubleKey("rollback.max_error_rate_increase", "error rate the champion may exceed the previous champion's by (95% CI lower end)", &C::rollback_max_error_rate_increase, 0, 1));
-  keys.push_back(DoubleKey("rollback.max_negative_feedback_increase", "negative-feedback rate the champion may exceed the previous champion's by (95% CI lower end)", &C::rollback_max_negative_feedback_increase, 0, 1));
-  keys.push_back(DoubleKey("rollback.max_stream_loss_increase", "held-out stream loss (nats/token) the champion may exceed the previous champion's by (95% CI lower end)", &C::rollback_max_stream_loss_increase, 0, 100));
-  keys.push_back(IntKey("rollback.min_stream_tokens", "held-out stream tokens since the promotion needed to compare losses", &C::rollback_min_stream_tokens, 1, int64_t{1} << 40));
-  keys.push_back(IntKey("rollback.max_stream_records", "newest held-out records since the promotion scored per check", &C::rollback_max_stream_records, 1, 1 << 20));
-  keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", &C::serving_admin_token));
-  keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", &C::serving_max_tokens, 1, 1 << 20));
-  keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", &C::serving_poll_ms, 10, 3600000));
-  keys.push_back(IntKey("serving.threads", "cores serving computes on while the learner works; 0 = half the cores", &C::serving_threads, 0, 1024));
-  keys.push_back(IntKey("serving.idle_threads", "cores serving may use while the learner is idle; 0 = all cores", &C::serving_idle_threads, 0, 1024));
-  keys.push_back(IntKey("serving.max_batch", "sequences decoded together (continuous batching)", &C::serving_max_batch, 1, 4096));
-  keys.push_back(IntKey("serving.max_queue", "requests that may wait for a batch slot; more get 429", &C::serving_max_queue, 1, 1 << 20));
-  keys.push_back(DoubleKey("serving.request_timeout_s", "deadline of one request, queue included; 0 = none", &C::serving_request_timeout_s, 0, 86400));
-  keys.push_back(IntKey("serving.max_body_bytes", "largest request body; larger ones get 413", &C::serving_max_body_bytes, 1024, int64_t{1} << 30));
-  keys.push_back(IntKey("serving.max_connections", "HTTP connections served at once (a thread each); more get 503", &C::serving_max_connections, 1, 65536));
-  keys.push_back(DoubleKey("serving.header_timeout_s", "seconds a connection may take to send a request's headers (idle keep-alive included); then 408 and close", &C::serving_header_timeout_s, 0.05, 3600));
-  keys.push_back(DoubleKey("serving.body_timeout_s", "seconds a request may take to send its body after the headers; then 408 and close", &C::serving_body_timeout_s, 0.05, 3600));
-  keys.push_back(IntKey("serving.completion_log_size", "completions remembered for POST /v1/feedback", &C::serving_completion_log_size, 0, 100000000));
-  keys.push_back(DoubleKey("serving.completion_log_ttl_s", "how long a completion can receive feedback (seconds)", &C::serving_completion_log_ttl_s, 1, 1e9));
+  keys.push_back(IntKey("ingest.threads", "threads of the ingest pipeline; 0 = all cores", In(&C::ingest, &IngestOptions::threads), 0, 1024));
+  keys.push_back(IntKey("store.min_free_mb", "free space (MiB) every store write leaves on its filesystem; a write that would use it fails with 'no space left on device' (the learner stops, serving goes on)", In(&C::store, &StoreOptions::min_free_mb), 0, 1 << 20));
+  keys.push_back(IntKey("store.keep_snapshots", "snapshots whose weights are kept besides champion, previous, candidate and the checkpoint's; older ones keep only metadata", In(&C::store, &StoreOptions::keep_snapshots), 1, 1000000));
+  keys.push_back(IntKey("eval.stream_window_records", "held-out stream records kept for evaluation", In(&C::eval, &EvalOptions::stream_window_records), 1, 10000000));
+  keys.push_back(IntKey("eval.min_stream_tokens", "hold the decision until this many held-out stream tokens exist", In(&C::eval, &EvalOptions::min_stream_tokens), 0, 1 << 30));
+  keys.push_back(DoubleKey("gate.max_forgetting", "max rise of base held-out loss (nats/token)", In(&C::gate, &GateOptions::max_forgetting), 0, 100));
+  keys.push_back(DoubleKey("gate.min_adaptation", "min fall of stream held-out loss (nats/token)", In(&C::gate, &GateOptions::min_adaptation), -100, 100));
+  keys.push_back(IntKey("eval.feedback_window", "newest held-out feedback records scored per decision", In(&C::eval, &EvalOptions::feedback_window), 0, 1 << 30));
+  keys.push_back(IntKey("gate.min_feedback_pairs", "held-out feedback records needed to judge feedback", In(&C::gate, &GateOptions::min_feedback_pairs), 1, 1 << 30));
+  keys.push_back(DoubleKey("gate.alpha", "error rate of the gate's sequential test, spent over a candidate's looks", In(&C::gate, &GateOptions::alpha), 1e-6, 0.5));
+  keys.push_back(IntKey("gate.max_looks", "looks at a held candidate as held-out evidence grows", In(&C::gate, &GateOptions::max_looks), 1, 20));
+  keys.push_back(IntKey("gate.min_slice_tokens", "held-out tokens a source or base set needs for its own forgetting rule", In(&C::gate, &GateOptions::min_slice_tokens), 1, 1 << 30));
+  keys.push_back(IntKey("eval.recheck_records", "new held-out stream records before a held candidate is judged again", In(&C::eval, &EvalOptions::recheck_records), 1, 1 << 30));
+  keys.push_back(DoubleKey("gate.max_preference_regression", "preference accuracy a candidate may lose on established or trusted feedback", In(&C::gate, &GateOptions::max_preference_regression), 0, 1));
+  keys.push_back(NestedBoolKey("rollback.enabled", "roll the champion back on a confident serving-side regression", In(&C::rollback, &RollbackOptions::enabled)));
+  keys.push_back(DoubleKey("rollback.check_every_s", "seconds between rollback checks (each scores at most rollback.max_stream_records records)", In(&C::rollback, &RollbackOptions::check_every_s), 0.01, 1e9));
+  keys.push_back(IntKey("rollback.min_requests", "requests each of champion and previous must have served before their error rates are compared", In(&C::rollback, &RollbackOptions::min_requests), 1, int64_t{1} << 40));
+  keys.push_back(IntKey("rollback.min_feedback", "feedback each of champion and previous must have received before their negative-feedback rates are compared", In(&C::rollback, &RollbackOptions::min_feedback), 1, int64_t{1} << 40));
+  keys.push_back(DoubleKey("rollback.max_error_rate_increase", "error rate the champion may exceed the previous champion's by (95% CI lower end)", In(&C::rollback, &RollbackOptions::max_error_rate_increase), 0, 1));
+  keys.push_back(DoubleKey("rollback.max_negative_feedback_increase", "negative-feedback rate the champion may exceed the previous champion's by (95% CI lower end)", In(&C::rollback, &RollbackOptions::max_negative_feedback_increase), 0, 1));
+  keys.push_back(DoubleKey("rollback.max_stream_loss_increase", "held-out stream loss (nats/token) the champion may exceed the previous champion's by (95% CI lower end)", In(&C::rollback, &RollbackOptions::max_stream_loss_increase), 0, 100));
+  keys.push_back(IntKey("rollback.min_stream_tokens", "held-out stream tokens since the promotion needed to compare losses", In(&C::rollback, &RollbackOptions::min_stream_tokens), 1, int64_t{1} << 40));
+  keys.push_back(IntKey("rollback.max_stream_records", "newest held-out records since the promotion scored per check", In(&C::rollback, &RollbackOptions::max_stream_records), 1, 1 << 20));
+  keys.push_back(StringKey("serving.admin_token", "bearer token for /v1/admin; empty = open", In(&C::serving, &ServingOptions::admin_token)));
+  keys.push_back(IntKey("serving.max_tokens", "largest max_tokens a request may ask", In(&C::serving, &ServingOptions::max_tokens), 1, 1 << 20));
+  keys.push_back(IntKey("serving.poll_ms", "how often serving checks for a new champion", In(&C::serving, &ServingOptions::poll_ms), 10, 3600000));
+  keys.push_back(IntKey("serving.threads", "cores serving computes on while the learner works; 0 = half the cores", In(&C::serving, &ServingOptions::threads), 0, 1024));
+  keys.push_back(IntKey("serving.idle_threads", "cores serving may use while the learner is idle; 0 = all cores", In(&C::serving, &ServingOptions::idle_threads), 0, 1024));
+  keys.push_back(IntKey("serving.max_batch", "sequences decoded together (continuous batching)", In(&C::serving, &ServingOptions::max_batch), 1, 4096));
+  keys.push_back(IntKey("serving.max_queue", "requests that may wait for a batch slot; more get 429", In(&C::serving, &ServingOptions::max_queue), 1, 1 << 20));
+  keys.push_back(DoubleKey("serving.request_timeout_s", "deadline of one request, queue included; 0 = none", In(&C::serving, &ServingOptions::request_timeout_s), 0, 86400));
+  keys.push_back(IntKey("serving.max_body_bytes", "largest request body; larger ones get 413", In(&C::serving, &ServingOptions::max_body_bytes), 1024, int64_t{1} << 30));
+  keys.push_back(IntKey("serving.max_connections", "HTTP connections served at once (a thread each); more get 503", In(&C::serving, &ServingOptions::max_connections), 1, 65536));
+  keys.push_back(DoubleKey("serving.header_timeout_s", "seconds a connection may take to send a request's headers (idle keep-alive included); then 408 and close", In(&C::serving, &ServingOptions::header_timeout_s), 0.05, 3600));
+  keys.push_back(DoubleKey("serving.body_timeout_s", "seconds a request may take to send its body after the headers; then 408 and close", In(&C::serving, &ServingOptions::body_timeout_s), 0.05, 3600));
+  keys.push_back(IntKey("serving.completion_log_size", "completions remembered for POST /v1/feedback", In(&C::serving, &ServingOptions::completion_log_size), 0, 100000000));
+  keys.push_back(DoubleKey("serving.completion_log_ttl_s", "how long a completion can receive feedback (seconds)", In(&C::serving, &ServingOptions::completion_log_ttl_s), 1, 1e9));
   return keys;
 }
 

@@ -15,10 +15,10 @@ TEST(ConfigTest, YamlNestedKeysApply) {
                             "kafka: 10.0.0.1:9093\n",
                             "test")
                   .ok());
-  EXPECT_EQ(c.learner_batch_size, 3);
-  EXPECT_DOUBLE_EQ(c.learner_lr, 0.5);
-  ASSERT_EQ(c.bootstrap_corpus.size(), 2u);
-  EXPECT_EQ(c.bootstrap_corpus[1], "b.txt");
+  EXPECT_EQ(c.learner.batch_size, 3);
+  EXPECT_DOUBLE_EQ(c.learner.lr, 0.5);
+  ASSERT_EQ(c.bootstrap.corpus.size(), 2u);
+  EXPECT_EQ(c.bootstrap.corpus[1], "b.txt");
   EXPECT_EQ(c.kafka, "10.0.0.1:9093");
 }
 
@@ -38,18 +38,18 @@ TEST(ConfigTest, BadValueIsNamedWithExpectation) {
   EXPECT_FALSE(SetConfigValue(c, "learner.batch_size", "0").ok());
   EXPECT_FALSE(SetConfigValue(c, "kafka", "nohostport").ok());
   EXPECT_FALSE(SetConfigValue(c, "learner.replay_fraction", "1.5").ok());
-  EXPECT_EQ(c.learner_batch_size, Config().learner_batch_size);
+  EXPECT_EQ(c.learner.batch_size, Config().learner.batch_size);
 }
 
 TEST(ConfigTest, KeepSnapshotsIsAtLeastOne) {
   Config c;
-  EXPECT_EQ(c.store_keep_snapshots, 8);
+  EXPECT_EQ(c.store.keep_snapshots, 8);
   ASSERT_TRUE(ApplyYamlText(c, "store:\n  keep_snapshots: 3\n", "test").ok());
-  EXPECT_EQ(c.store_keep_snapshots, 3);
+  EXPECT_EQ(c.store.keep_snapshots, 3);
   absl::Status s = SetConfigValue(c, "store.keep_snapshots", "0");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("store.keep_snapshots"), std::string::npos) << s;
-  EXPECT_EQ(c.store_keep_snapshots, 3);
+  EXPECT_EQ(c.store.keep_snapshots, 3);
 }
 
 TEST(ConfigTest, MalformedYamlIsReported) {
@@ -73,7 +73,7 @@ TEST(ConfigTest, EnvironmentOverrides) {
   setenv("STREAMLM_EVAL_MIN_STREAM_TOKENS", "77", 1);
   ASSERT_TRUE(ApplyEnvironment(c).ok());
   unsetenv("STREAMLM_EVAL_MIN_STREAM_TOKENS");
-  EXPECT_EQ(c.eval_min_stream_tokens, 77);
+  EXPECT_EQ(c.eval.min_stream_tokens, 77);
   setenv("STREAMLM_THREADS", "-2", 1);
   absl::Status s = ApplyEnvironment(c);
   unsetenv("STREAMLM_THREADS");

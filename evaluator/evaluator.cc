@@ -64,7 +64,7 @@ absl::StatusOr<BaseSet> LoadBaseSet(const Config& config, Store* store, const Ev
   BaseSet out;
   auto bytes = io.get(kBaseEvalSet);
   if (absl::IsNotFound(bytes.status())) {
-    auto records = store->GetHeldoutAfter(-1, static_cast<size_t>(config.eval_stream_window_records));
+    auto records = store->GetHeldoutAfter(-1, static_cast<size_t>(config.eval.stream_window_records));
     if (!records.ok()) return records.status();
     if (records->size() < kAutoBaseMinRecords) return out;
     const size_t n = std::min(kAutoBaseMaxRecords, records->size() / 2);
@@ -216,8 +216,8 @@ absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config, Stor
   } else if (!absl::IsNotFound(stored.status())) {
     return stored.status();
   }
-  if (!config.feedback_trusted_file.empty()) {
-    auto text = ReadFileToString(config.feedback_trusted_file);
+  if (!config.feedback.trusted_file.empty()) {
+    auto text = ReadFileToString(config.feedback.trusted_file);
     if (!text.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("feedback.trusted_file: ", text.status().message()));
@@ -228,10 +228,10 @@ absl::StatusOr<std::vector<Json>> LoadTrustedFeedback(const Config& config, Stor
       ++line_no;
       if (absl::StripAsciiWhitespace(line).empty()) continue;
       FeedbackResult f = CleanFeedbackRecord(
-          std::string_view(line.data(), line.size()), static_cast<size_t>(config.learner_max_record_bytes), cleaner);
+          std::string_view(line.data(), line.size()), static_cast<size_t>(config.learner.max_record_bytes), cleaner);
       if (!f.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "feedback.trusted_file: ", config.feedback_trusted_file, " line ", line_no, ": ",
+            "feedback.trusted_file: ", config.feedback.trusted_file, " line ", line_no, ": ",
             f.reason, ": ", f.detail));
       }
       out.push_back(std::move(f.record));
@@ -254,14 +254,14 @@ Evaluator::Evaluator(const Config& config, Store* store, KafkaProducer* decision
                      DecisionCallback on_decision)
     : config_(config), store_(store), decisions_(decisions),
       on_decision_(std::move(on_decision)) {
-  gate_.max_forgetting = config.gate_max_forgetting;
-  gate_.min_adaptation = config.gate_min_adaptation;
-  gate_.min_stream_tokens = config.eval_min_stream_tokens;
-  gate_.min_feedback_pairs = config.gate_min_feedback_pairs;
-  gate_.max_preference_regression = config.gate_max_preference_regression;
-  gate_.alpha = config.gate_alpha;
-  gate_.max_looks = config.gate_max_looks;
-  gate_.min_slice_tokens = config.gate_min_slice_tokens;
+  gate_.max_forgetting = config.gate.max_forgetting;
+  gate_.min_adaptation = config.gate.min_adaptation;
+  gate_.min_stream_tokens = config.eval.min_stream_tokens;
+  gate_.min_feedback_pairs = config.gate.min_feedback_pairs;
+  gate_.max_preference_regression = config.gate.max_preference_regression;
+  gate_.alpha = config.gate.alpha;
+  gate_.max_looks = config.gate.max_looks;
+  gate_.min_slice_tokens = config.gate.min_slice_tokens;
 }
 
 Evaluator::~Evaluator() { Stop(); }
@@ -324,8 +324,8 @@ void Evaluator::Loop() {
         }
       }
       auto fresh = store_->GetHeldoutAfter(held_.last_seq,
-                                           static_cast<size_t>(config_.eval_recheck_records));
-      if (!fresh.ok() || fresh->size() < static_cast<size_t>(config_.eval_recheck_records)) {
+                                           static_cast<size_t>(config_.eval.recheck_records));
+      if (!fresh.ok() || fresh->size() < static_cast<size_t>(config_.eval.recheck_records)) {
         continue;
       }
       id = held_.candidate;
@@ -363,7 +363,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   // candidate's line; a candidate descending from one (taken before the
   // learner saw the rejection) is not judged: it is not what the learner
   // continues from.
-  if (config_.learner_on_rejection == "reset") {
+  if (config_.learner.on_rejection == "reset") {
     for (const std::string& rejected : rejected_) {
       if (rejected != candidate_id && InLineage(*store_, candidate_id, rejected)) {
         if (held_.candidate == candidate_id) held_ = HeldCandidate();
@@ -398,7 +398,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
     std::map<std::string, std::vector<std::string>> by_source;
     for (const TextItem& t : base_set->items) by_source[t.source].push_back(t.text);
     const size_t per_source = std::max<size_t>(
-        4, static_cast<size_t>(config_.bootstrap_eval_sequences) / by_source.size());
+        4, static_cast<size_t>(config_.bootstrap.eval_sequences) / by_source.size());
     for (const auto& [source, texts] : by_source) {
       for (auto& b : PackBlocks(tok, texts, (*candidate)->config().context_tokens + 1,
                                 per_source)) {
@@ -409,7 +409,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   }
   // Adaptation: held-out stream records, never trained on (nor set aside
   // as the base set).
-  auto records = store_->GetHeldoutAfter(-1, static_cast<size_t>(config_.eval_stream_window_records));
+  auto records = store_->GetHeldoutAfter(-1, static_cast<size_t>(config_.eval.stream_window_records));
   if (!records.ok()) return records.status();
   const int64_t newest_seq = records->empty() ? -1 : records->back().first;
   std::vector<std::vector<int32_t>> stream;
@@ -480,7 +480,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   std::stable_sort(heldout.begin(), heldout.end(), [](const Json& a, const Json& b) {
     return a.value("ts_ms", int64_t{0}) < b.value("ts_ms", int64_t{0});
   });
-  const size_t window = static_cast<size_t>(config_.eval_feedback_window);
+  const size_t window = static_cast<size_t>(config_.eval.feedback_window);
   if (heldout.size() > window) heldout.erase(heldout.begin(), heldout.end() - window);
   auto champion_meta = store_->GetSnapshotMeta(*champion_id);
   if (!champion_meta.ok()) return champion_meta.status();
@@ -496,7 +496,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
       if (records.empty()) return;
       FeedbackSet set = MakeFeedbackSet(tok, context, records);
       *out = SummarizeFeedback(ScoreFeedback(**candidate, **champion, *reference, set),
-                               config_.feedback_beta);
+                               config_.feedback.beta);
       feedback_sets[name] = FeedbackSetToJson(*out);
     };
     summarize(heldout, &fb.heldout, "heldout");

@@ -58,9 +58,9 @@ TEST_F(EvaluatorTest, AHeldCandidateIsLookedAtAgainWhenMoreEvidenceArrives) {
   const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5, kSeed);
   // Too few held-out tokens at first: held, awaiting evidence (forgetting
   // allowed, so that only the stream decides).
-  config_.gate_max_forgetting = 100;
-  config_.eval_min_stream_tokens = 1500;
-  config_.eval_recheck_records = 40;
+  config_.gate.max_forgetting = 100;
+  config_.eval.min_stream_tokens = 1500;
+  config_.eval.recheck_records = 40;
   AddHeldout(store_.get(), UnseenDocuments(0, 6));
   std::mutex mu;
   std::condition_variable cv;
@@ -111,7 +111,7 @@ TEST_F(EvaluatorTest, AHeldCandidateIsLookedAtAgainWhenMoreEvidenceArrives) {
 TEST_F(EvaluatorTest, ACandidateLeftUndecidedIsJudgedOnStart) {
   const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5, kSeed,
                                              {kCandidate});
-  config_.gate_max_forgetting = 100;
+  config_.gate.max_forgetting = 100;
   AddHeldout(store_.get(), UnseenDocuments(0, 30));
   std::mutex mu;
   std::condition_variable cv;
@@ -186,7 +186,7 @@ TEST_F(EvaluatorTest, BaseCorpusFilesAreBaseSetsJudgedOneByOne) {
   // Two files of unseen documents (blank-line separated), as for
   // `import-hf --base-corpus`.
   const std::vector<std::string> a = UnseenDocuments(0, 60), b = UnseenDocuments(60, 60);
-  config_.bootstrap_heldout_fraction = 0.1;  // 1 in 10 documents: i % 10 == 5
+  config_.bootstrap.heldout_fraction = 0.1;  // 1 in 10 documents: i % 10 == 5
   for (const auto& [name, docs] : {std::pair{"manuals.txt", a}, std::pair{"letters.txt", b}}) {
     std::ofstream out(dir_.Sub(name));
     for (const std::string& d : docs) out << d << "\n\n";
@@ -211,7 +211,7 @@ TEST_F(EvaluatorTest, BaseCorpusFilesAreBaseSetsJudgedOneByOne) {
   EXPECT_EQ(ParseJson(*seed)->size(), lines);
   const std::string candidate = CopySnapshot(store_.get(), champion_, store_.get(), 0.5, kSeed);
   AddHeldout(store_.get(), UnseenDocuments(120, 20));
-  config_.gate_min_slice_tokens = 100;
+  config_.gate.min_slice_tokens = 100;
   Evaluator evaluator(config_, store_.get(), nullptr, nullptr);
   auto d = evaluator.Evaluate(candidate);
   ASSERT_TRUE(d.ok()) << d.status();

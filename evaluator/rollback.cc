@@ -67,12 +67,12 @@ Json RollbackRuleToJson(const RuleResult& r) {
 
 RollbackConfig RollbackConfigFrom(const Config& c) {
   RollbackConfig r;
-  r.min_requests = c.rollback_min_requests;
-  r.min_feedback = c.rollback_min_feedback;
-  r.max_error_rate_increase = c.rollback_max_error_rate_increase;
-  r.max_negative_feedback_increase = c.rollback_max_negative_feedback_increase;
-  r.max_stream_loss_increase = c.rollback_max_stream_loss_increase;
-  r.min_stream_tokens = c.rollback_min_stream_tokens;
+  r.min_requests = c.rollback.min_requests;
+  r.min_feedback = c.rollback.min_feedback;
+  r.max_error_rate_increase = c.rollback.max_error_rate_increase;
+  r.max_negative_feedback_increase = c.rollback.max_negative_feedback_increase;
+  r.max_stream_loss_increase = c.rollback.max_stream_loss_increase;
+  r.min_stream_tokens = c.rollback.min_stream_tokens;
   return r;
 }
 
@@ -206,7 +206,7 @@ RollbackMonitor::RollbackMonitor(const Config& config, Store* store, KafkaProduc
 RollbackMonitor::~RollbackMonitor() { Stop(); }
 
 void RollbackMonitor::Start() {
-  if (!config_.rollback_enabled || worker_.joinable()) return;
+  if (!config_.rollback.enabled || worker_.joinable()) return;
   worker_ = std::thread([this] {
     SetThreadComputeBudget(LearnerThreads(config_, /*serving_in_process=*/true));
     Loop();
@@ -223,7 +223,7 @@ void RollbackMonitor::Stop() {
 }
 
 void RollbackMonitor::Loop() {
-  const auto period = std::chrono::duration<double>(config_.rollback_check_every_s);
+  const auto period = std::chrono::duration<double>(config_.rollback.check_every_s);
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -236,7 +236,7 @@ void RollbackMonitor::Loop() {
 }
 
 void RollbackMonitor::OnDecision(const Json& decision) {
-  if (!config_.rollback_enabled || decision.value("verdict", "") != "promoted") return;
+  if (!config_.rollback.enabled || decision.value("verdict", "") != "promoted") return;
   const std::string champion = decision.value("candidate", "");
   const std::string previous = decision.value("champion", "");
   if (champion.empty() || previous.empty()) return;
@@ -311,7 +311,7 @@ absl::StatusOr<std::optional<Json>> RollbackMonitor::CheckOnce() {
   }
   // Live stream loss: held-out records since the promotion, both models.
   auto records = store_->GetHeldoutAfter(
-      *mark, static_cast<size_t>(std::max(1, config_.rollback_max_stream_records)));
+      *mark, static_cast<size_t>(std::max(1, config_.rollback.max_stream_records)));
   if (!records.ok()) return records.status();
   if (!records->empty()) {
     const std::string key =

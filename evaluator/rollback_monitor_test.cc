@@ -28,10 +28,10 @@ namespace {
 
 Config Tiny(const std::string& data_dir) {
   Config c = testing::TinyConfig(data_dir);
-  c.rollback_check_every_s = 0.1;
-  c.rollback_min_stream_tokens = 300;
-  c.rollback_max_stream_records = 64;
-  c.rollback_max_stream_loss_increase = 0.05;
+  c.rollback.check_every_s = 0.1;
+  c.rollback.min_stream_tokens = 300;
+  c.rollback.max_stream_records = 64;
+  c.rollback.max_stream_loss_increase = 0.05;
   return c;
 }
 
@@ -163,7 +163,7 @@ TEST(RollbackMonitorTest, RollsBackOnServingErrors) {
   ASSERT_TRUE(opened.ok()) << opened.status();
   Store* store = opened->get();
   Config config = Tiny(dir.path());
-  config.bootstrap_steps = 10;
+  config.bootstrap.steps = 10;
   auto boot = RunBootstrap(config, store, [](const std::string&) {});
   ASSERT_TRUE(boot.ok()) << boot.status();
   const std::string first = boot->snapshot_id;

@@ -71,9 +71,9 @@ std::string NormalizeForDedup(std::string_view text) {
 
 DedupOptions DedupOptionsFromConfig(const Config& config) {
   DedupOptions o;
-  o.window_docs = static_cast<size_t>(config.dedup_window_docs);
-  o.window_ms = config.dedup_window_s * 1000;
-  o.threshold = config.dedup_threshold;
+  o.window_docs = static_cast<size_t>(config.dedup.window_docs);
+  o.window_ms = config.dedup.window_s * 1000;
+  o.threshold = config.dedup.threshold;
   return o;
 }
 

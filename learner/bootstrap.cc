@@ -27,12 +27,12 @@ using Document = std::vector<std::string>;  // paragraphs
 
 absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
   std::vector<Document> docs;
-  if (!config.bootstrap_topic.empty()) {
+  if (!config.bootstrap.topic.empty()) {
     if (config.kafka.empty()) {
       return absl::InvalidArgumentError(
           "config key 'bootstrap.topic' needs 'kafka' (--kafka HOST:PORT) to read it from");
     }
-    auto records = ReadWholeTopic(config.kafka, config.bootstrap_topic, 120000);
+    auto records = ReadWholeTopic(config.kafka, config.bootstrap.topic, 120000);
     if (!records.ok()) return records.status();
     // The same stages 1-6 as the stream (clean.text profile, dedup within
     // the topic); unusable records are skipped here, the learner routes them
@@ -41,10 +41,10 @@ absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
     for (size_t i = 0; i < records->size(); ++i) items[i].payload = std::move((*records)[i].value);
     PipelineOptions po;
     po.clean = config.clean_text;
-    po.max_record_bytes = static_cast<size_t>(config.learner_max_record_bytes);
-    po.threads = ResolveThreads(config.ingest_threads);
+    po.max_record_bytes = static_cast<size_t>(config.learner.max_record_bytes);
+    po.threads = ResolveThreads(config.ingest.threads);
     Deduplicator dedup(DedupOptionsFromConfig(config));
-    TextPipeline(po).Run(items, config.dedup_window_docs > 0 ? &dedup : nullptr, nullptr);
+    TextPipeline(po).Run(items, config.dedup.window_docs > 0 ? &dedup : nullptr, nullptr);
     size_t kept = 0;
     for (const IngestItem& item : items) {
       if (!item.ok()) continue;
@@ -52,13 +52,13 @@ absl::StatusOr<std::vector<Document>> ReadCorpus(const Config& config) {
       docs.push_back(absl::StrSplit(item.record.text, '\n', absl::SkipEmpty()));
     }
     SLM_LOG(kInfo) << "bootstrap: " << kept << " of " << items.size() << " records of "
-                   << config.bootstrap_topic << " kept after cleaning";
+                   << config.bootstrap.topic << " kept after cleaning";
   }
-  int64_t budget = config.bootstrap_max_corpus_bytes > 0
-                       ? config.bootstrap_max_corpus_bytes
+  int64_t budget = config.bootstrap.max_corpus_bytes > 0
+                       ? config.bootstrap.max_corpus_bytes
                        : INT64_MAX;
   for (const std::string& path :
-       config.bootstrap_topic.empty() ? config.bootstrap_corpus : std::vector<std::string>()) {
+       config.bootstrap.topic.empty() ? config.bootstrap.corpus : std::vector<std::string>()) {
     std::ifstream in(path);
     if (!in) {
       return absl::NotFoundError(absl::StrCat(
@@ -122,13 +122,13 @@ std::string FormatDuration(double s) {
 
 // What must match for a checkpoint to be resumed.
 Json BootstrapFingerprint(const Config& c) {
-  return {{"corpus", c.bootstrap_topic.empty() ? Json(c.bootstrap_corpus) : Json(c.bootstrap_topic)},
-          {"max_corpus_bytes", c.bootstrap_max_corpus_bytes},
+  return {{"corpus", c.bootstrap.topic.empty() ? Json(c.bootstrap.corpus) : Json(c.bootstrap.topic)},
+          {"max_corpus_bytes", c.bootstrap.max_corpus_bytes},
           {"model", ModelConfigToJson(*ModelConfigFromConfig(c))},
-          {"steps", c.bootstrap_steps},
-          {"batch_size", c.bootstrap_batch_size},
-          {"lr", c.bootstrap_lr},
-          {"heldout_fraction", c.bootstrap_heldout_fraction},
+          {"steps", c.bootstrap.steps},
+          {"batch_size", c.bootstrap.batch_size},
+          {"lr", c.bootstrap.lr},
+          {"heldout_fraction", c.bootstrap.heldout_fraction},
           {"seed", c.seed}};
 }
 
@@ -148,7 +148,7 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   if (!docs.ok()) return docs.status();
 
   // Every k-th document is held out for evaluation, spread over the corpus.
-  size_t k = std::max<size_t>(2, static_cast<size_t>(std::lround(1.0 / config.bootstrap_heldout_fraction)));
+  size_t k = std::max<size_t>(2, static_cast<size_t>(std::lround(1.0 / config.bootstrap.heldout_fraction)));
   std::vector<const Document*> train_docs, heldout_docs;
   std::vector<std::string> sentences;
   for (size_t i = 0; i < docs->size(); ++i) {
@@ -170,7 +170,7 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
     if (!saved.ok()) return saved.status();
     sp_model = *saved;
     progress(absl::StrCat("bootstrap: resuming at step ", resume->step, " of ",
-                          config.bootstrap_steps, " from its checkpoint"));
+                          config.bootstrap.steps, " from its checkpoint"));
   } else if (!tokenizer_given.empty()) {
     progress(absl::StrCat("bootstrap: ", docs->size(), " documents (", heldout_docs.size(),
                           " held out); the given tokenizer"));
@@ -200,7 +200,7 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   std::vector<std::string> heldout_texts;
   for (const Document* d : heldout_docs) heldout_texts.push_back(absl::StrJoin(*d, "\n"));
   std::vector<TokenBlock> eval_blocks =
-      PackBlocks(**tokenizer, heldout_texts, T + 1, config.bootstrap_eval_sequences);
+      PackBlocks(**tokenizer, heldout_texts, T + 1, config.bootstrap.eval_sequences);
   if (static_cast<int64_t>(train_tokens.size()) < 4 * (T + 1) || eval_blocks.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "bootstrap corpus is too small for model.context_tokens=", T, ": ",
@@ -222,9 +222,9 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   model_config->vocab_size = std::max(model_config->vocab_size, (*tokenizer)->vocab_size());
   auto model = LanguageModel::Create(*model_config, std::move(*tokenizer), config.seed);
   if (!model.ok()) return model.status();
-  Trainer trainer(*model, config.bootstrap_lr);
+  Trainer trainer(*model, config.bootstrap.lr);
   std::mt19937_64 rng(config.seed);
-  const int steps = config.bootstrap_steps;
+  const int steps = config.bootstrap.steps;
   const int warmup = std::max(1, std::min(100, steps / 10));
   int first_step = 1;
   double loss_avg = 0;
@@ -255,7 +255,7 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
       "bootstrap: %d training tokens; model %d parameters; %d steps of %dx%d tokens; "
       "this machine's matmul rate %.1f GFLOP/s",
       train_tokens.size(), (*model)->config().ParameterCount(), steps,
-      config.bootstrap_batch_size, T, gemm_gflops));
+      config.bootstrap.batch_size, T, gemm_gflops));
   auto train_start = std::chrono::steady_clock::now();
   for (int step = first_step; step <= steps; ++step) {
     if (stop != nullptr && *stop) {
@@ -265,25 +265,25 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
           "bootstrap interrupted; checkpoint at step ", step - 1, " (run it again to resume)"));
     }
     std::vector<TokenBlock> batch;
-    for (int b = 0; b < config.bootstrap_batch_size; ++b) {
+    for (int b = 0; b < config.bootstrap.batch_size; ++b) {
       size_t s = rng() % (train_tokens.size() - T - 1);
       batch.emplace_back(train_tokens.begin() + s, train_tokens.begin() + s + T + 1);
     }
     double progress_frac = static_cast<double>(step - warmup) / std::max(1, steps - warmup);
     double lr = step <= warmup
-                    ? config.bootstrap_lr * step / warmup
-                    : config.bootstrap_lr * (0.1 + 0.45 * (1 + std::cos(M_PI * progress_frac)));
+                    ? config.bootstrap.lr * step / warmup
+                    : config.bootstrap.lr * (0.1 + 0.45 * (1 + std::cos(M_PI * progress_frac)));
     double loss = trainer.Step(batch, lr);
     loss_avg = step == 1 ? loss : 0.9 * loss_avg + 0.1 * loss;
-    if (step % config.bootstrap_progress_every_steps == 0 || step == steps) {
+    if (step % config.bootstrap.progress_every_steps == 0 || step == steps) {
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
       int done = step - first_step + 1;
-      double tps = static_cast<double>(done) * config.bootstrap_batch_size * T / elapsed;
+      double tps = static_cast<double>(done) * config.bootstrap.batch_size * T / elapsed;
       progress(absl::StrFormat("bootstrap: step %d/%d loss %.3f tokens/s %.0f MFU %.2f ETA %s",
                                step, steps, loss_avg, tps, tps * flops_per_token / 1e9 / gemm_gflops,
                                FormatDuration(elapsed / done * (steps - step))));
     }
-    if (step % config.bootstrap_checkpoint_every_steps == 0 && step < steps) {
+    if (step % config.bootstrap.checkpoint_every_steps == 0 && step < steps) {
       absl::Status s = checkpoint(step, false);
       if (!s.ok()) return s;
     }
@@ -301,15 +301,15 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
   BootstrapResult result;
   result.heldout_loss = sum / n;
   result.unigram_loss = unigram_sum / unigram_n;
-  result.tokens_trained = static_cast<int64_t>(steps) * config.bootstrap_batch_size * T;
+  result.tokens_trained = static_cast<int64_t>(steps) * config.bootstrap.batch_size * T;
   result.tokens_per_s =
-      static_cast<double>(trained_steps) * config.bootstrap_batch_size * T / std::max(train_s, 1e-9);
+      static_cast<double>(trained_steps) * config.bootstrap.batch_size * T / std::max(train_s, 1e-9);
 
   // Replay seed: randomly chosen training paragraphs, about enough text for
   // the replay buffer (~4 bytes per token).
   Json replay = Json::array();
   const size_t replay_bytes =
-      std::min<size_t>(size_t{4} << 20, size_t(config.learner_replay_capacity_blocks) * T * 4);
+      std::min<size_t>(size_t{4} << 20, size_t(config.learner.replay_capacity_blocks) * T * 4);
   for (size_t bytes = 0; bytes < replay_bytes && !train_docs.empty();) {
     const Document& d = *train_docs[rng() % train_docs.size()];
     const std::string& p = d[rng() % d.size()];
@@ -340,7 +340,7 @@ absl::StatusOr<BootstrapResult> RunBootstrap(
                        {"tokens_per_s", result.tokens_per_s},
                        {"mfu", result.tokens_per_s * flops_per_token / 1e9 / gemm_gflops},
                        {"seconds", result.seconds},
-                       {"corpus", config.bootstrap_corpus},
+                       {"corpus", config.bootstrap.corpus},
                        {"corpus_documents", docs->size()}};
   snap.weights = (*model)->SerializeWeights();
   snap.tokenizer = (*model)->tokenizer().serialized();
@@ -362,13 +362,13 @@ absl::StatusOr<std::string> WriteBaseCorpus(const Config& config,
                                             Store* store) {
   if (files.empty()) return absl::InvalidArgumentError("--base-corpus needs at least one file");
   const size_t k = std::max<size_t>(
-      2, static_cast<size_t>(std::lround(1.0 / config.bootstrap_heldout_fraction)));
+      2, static_cast<size_t>(std::lround(1.0 / config.bootstrap.heldout_fraction)));
   Json base = Json::array(), replay = Json::array();
   std::vector<std::string> parts;
   for (const std::string& path : files) {
     Config one = config;
-    one.bootstrap_topic.clear();
-    one.bootstrap_corpus = {path};
+    one.bootstrap.topic.clear();
+    one.bootstrap.corpus = {path};
     auto docs = ReadCorpus(one);
     if (!docs.ok()) {
       return absl::InvalidArgumentError(

@@ -22,8 +22,8 @@ struct BootstrapResult {
   double seconds = 0;
 };
 
-// Reads the corpus (config.bootstrap_corpus files, or the whole history of
-// config.bootstrap_topic on config.kafka), trains a tokenizer and a model of
+// Reads the corpus (config.bootstrap.corpus files, or the whole history of
+// config.bootstrap.topic on config.kafka), trains a tokenizer and a model of
 // the model.* config for bootstrap.steps, and writes snapshot + eval set +
 // replay seed to `store`, pointing `champion` at the snapshot. `progress`
 // receives one human-readable line every bootstrap.progress_every_steps

@@ -17,10 +17,10 @@ Config Tiny(const std::string& data_dir) {
   Config c;
   EXPECT_TRUE(ApplyYamlFile(c, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
   c.data_dir = data_dir;
-  c.bootstrap_corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
-  c.bootstrap_steps = 400;
-  c.bootstrap_checkpoint_every_steps = 100;
-  c.bootstrap_progress_every_steps = 100;
+  c.bootstrap.corpus = {testing::SourceDir() + "/data/corpus/brown.txt"};
+  c.bootstrap.steps = 400;
+  c.bootstrap.checkpoint_every_steps = 100;
+  c.bootstrap.progress_every_steps = 100;
   return c;
 }
 
@@ -90,8 +90,8 @@ TEST(BootstrapTest, ReadsATopicsWholeHistory) {
   ASSERT_TRUE((*producer)->Produce("history", "", "{not json").ok());
   ASSERT_TRUE((*producer)->Flush(10000).ok());
   Config c = Tiny(dir.path());
-  c.bootstrap_topic = "history";
-  c.bootstrap_corpus = {"/nonexistent"};  // must not be read
+  c.bootstrap.topic = "history";
+  c.bootstrap.corpus = {"/nonexistent"};  // must not be read
   Config no_kafka = c;
   EXPECT_FALSE(RunBootstrap(no_kafka, Store::Open(dir.Sub("x"))->get(),
                             [](const std::string&) {}).ok());

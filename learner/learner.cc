@@ -49,9 +49,9 @@ Learner::Learner(const Config& config, Store* store, Counters* counters,
       store_(store),
       counters_(counters),
       on_candidate_(std::move(on_candidate)),
-      replay_(std::make_unique<SlicedReplay>(config.learner_replay_capacity_blocks,
-                                             config.learner_replay_base_share,
-                                             config.learner_replay_max_slices,
+      replay_(std::make_unique<SlicedReplay>(config.learner.replay_capacity_blocks,
+                                             config.learner.replay_base_share,
+                                             config.learner.replay_max_slices,
                                              static_cast<uint64_t>(config.seed))) {}
 
 absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
@@ -87,10 +87,10 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   if (!snap.ok()) return snap.status();
   auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
   if (!model.ok()) return model.status();
-  l->trainer_ = std::make_unique<Trainer>(*model, config.learner_lr);
+  l->trainer_ = std::make_unique<Trainer>(*model, config.learner.lr);
   l->last_snapshot_ = base_id;
 
-  if (config.dedup_window_docs > 0) {
+  if (config.dedup.window_docs > 0) {
     l->dedup_ = std::make_unique<Deduplicator>(DedupOptionsFromConfig(config));
     if (checkpoint.ok() && !checkpoint->dedup.empty()) {
       absl::Status s = l->dedup_->Restore(checkpoint->dedup);
@@ -131,7 +131,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
     }
     if (resume_model) {
       l->cycle_step_ = st.cycle_step.value_or(0);
-      l->cycle_length_ = st.cycle_length.value_or(config.learner_snapshot_every_steps);
+      l->cycle_length_ = st.cycle_length.value_or(config.learner.snapshot_every_steps);
     }
     // The reference model stays the cycle's champion while the model resumes.
     if (resume_model) l->reference_id_ = st.reference;
@@ -185,7 +185,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
       for (const TokenBlock& b :
            PackBlocks((*model)->tokenizer(), docs->get<std::vector<std::string>>(),
                       (*model)->config().context_tokens + 1,
-                      static_cast<size_t>(config.learner_replay_capacity_blocks))) {
+                      static_cast<size_t>(config.learner.replay_capacity_blocks))) {
         l->replay_->Add(SlicedReplay::kBase, b);
       }
     }
@@ -198,7 +198,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   l->feedback_cleaner_ = std::make_unique<Cleaner>(config.clean_feedback);
   TextSourceOptions fo;
   fo.brokers = brokers;
-  fo.group = config.learner_group;
+  fo.group = config.learner.group;
   fo.topic = config.topic_feedback;
   fo.rejects_topic = config.topic_rejects;
   fo.start_offsets = l->feedback_start_offsets_;  // all partitions: feedback is rank 0's
@@ -207,7 +207,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   l->feedback_source_ = std::move(*feedback);
   l->last_snapshot_time_ = std::chrono::steady_clock::now();
   l->cycle_start_time_ = l->last_snapshot_time_;
-  if (l->cycle_length_ <= 0) l->cycle_length_ = config.learner_snapshot_every_steps;
+  if (l->cycle_length_ <= 0) l->cycle_length_ = config.learner.snapshot_every_steps;
   if (l->leader()) {
     absl::Status s = l->DpHandOut(st);
     if (!s.ok()) return s;
@@ -239,7 +239,7 @@ void Learner::Ingest(std::vector<SourceRecord> records) {
       continue;
     }
     CountCleaning(item.clean, counters_);
-    if (IsHeldOut(item.record.text, config_.learner_heldout_every_records)) {
+    if (IsHeldOut(item.record.text, config_.learner.heldout_every_records)) {
       pending_heldout_.push_back(std::move(item.record.text));
       pending_heldout_sources_.push_back(item.record.source);
       ++since_snapshot_.records_heldout;
@@ -270,14 +270,14 @@ absl::Status Learner::IngestFeedback(std::vector<SourceRecord> records) {
   const Tokenizer& tok = trainer_->model().tokenizer();
   const int context = trainer_->model().config().context_tokens;
   const int64_t user_limit = std::max<int64_t>(
-      config_.feedback_user_min_quota,
-      static_cast<int64_t>(config_.feedback_max_user_share * config_.feedback_user_window));
+      config_.feedback.user_min_quota,
+      static_cast<int64_t>(config_.feedback.max_user_share * config_.feedback.user_window));
   std::vector<Store::FeedbackEntry> kept;
   std::vector<Json> to_train;
   for (SourceRecord& r : records) {
     counters_->Add("streamlm_feedback_consumed_total", 1);
     FeedbackResult f = CleanFeedbackRecord(
-        r.payload, static_cast<size_t>(config_.learner_max_record_bytes), *feedback_cleaner_);
+        r.payload, static_cast<size_t>(config_.learner.max_record_bytes), *feedback_cleaner_);
     std::string reason = f.ok() ? "" : f.reason;
     std::string detail = f.detail;
     if (f.ok()) {
@@ -308,7 +308,7 @@ absl::Status Learner::IngestFeedback(std::vector<SourceRecord> records) {
                      labelled_users_.count(user) ? "user=" + user : "user=other");
     }
     std::string split = "train";
-    if (IsHeldOut(FeedbackIdentity(rec), config_.feedback_heldout_every)) {
+    if (IsHeldOut(FeedbackIdentity(rec), config_.feedback.heldout_every)) {
       split = "heldout";
       counters_->Add("streamlm_feedback_heldout_total", 1);
       Bump(feedback_since_, "heldout");
@@ -335,7 +335,7 @@ absl::Status Learner::IngestFeedback(std::vector<SourceRecord> records) {
       to_train.push_back(rec);
       user_window_.push_back(user);
       ++user_counts_[user];
-      while (user_window_.size() > static_cast<size_t>(config_.feedback_user_window)) {
+      while (user_window_.size() > static_cast<size_t>(config_.feedback.user_window)) {
         if (--user_counts_[user_window_.front()] == 0) user_counts_.erase(user_window_.front());
         user_window_.pop_front();
       }
@@ -386,7 +386,7 @@ void Learner::OnDecision(const Json& decision) {
   std::vector<std::string> forgotten = ForgottenReplaySlices(decision);
   std::lock_guard<std::mutex> lock(reset_mu_);
   for (std::string& f : forgotten) forgotten_slices_.push_back(std::move(f));
-  if (config_.learner_on_rejection != "reset") return;
+  if (config_.learner.on_rejection != "reset") return;
   reset_candidate_ = decision.value("candidate", "");
   reset_reason_ = absl::StrCat("candidate ", reset_candidate_, " was rejected (",
                                decision.value("id", "?"), ")");
@@ -402,7 +402,7 @@ absl::Status Learner::MaybeReset() {
     forgotten.swap(forgotten_slices_);
   }
   for (const std::string& slice : forgotten) {
-    replay_->Boost(slice, 2.0, config_.learner_replay_max_boost);
+    replay_->Boost(slice, 2.0, config_.learner.replay_max_boost);
     SLM_LOG(kInfo) << "learner: replay slice '" << slice << "' was forgotten; its replay share "
                    << "is now " << replay_->Shares()[slice];
   }
@@ -414,7 +414,7 @@ absl::Status Learner::MaybeReset() {
     // Forward (the new champion descends from the old one): keep going.
     // Back or sideways (a rollback; a snapshot from elsewhere): reset.
     const bool forward = last_champion_.empty() || InLineage(*store_, *champion, last_champion_);
-    if (config_.learner_on_rejection == "reset" && !forward) {
+    if (config_.learner.on_rejection == "reset" && !forward) {
       reason = absl::StrCat("the champion moved from ", last_champion_, " to ", *champion,
                             ", not a descendant of it");
     }
@@ -434,7 +434,7 @@ absl::Status Learner::MaybeReset() {
   }
   absl::Status s = trainer_->model().LoadWeights(snap->weights);
   if (!s.ok()) return s;
-  trainer_ = std::make_unique<Trainer>(trainer_->shared_model(), config_.learner_lr);
+  trainer_ = std::make_unique<Trainer>(trainer_->shared_model(), config_.learner.lr);
   if (leader()) {
     // Every rank takes the champion's weights and a fresh optimizer.
     s = DpSend(kDpReset);
@@ -461,8 +461,8 @@ absl::Status Learner::AfterStep() {
   // Under a cyclic schedule (cosine, wsd) a candidate ends each cycle of stream steps, at
   // the floor rate; feedback steps alone count toward
   // learner.snapshot_every_steps only while no stream step is in the cycle.
-  bool due = steps_since_snapshot_ >= config_.learner_snapshot_every_steps;
-  if (IsCyclicSchedule(config_.learner_lr_schedule) && cycle_step_ > 0) {
+  bool due = steps_since_snapshot_ >= config_.learner.snapshot_every_steps;
+  if (IsCyclicSchedule(config_.learner.lr_schedule) && cycle_step_ > 0) {
     due = cycle_step_ >= cycle_length_;
   }
   if (due) {
@@ -478,7 +478,7 @@ absl::Status Learner::MaybeTrainFeedback() {
     absl::Status s = RebaseReference();
     if (!s.ok()) return s;
     const size_t n = std::min(pending_feedback_.size(),
-                              static_cast<size_t>(config_.feedback_batch_size));
+                              static_cast<size_t>(config_.feedback.batch_size));
     std::vector<FeedbackExample> ex;
     for (size_t i = 0; i < n; ++i) {
       auto e = MakeFeedbackExample(tok, pending_feedback_[i], context);
@@ -534,8 +534,8 @@ absl::Status Learner::MaybeTrainFeedback() {
                                    to_tensor(ScoreResponses(*reference_, kl_ptrs)));
     }
     std::vector<TokenBlock> lm = replay_->Sample(static_cast<size_t>(
-        std::lround(static_cast<double>(n) * config_.feedback_replay_ratio)));
-    const double beta = config_.feedback_beta;
+        std::lround(static_cast<double>(n) * config_.feedback.replay_ratio)));
+    const double beta = config_.feedback.beta;
     const LossFn feedback_loss = [&](CausalLm& net) {
       torch::Tensor total = torch::zeros({}, torch::kFloat);
       torch::Tensor inputs, labels;
@@ -545,26 +545,26 @@ absl::Status Learner::MaybeTrainFeedback() {
         PackResponseBatch(both, &inputs, &labels);
         auto lp = SequenceLogprobs(net.forward(inputs), labels);
         const int64_t P = static_cast<int64_t>(chosen.size());
-        total = total + config_.feedback_dpo_weight *
+        total = total + config_.feedback.dpo_weight *
                             DpoLoss(lp.slice(0, 0, P), lp.slice(0, P, 2 * P), ref_c, ref_r, beta);
       }
       if (R > 0) {
         PackResponseBatch(rated, &inputs, &labels);
         auto desirable = torch::zeros({static_cast<int64_t>(R)}, torch::kBool);
         for (size_t i = 0; i < R; ++i) desirable[i] = rated_ex[i]->rating > 0;
-        total = total + config_.feedback_kto_weight *
+        total = total + config_.feedback.kto_weight *
                             KtoLoss(SequenceLogprobs(net.forward(inputs), labels), ref_y,
-                                    desirable, z0, beta, config_.feedback_kto_desirable_weight,
-                                    config_.feedback_kto_undesirable_weight);
+                                    desirable, z0, beta, config_.feedback.kto_desirable_weight,
+                                    config_.feedback.kto_undesirable_weight);
       }
       if (!corrections.empty()) {
         PackResponseBatch(corrections, &inputs, &labels);
-        total = total + config_.feedback_sft_weight * SftLoss(net.forward(inputs), labels);
+        total = total + config_.feedback.sft_weight * SftLoss(net.forward(inputs), labels);
       }
       if (!lm.empty()) {
         const torch::Tensor data = BlocksTensor(lm);
         const int64_t L = data.size(1);
-        total = total + config_.feedback_lm_weight *
+        total = total + config_.feedback.lm_weight *
                             net.Loss(data.slice(1, 0, L - 1), data.slice(1, 1, L));
       }
       return total;
@@ -572,10 +572,10 @@ absl::Status Learner::MaybeTrainFeedback() {
     // Data-parallel: rank 0 alone trains on feedback; the others take the
     // same step with nothing of their own.
     if (leader()) {
-      s = DpSend(kDpFeedbackStep, DoubleBits(config_.feedback_lr));
+      s = DpSend(kDpFeedbackStep, DoubleBits(config_.feedback.lr));
       if (!s.ok()) return s;
     }
-    auto stepped = TrainStep(&feedback_loss, 1.0, config_.feedback_lr);
+    auto stepped = TrainStep(&feedback_loss, 1.0, config_.feedback.lr);
     if (!stepped.ok()) return stepped.status();
     const double loss = *stepped;
     for (const FeedbackExample& e : ex) {
@@ -596,11 +596,11 @@ absl::Status Learner::MaybeTrainFeedback() {
 
 double Learner::CycleLr() const {
   LrCycle c;
-  c.schedule = config_.learner_lr_schedule;
-  c.peak = config_.learner_lr;
-  c.min_ratio = config_.learner_min_lr_ratio;
-  c.warmup_steps = config_.learner_warmup_steps;
-  c.decay_fraction = config_.learner_decay_fraction;
+  c.schedule = config_.learner.lr_schedule;
+  c.peak = config_.learner.lr;
+  c.min_ratio = config_.learner.min_lr_ratio;
+  c.warmup_steps = config_.learner.warmup_steps;
+  c.decay_fraction = config_.learner.decay_fraction;
   c.length = cycle_length_;
   return CycleLearningRate(c, cycle_step_);
 }
@@ -612,9 +612,9 @@ double Learner::CyclePace() const {
 }
 
 int64_t Learner::CycleLengthAt(double steps_per_s) const {
-  int64_t length = config_.learner_snapshot_every_steps;
+  int64_t length = config_.learner.snapshot_every_steps;
   if (steps_per_s > 0) {
-    const double by_time = std::floor(config_.learner_snapshot_every_s * steps_per_s);
+    const double by_time = std::floor(config_.learner.snapshot_every_s * steps_per_s);
     if (by_time < static_cast<double>(length)) {
       length = std::max<int64_t>(1, static_cast<int64_t>(by_time));
     }
@@ -670,8 +670,8 @@ void Learner::ConsumeStreamBatch(const StreamBatch& batch) {
 }
 
 std::pair<int, int> Learner::StreamSplit() const {
-  const int B = config_.learner_batch_size;
-  const int n_replay = static_cast<int>(std::lround(B * config_.learner_replay_fraction));
+  const int B = config_.learner.batch_size;
+  const int n_replay = static_cast<int>(std::lround(B * config_.learner.replay_fraction));
   const int n_fresh = std::max(1, B - n_replay);
   return {n_fresh, B - n_fresh};
 }
@@ -713,7 +713,7 @@ absl::Status Learner::MaybeTrain() {
       if (!all) {
         if (dp_uneven_since_ == std::chrono::steady_clock::time_point{}) dp_uneven_since_ = now;
         if (std::chrono::duration<double>(now - dp_uneven_since_).count() <
-            config_.learner_dp_max_wait_s) {
+            config_.learner.dp_max_wait_s) {
           break;
         }
       } else {
@@ -926,12 +926,12 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
 absl::Status Learner::OpenTextSource(const std::string& brokers, Counters* counters) {
   PipelineOptions po;
   po.clean = config_.clean_text;
-  po.max_record_bytes = static_cast<size_t>(config_.learner_max_record_bytes);
-  po.threads = ResolveThreads(config_.ingest_threads);
+  po.max_record_bytes = static_cast<size_t>(config_.learner.max_record_bytes);
+  po.threads = ResolveThreads(config_.ingest.threads);
   pipeline_ = std::make_unique<TextPipeline>(po);
   TextSourceOptions so;
   so.brokers = brokers;
-  so.group = config_.learner_group;
+  so.group = config_.learner.group;
   so.topic = config_.topic_text;
   so.rejects_topic = config_.topic_rejects;
   so.start_offsets = start_offsets_;
@@ -944,7 +944,7 @@ absl::Status Learner::OpenTextSource(const std::string& brokers, Counters* count
 
 absl::Status Learner::RunLoop() {
   SLM_LOG(kInfo) << "learner consuming " << config_.topic_text << " as group "
-                 << config_.learner_group;
+                 << config_.learner.group;
   while (!stop_) {
     // Data-parallel: the other ranks poll their partitions meanwhile.
     constexpr int kPollMs = 200;
@@ -977,7 +977,7 @@ absl::Status Learner::RunLoop() {
     if (!s.ok()) return s;
     double since_s = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - last_snapshot_time_).count();
-    if (steps_since_snapshot_ > 0 && since_s >= config_.learner_snapshot_every_s) {
+    if (steps_since_snapshot_ > 0 && since_s >= config_.learner.snapshot_every_s) {
       s = Checkpoint(/*with_snapshot=*/true);
       if (!s.ok()) return s;
     }

@@ -123,7 +123,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::CreateWorker(const Config& con
   }
   auto model = LanguageModel::Load((*hello)["model_config"], weights, tokenizer);
   if (!model.ok()) return model.status();
-  l->trainer_ = std::make_unique<Trainer>(*model, config.learner_lr);
+  l->trainer_ = std::make_unique<Trainer>(*model, config.learner.lr);
   absl::Status s = l->trainer_->RestoreOptimizer(optimizer);
   if (!s.ok()) return s;
   // This rank's share of the checkpoint, decoded as the checkpoint is.
@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::CreateWorker(const Config& con
   // Without a state of its own a rank starts with rank 0's replay.
   s = l->replay_->Restore(mine != nullptr && !mine->replay.empty() ? mine->replay : replay);
   if (!s.ok()) return s;
-  if (config.dedup_window_docs > 0) {
+  if (config.dedup.window_docs > 0) {
     l->dedup_ = std::make_unique<Deduplicator>(DedupOptionsFromConfig(config));
     if (mine != nullptr && !mine->dedup.empty()) {
       s = l->dedup_->Restore(mine->dedup);
@@ -322,7 +322,7 @@ absl::Status Learner::RunWorker() {
         break;
       }
       case kDpReset: {
-        trainer_ = std::make_unique<Trainer>(trainer_->shared_model(), config_.learner_lr);
+        trainer_ = std::make_unique<Trainer>(trainer_->shared_model(), config_.learner.lr);
         s = dp_->BroadcastParameters(trainer_->model().net().parameters());
         if (!s.ok()) return s;
         break;

@@ -229,7 +229,7 @@ void SetThreadComputeBudget(int threads) {
 }
 
 int ServingThreads(const Config& config) {
-  if (config.serving_threads > 0) return config.serving_threads;
+  if (config.serving.threads > 0) return config.serving.threads;
   return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / 2);
 }
 

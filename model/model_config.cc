@@ -69,11 +69,11 @@ absl::Status ValidateModelConfig(const ModelConfig& m) {
 
 absl::StatusOr<ModelConfig> ModelConfigFromConfig(const Config& c) {
   ModelConfig m;
-  m.vocab_size = c.model_vocab_size;
-  m.context_tokens = c.model_context_tokens;
-  m.d_model = c.model_d_model;
-  m.layers = c.model_layers;
-  m.heads = c.model_heads;
+  m.vocab_size = c.model.vocab_size;
+  m.context_tokens = c.model.context_tokens;
+  m.d_model = c.model.d_model;
+  m.layers = c.model.layers;
+  m.heads = c.model.heads;
   absl::Status s = ValidateModelConfig(m);
   if (!s.ok()) return s;
   return m;

@@ -158,9 +158,9 @@ class HostileClientsTest : public ::testing::Test {
   static Config BaseConfig() {
     Config c;
     c.http = "127.0.0.1:0";
-    c.serving_poll_ms = 60000;
-    c.serving_threads = 1;
-    c.serving_idle_threads = 1;
+    c.serving.poll_ms = 60000;
+    c.serving.threads = 1;
+    c.serving.idle_threads = 1;
     return c;
   }
 
@@ -186,8 +186,8 @@ constexpr char kHalfHeader[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Sl
 // workers here) was held by them and /healthz waited ~10 s.
 TEST_F(HostileClientsTest, TwentyHalfHeadersDoNotDelayHealth) {
   Config c = BaseConfig();
-  c.serving_max_batch = 4;
-  c.serving_max_queue = 8;
+  c.serving.max_batch = 4;
+  c.serving.max_queue = 8;
   auto server = StartServer(c);
   std::vector<int> fds;
   for (int i = 0; i < 20; ++i) {
@@ -213,9 +213,9 @@ TEST_F(HostileClientsTest, ThousandHostileConnections) {
   constexpr int kLimit = kHeld + 10;
   constexpr double kHeaderTimeoutS = 6, kBodyTimeoutS = 6;
   Config c = BaseConfig();
-  c.serving_max_connections = kLimit;
-  c.serving_header_timeout_s = kHeaderTimeoutS;
-  c.serving_body_timeout_s = kBodyTimeoutS;
+  c.serving.max_connections = kLimit;
+  c.serving.header_timeout_s = kHeaderTimeoutS;
+  c.serving.body_timeout_s = kBodyTimeoutS;
   auto server = StartServer(c);
   const int port = server->port();
 
@@ -419,7 +419,7 @@ TEST_F(HostileClientsTest, ThousandHostileConnections) {
 // before sending anything) are let go at once, not held to the deadline.
 TEST_F(HostileClientsTest, HalfClosedConnectionsAreReleasedAtOnce) {
   Config c = BaseConfig();
-  c.serving_header_timeout_s = 30;
+  c.serving.header_timeout_s = 30;
   auto server = StartServer(c);
   std::vector<int> fds;
   for (int i = 0; i < 50; ++i) {
@@ -498,8 +498,8 @@ TEST(HostileClientsConfigTest, BadLimitsNameTheKey) {
   }
   ASSERT_TRUE(SetConfigValue(c, "serving.max_connections", "2000").ok());
   ASSERT_TRUE(SetConfigValue(c, "serving.header_timeout_s", "2.5").ok());
-  EXPECT_EQ(c.serving_max_connections, 2000);
-  EXPECT_EQ(c.serving_header_timeout_s, 2.5);
+  EXPECT_EQ(c.serving.max_connections, 2000);
+  EXPECT_EQ(c.serving.header_timeout_s, 2.5);
 }
 
 }  // namespace

@@ -140,10 +140,10 @@ bool ParseBody(const httplib::Request& req, Json* body, httplib::Response& res) 
 
 bool ParseSampling(const Json& body, const Config& config, bool chat, SamplingParams* p,
                    bool* stream, bool* include_usage, httplib::Response& res) {
-  int64_t max_tokens = chat ? config.serving_max_tokens : 16, top_k = 0, n = 1, seed = -1;
+  int64_t max_tokens = chat ? config.serving.max_tokens : 16, top_k = 0, n = 1, seed = -1;
   double temperature = 1.0, top_p = 1.0, repetition_penalty = 1.0;
-  if (!IntField(body, "max_tokens", 0, config.serving_max_tokens, &max_tokens, res) ||
-      (chat && !IntField(body, "max_completion_tokens", 0, config.serving_max_tokens,
+  if (!IntField(body, "max_tokens", 0, config.serving.max_tokens, &max_tokens, res) ||
+      (chat && !IntField(body, "max_completion_tokens", 0, config.serving.max_tokens,
                          &max_tokens, res)) ||
       !IntField(body, "top_k", 0, 1 << 20, &top_k, res) ||
       !IntField(body, "n", 1, 1, &n, res) ||

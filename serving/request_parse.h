@@ -65,7 +65,7 @@ bool TokenIds(const Json& a, int vocab_size, std::vector<int32_t>* ids);
 bool ParseBody(const httplib::Request& req, Json* body, httplib::Response& res);
 
 // What completions (`chat` false) and chat share: max_tokens (chat also
-// max_completion_tokens) in [0, config.serving_max_tokens], top_k, n = 1,
+// max_completion_tokens) in [0, config.serving.max_tokens], top_k, n = 1,
 // seed, temperature, top_p, repetition_penalty, ignore_eos, stream,
 // stream_options.include_usage, stop (a string or up to 4 strings).
 bool ParseSampling(const Json& body, const Config& config, bool chat, SamplingParams* p,

@@ -179,11 +179,11 @@ struct Server::Call {
 
 Server::Server(const Config& config, Store* store, Counters* counters)
     : config_(config), store_(store), counters_(counters),
-      completion_log_(static_cast<size_t>(std::max(0, config.serving_completion_log_size)),
-                      config.serving_completion_log_ttl_s),
+      completion_log_(static_cast<size_t>(std::max(0, config.serving.completion_log_size)),
+                      config.serving.completion_log_ttl_s),
       http_(std::make_unique<GuardedHttpServer>(
-          ConnectionLimits{config.serving_max_connections, config.serving_header_timeout_s,
-                           config.serving_body_timeout_s},
+          ConnectionLimits{config.serving.max_connections, config.serving.header_timeout_s,
+                           config.serving.body_timeout_s},
           [](int status, const std::string& message) {
             const bool refused = status == 503;
             return ErrorBody(message, refused ? "server_error" : "invalid_request_error", "",
@@ -198,11 +198,11 @@ Server::Server(const Config& config, Store* store, Counters* counters)
             return true;
           })) {
   Scheduler::Options o;
-  o.max_batch = config.serving_max_batch;
-  o.max_queue = config.serving_max_queue;
+  o.max_batch = config.serving.max_batch;
+  o.max_queue = config.serving.max_queue;
   o.threads = ServingThreads(config);
-  o.idle_threads = config.serving_idle_threads > 0
-                       ? config.serving_idle_threads
+  o.idle_threads = config.serving.idle_threads > 0
+                       ? config.serving.idle_threads
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // The learner (in this process) counts records and steps as it works.
   o.learner_progress = [counters] {
@@ -311,7 +311,7 @@ void Server::CountFeedback(const std::string& model_id, bool negative) {
 void Server::PollLoop() {
   std::unique_lock<std::mutex> lock(poll_mu_);
   while (!stopping_) {
-    poll_cv_.wait_for(lock, std::chrono::milliseconds(config_.serving_poll_ms));
+    poll_cv_.wait_for(lock, std::chrono::milliseconds(config_.serving.poll_ms));
     if (stopping_) break;
     lock.unlock();
     absl::Status s = RefreshChampion();
@@ -327,7 +327,7 @@ void Server::PollLoop() {
 }
 
 bool Server::CheckAdmin(const httplib::Request& req, httplib::Response& res) {
-  return CheckAdminRequest(config_.serving_admin_token, loopback_only_, req, res);
+  return CheckAdminRequest(config_.serving.admin_token, loopback_only_, req, res);
 }
 
 bool Server::CheckModel(const Json& body, const Served& served, httplib::Response& res) {
@@ -448,9 +448,9 @@ void Server::Run(std::shared_ptr<Call> call, httplib::Response& res) {
   }
   call->created_s = NowMs() / 1000;
   call->request.model = call->served->model;
-  if (config_.serving_request_timeout_s > 0) {
+  if (config_.serving.request_timeout_s > 0) {
     call->request.deadline_ms =
-        NowMs() + static_cast<int64_t>(config_.serving_request_timeout_s * 1000);
+        NowMs() + static_cast<int64_t>(config_.serving.request_timeout_s * 1000);
   }
   call->request.wake_per_token = call->stream;
   auto submitted = scheduler_->Submit(call->request);
@@ -836,14 +836,14 @@ absl::Status Server::Start() {
   int port = 0;
   if (absl::Status s = ParseHttpAddress(config_.http, &host, &port); !s.ok()) return s;
   loopback_only_ = IsLoopbackHost(host);
-  if (!loopback_only_ && config_.serving_admin_token.empty()) {
+  if (!loopback_only_ && config_.serving.admin_token.empty()) {
     SLM_LOG(kWarning) << "serving listens on " << config_.http
                       << " without serving.admin_token: the admin API refuses every request";
   }
   // A descriptor per connection: raise the soft limit (as Go's runtime
   // does) so serving.max_connections is reachable; warn when it is not.
   rlimit files;
-  const rlim_t wanted = static_cast<rlim_t>(config_.serving_max_connections) + 256;
+  const rlim_t wanted = static_cast<rlim_t>(config_.serving.max_connections) + 256;
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < wanted) {
     files.rlim_cur = std::min(wanted, files.rlim_max);
     if (setrlimit(RLIMIT_NOFILE, &files) != 0) getrlimit(RLIMIT_NOFILE, &files);
@@ -858,7 +858,7 @@ absl::Status Server::Start() {
   httplib::Server& h = *http_;
   // Each connection has a thread of its own (GuardedHttpServer), up to
   // serving.max_connections: health checks never wait for a worker.
-  h.set_payload_max_length(static_cast<size_t>(config_.serving_max_body_bytes));
+  h.set_payload_max_length(static_cast<size_t>(config_.serving.max_body_bytes));
   // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server
   // share the port silently; a port in use must be an error.
   // Streamed chunks are small writes: without TCP_NODELAY, Nagle's
@@ -980,7 +980,7 @@ absl::Status Server::Start() {
       }
       SendError(res, 413,
                 absl::StrCat("request body is larger than serving.max_body_bytes (",
-                             config_.serving_max_body_bytes, " bytes)"),
+                             config_.serving.max_body_bytes, " bytes)"),
                 "", "invalid_request_error", "request_too_large");
     } else if (res.status == 404 && !AllowedMethods(req.path).empty()) {
       const std::string allow = AllowedMethods(req.path);

@@ -39,7 +39,7 @@ std::unique_ptr<Running> Start(const std::string& dir, const std::string& http,
   r->store = std::move(*store);
   Config c;
   c.http = http;
-  c.serving_admin_token = token;
+  c.serving.admin_token = token;
   r->server = std::make_unique<Server>(c, r->store.get(), &r->counters);
   absl::Status s = r->server->Start();
   EXPECT_TRUE(s.ok()) << s;
@@ -229,7 +229,7 @@ class FeedbackTest : public ::testing::Test {
     Config c;
     c.http = "127.0.0.1:0";
     c.topic_feedback = topic_;
-    c.serving_poll_ms = 60000;
+    c.serving.poll_ms = 60000;
     return c;
   }
 
@@ -383,7 +383,7 @@ TEST_F(FeedbackTest, EveryKindIsWrittenWithWhatTheClientReceived) {
 // refused before running (a bad body) do not count at all.
 TEST_F(FeedbackTest, ModelSignalsCountFailedGenerations) {
   Config c = BaseConfig();
-  c.serving_request_timeout_s = 1e-6;  // every request is past its deadline
+  c.serving.request_timeout_s = 1e-6;  // every request is past its deadline
   auto server = StartServer(c, producer_);
   const int port = server->port();
   for (int i = 0; i < 3; ++i) {
@@ -471,7 +471,7 @@ TEST_F(FeedbackTest, RefusesWhatItCannotUse) {
 
 TEST_F(FeedbackTest, ExpiredCompletionIsGone) {
   Config c = BaseConfig();
-  c.serving_completion_log_ttl_s = 1.0;
+  c.serving.completion_log_ttl_s = 1.0;
   auto server = StartServer(c, producer_);
   const int port = server->port();
   Answer old = Generate(port, Greedy("the ship sailed", 4));
@@ -497,7 +497,7 @@ TEST_F(FeedbackTest, ExpiredCompletionIsGone) {
 
 TEST_F(FeedbackTest, OldestCompletionIsForgottenWhenTheLogIsFull) {
   Config c = BaseConfig();
-  c.serving_completion_log_size = 2;
+  c.serving.completion_log_size = 2;
   auto server = StartServer(c, producer_);
   const int port = server->port();
   Answer first = Generate(port, Greedy("the ship sailed", 3));
@@ -517,7 +517,7 @@ TEST_F(FeedbackTest, OldestCompletionIsForgottenWhenTheLogIsFull) {
 
 TEST_F(FeedbackTest, OversizedBodyIs413) {
   Config c = BaseConfig();
-  c.serving_max_body_bytes = 2048;
+  c.serving.max_body_bytes = 2048;
   auto server = StartServer(c, producer_);
   const int port = server->port();
   Answer a = Generate(port, Greedy("the ship sailed", 4));
@@ -541,7 +541,7 @@ TEST_F(FeedbackTest, WithoutProducerOrLogFeedbackIsUnavailable) {
   }
   {
     Config c = BaseConfig();
-    c.serving_completion_log_size = 0;
+    c.serving.completion_log_size = 0;
     auto server = StartServer(c, producer_);
     Answer a = Generate(server->port(), Greedy("the ship sailed", 4));
     Reply r = Post(server->port(), "/v1/feedback", {{"completion_id", a.id}, {"rating", 1}});
@@ -586,7 +586,7 @@ TEST(ServerRefreshTest, FailedRefreshIsCountedAndTheServedModelStays) {
   ASSERT_TRUE((*store)->PutSnapshot(good, {kChampion}).ok());
   Config c;
   c.http = "127.0.0.1:0";
-  c.serving_poll_ms = 50;
+  c.serving.poll_ms = 50;
   Counters counters;
   Server server(c, store->get(), &counters);
   ASSERT_TRUE(server.Start().ok());

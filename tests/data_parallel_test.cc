@@ -38,14 +38,14 @@ class DataParallelTest : public ::testing::Test {
   void SetUp() override {
     ConfigureTorchThreads(1);
     config_ = testing::TinyConfig(dir_.Sub("store"));
-    config_.learner_snapshot_every_s = 1000;
-    config_.learner_snapshot_every_steps = 3;
-    config_.learner_lr_schedule = "constant";
-    config_.learner_replay_fraction = 0;  // every block of a step is fresh
-    config_.learner_batch_size = 2;
-    config_.dedup_window_docs = 0;
-    config_.learner_dp_max_wait_s = 1e9;  // always step with both ranks
-    config_.learner_dp_timeout_s = 60;
+    config_.learner.snapshot_every_s = 1000;
+    config_.learner.snapshot_every_steps = 3;
+    config_.learner.lr_schedule = "constant";
+    config_.learner.replay_fraction = 0;  // every block of a step is fresh
+    config_.learner.batch_size = 2;
+    config_.dedup.window_docs = 0;
+    config_.learner.dp_max_wait_s = 1e9;  // always step with both ranks
+    config_.learner.dp_timeout_s = 60;
     auto broker = EmbeddedBroker::Start(
         0, {config_.topic_text, config_.topic_feedback, config_.topic_rejects}, 2);
     ASSERT_TRUE(broker.ok()) << broker.status();
@@ -73,7 +73,7 @@ class DataParallelTest : public ::testing::Test {
       item[0].payload = record;
       pipeline.Run(item, nullptr, &model.tokenizer());
       if (!item[0].ok() ||
-          IsHeldOut(item[0].record.text, config_.learner_heldout_every_records)) {
+          IsHeldOut(item[0].record.text, config_.learner.heldout_every_records)) {
         continue;
       }
       tokens[p].insert(tokens[p].end(), item[0].tokens.begin(), item[0].tokens.end());
@@ -153,10 +153,10 @@ std::shared_ptr<LanguageModel> Reference(const Store& store, const Config& confi
   auto model = LanguageModel::Load(snap->meta.model_config, snap->weights, snap->tokenizer);
   EXPECT_TRUE(model.ok());
   const size_t T = static_cast<size_t>((*model)->config().context_tokens);
-  const size_t B = static_cast<size_t>(config.learner_batch_size);
+  const size_t B = static_cast<size_t>(config.learner.batch_size);
   *steps = INT64_MAX;
   for (const auto& t : tokens) *steps = std::min<int64_t>(*steps, (t.size() - 1) / (B * T));
-  Trainer trainer(*model, config.learner_lr);
+  Trainer trainer(*model, config.learner.lr);
   for (int64_t k = 0; k < *steps; ++k) {
     std::vector<TokenBlock> batch;
     for (const auto& t : tokens) {
@@ -165,7 +165,7 @@ std::shared_ptr<LanguageModel> Reference(const Store& store, const Config& confi
         batch.emplace_back(t.begin() + at, t.begin() + at + T + 1);
       }
     }
-    trainer.Step(batch, config.learner_lr);
+    trainer.Step(batch, config.learner.lr);
   }
   return *model;
 }
@@ -252,7 +252,7 @@ TEST_F(DataParallelTest, TwoRanksEqualOneRankWithTwiceTheBatch) {
   EXPECT_EQ(c->state.value("world_size", 0), 2);
   ASSERT_TRUE(c->state["ranks"].contains("1"));
   const size_t T = static_cast<size_t>(champion_->config().context_tokens);
-  const size_t per_step = static_cast<size_t>(config_.learner_batch_size) * T;
+  const size_t per_step = static_cast<size_t>(config_.learner.batch_size) * T;
   EXPECT_EQ(c->state["pending_tokens"].size(), tokens[0].size() - steps * per_step);
   EXPECT_EQ(c->state["ranks"]["1"]["pending_tokens"].size(), tokens[1].size() - steps * per_step);
   // Candidates name both partitions' records in their lineage.

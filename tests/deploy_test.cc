@@ -270,7 +270,7 @@ TEST(DeployTest, TheDockerfileBuildsWithTheSetUpScriptAndRunsTheBinaryItBuilt) {
   EXPECT_EQ(testing::StreamlmBinary(),
             testing::SourceDir() + "/build/apps/streamlm");  // where setup.sh builds it
   Config defaults;
-  for (const std::string& corpus : defaults.bootstrap_corpus) {
+  for (const std::string& corpus : defaults.bootstrap.corpus) {
     EXPECT_TRUE(ReadFileToString(testing::SourceDir() + "/" + corpus).ok()) << corpus;
     EXPECT_TRUE(absl::StartsWith(corpus, "data/")) << "COPY /src/data covers " << corpus;
   }

@@ -22,7 +22,7 @@ TEST_P(HfStreamTest, ImportTrainGenerateExport) {
   Config config;
   ASSERT_TRUE(ApplyYamlFile(config, testing::SourceDir() + "/tests/data/tiny.yaml").ok());
   config.data_dir = dir.Sub("store");
-  config.learner_snapshot_every_steps = 4;
+  config.learner.snapshot_every_steps = 4;
 
   auto imported = ImportHfCheckpoint(testing::SourceDir() + "/tests/data/hf/" + GetParam());
   ASSERT_TRUE(imported.ok()) << imported.status();

@@ -75,7 +75,7 @@ TEST_F(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
       item[0].payload = StreamRecord(i);
       pipeline.Run(item, &replica, nullptr);
       if (!item[0].ok()) ++expect_rejected;
-      else if (IsHeldOut(item[0].record.text, config.learner_heldout_every_records)) ++expect_heldout;
+      else if (IsHeldOut(item[0].record.text, config.learner.heldout_every_records)) ++expect_heldout;
       else ++expect_trained;
     }
   };
@@ -163,11 +163,11 @@ TEST_F(RestartTest, ResumesAtStoredOffsetsWithoutGapsOrRepeats) {
     // Each candidate ends a learning-rate cycle of snapshot_every_steps
     // stream steps (the time bound is out of reach here), at the floor.
     EXPECT_NEAR(meta->metrics.value("lr", -1.0),
-                config.learner_lr * config.learner_min_lr_ratio, 1e-12) << id;
+                config.learner.lr * config.learner.min_lr_ratio, 1e-12) << id;
     EXPECT_EQ(meta->metrics.value("cycle_length", int64_t{-1}),
-              config.learner_snapshot_every_steps) << id;
+              config.learner.snapshot_every_steps) << id;
     EXPECT_EQ(meta->metrics.value("cycle_step", int64_t{-1}),
-              config.learner_snapshot_every_steps) << id;
+              config.learner.snapshot_every_steps) << id;
     // A snapshot may train only on tokens consumed before it (carried in
     // the checkpoint) and then covers no new offsets.
     ASSERT_LE(l.ranges.size(), 1u) << id;

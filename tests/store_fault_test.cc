@@ -108,7 +108,7 @@ TEST(StoreFaultTest, UnreadableCheckpointIsDataLossAndKept) {
   ConfigureTorchThreads(0);
   testing::TempDir dir;
   Config config = testing::TinyConfig(dir.Sub("store"));
-  config.learner_snapshot_every_s = 1000;
+  config.learner.snapshot_every_s = 1000;
   auto broker = EmbeddedBroker::Start(
       0, {config.topic_text, config.topic_feedback, config.topic_rejects}, 1);
   ASSERT_TRUE(broker.ok()) << broker.status();

@@ -69,7 +69,7 @@ void CheckSampling(const Json& body, const streamlm::Config& config, bool chat) 
       })) {
     return;
   }
-  if (p.max_tokens < 0 || p.max_tokens > config.serving_max_tokens) std::abort();
+  if (p.max_tokens < 0 || p.max_tokens > config.serving.max_tokens) std::abort();
   if (!(p.temperature >= 0 && p.temperature <= 2)) std::abort();
   if (!(p.top_p >= 1e-9 && p.top_p <= 1)) std::abort();
   if (p.top_k < 0 || p.top_k > (1 << 20)) std::abort();

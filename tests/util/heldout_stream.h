@@ -21,7 +21,7 @@ inline Config TinyConfig(const std::string& data_dir) {
   Config c;
   EXPECT_TRUE(ApplyYamlFile(c, SourceDir() + "/tests/data/tiny.yaml").ok());
   c.data_dir = data_dir;
-  c.bootstrap_corpus = {SourceDir() + "/data/corpus/brown.txt"};
+  c.bootstrap.corpus = {SourceDir() + "/data/corpus/brown.txt"};
   return c;
 }
 

@@ -24,7 +24,7 @@ class LearnerFixture : public ::testing::Test {
   void SetUp() override {
     ConfigureTorchThreads(0);
     config_ = TinyConfig(dir_.Sub("store"));
-    config_.learner_snapshot_every_s = 1000;  // snapshots by step count only
+    config_.learner.snapshot_every_s = 1000;  // snapshots by step count only
     auto broker = EmbeddedBroker::Start(
         0, {config_.topic_text, config_.topic_feedback, config_.topic_rejects}, 1);
     ASSERT_TRUE(broker.ok()) << broker.status();
