@@ -22,8 +22,12 @@ uint64_t HashBytes(std::string_view s) { return Mix(Fnv1a64(s)); }
 // out[f] = min(out[f], h_f(x)) over the shingles, h_f(x) = (a[f] * x + b[f])
 // >> 32 with x the 32-bit fold of the shingle hash. Most of dedup's time;
 // built for AVX-512 and AVX2 too (64-bit multiplies vectorize there), the
-// loader picks what the CPU has.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// loader picks what the CPU has. Not in a sanitized build: the clones'
+// resolver runs while the loader relocates the executable, before the
+// sanitizer's runtime is up, and ThreadSanitizer's instrumentation of it
+// crashes there.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(STREAMLM_SANITIZED)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 void MinHashUpdate(const uint64_t* a, const uint64_t* b, size_t n, const uint64_t* shingles,

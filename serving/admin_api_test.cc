@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -39,10 +40,15 @@ class AdminApiTest : public ::testing::Test {
         [this] {
           ++refreshes_;
           auto id = store_->GetAlias(kChampion);
+          std::lock_guard<std::mutex> lock(fail_mu_);
           if (id.ok() && *id == fail_to_load_) return absl::InternalError("weights are corrupt");
           return absl::OkStatus();
         },
-        [this](const Json& d) { announced_.push_back(d); });
+        [this](const Json& d) {
+          // Handlers run on the server's connection threads.
+          std::lock_guard<std::mutex> lock(announced_mu_);
+          announced_.push_back(d);
+        });
     port_ = http_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { http_.listen_after_bind(); });
   }
@@ -68,8 +74,16 @@ class AdminApiTest : public ::testing::Test {
   std::thread thread_;
   int port_ = 0;
   std::atomic<int> refreshes_{0};
-  std::string fail_to_load_;
-  std::vector<Json> announced_;  // decisions passed to on_decision
+  // Written by the test, read on the server's connection threads (the
+  // request in between orders them only through sockets).
+  std::mutex fail_mu_;
+  std::string fail_to_load_;  // GUARDED_BY(fail_mu_)
+  std::mutex announced_mu_;
+  std::vector<Json> announced_;  // GUARDED_BY(announced_mu_) decisions passed to on_decision
+  std::vector<Json> Announced() {
+    std::lock_guard<std::mutex> lock(announced_mu_);
+    return announced_;
+  }
 };
 
 void ExpectOpenAiError(const httplib::Result& res, int status, const std::string& mentions) {
@@ -99,8 +113,9 @@ TEST_F(AdminApiTest, PromoteMovesAliasesThenRefreshesServing) {
   EXPECT_EQ(promotions->front()["candidate"], ids_[1]);
   EXPECT_EQ(promotions->front()["champion"], ids_[0]);
   EXPECT_EQ(promotions->front()["trigger"], "manual");
-  ASSERT_EQ(announced_.size(), 1u);
-  EXPECT_EQ(announced_[0]["id"], promotions->front()["id"]);
+  const std::vector<Json> announced = Announced();
+  ASSERT_EQ(announced.size(), 1u);
+  EXPECT_EQ(announced[0]["id"], promotions->front()["id"]);
 
   res = Post("/v1/admin/rollback", "");
   ASSERT_TRUE(res);
@@ -117,8 +132,9 @@ TEST_F(AdminApiTest, PromoteMovesAliasesThenRefreshesServing) {
   EXPECT_EQ(d["champion"], ids_[1]);
   EXPECT_EQ(d["candidate"], ids_[0]);
   EXPECT_EQ(d["reason"].get<std::string>().rfind("manual", 0), 0u) << d["reason"];
-  ASSERT_EQ(announced_.size(), 2u);
-  EXPECT_EQ(announced_[1]["id"], d["id"]);
+  const std::vector<Json> after_rollback = Announced();
+  ASSERT_EQ(after_rollback.size(), 2u);
+  EXPECT_EQ(after_rollback[1]["id"], d["id"]);
   res = Post("/v1/admin/rollback", "{}");  // an empty object is a body too
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
@@ -145,7 +161,10 @@ TEST_F(AdminApiTest, BadRequestsChangeNothing) {
 }
 
 TEST_F(AdminApiTest, AFailedLoadIsReportedWithTheAliasItLeft) {
-  fail_to_load_ = ids_[1];
+  {
+    std::lock_guard<std::mutex> lock(fail_mu_);
+    fail_to_load_ = ids_[1];
+  }
   ExpectOpenAiError(Post("/v1/admin/promote", Json({{"snapshot", ids_[1]}}).dump()), 500,
                     "weights are corrupt");
   EXPECT_EQ(Alias(kChampion), ids_[1]);  // the alias moved; serving keeps retrying

@@ -126,6 +126,7 @@ Timed Request(int port, const std::string& method, const std::string& path,
   return t;
 }
 
+using testing::ModelSnapshot;
 using testing::TinyModel;
 
 class HostileClientsTest : public ::testing::Test {
@@ -137,12 +138,7 @@ class HostileClientsTest : public ::testing::Test {
     store_ = store->release();
     auto model = TinyModel();
     ASSERT_NE(model, nullptr);
-    Snapshot snap;
-    snap.meta.id = "snap-hostile";
-    snap.meta.origin = "bootstrap";
-    snap.meta.model_config = ModelConfigToJson(model->config());
-    snap.weights = model->SerializeWeights();
-    snap.tokenizer = model->tokenizer().serialized();
+    Snapshot snap = ModelSnapshot(*model, "snap-hostile");
     ASSERT_TRUE(store_->PutSnapshot(snap, {kChampion}).ok());
   }
   static void TearDownTestSuite() {

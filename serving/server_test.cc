@@ -196,12 +196,7 @@ class FeedbackTest : public ::testing::Test {
     store_ = store->release();
     auto model = TinyModel();
     ASSERT_NE(model, nullptr);
-    Snapshot snap;
-    snap.meta.id = kChampionId;
-    snap.meta.origin = "bootstrap";
-    snap.meta.model_config = ModelConfigToJson(model->config());
-    snap.weights = model->SerializeWeights();
-    snap.tokenizer = model->tokenizer().serialized();
+    Snapshot snap = testing::ModelSnapshot(*model, kChampionId);
     ASSERT_TRUE(store_->PutSnapshot(snap, {kChampion}).ok());
     auto broker = EmbeddedBroker::Start(0, {}, 1);
     ASSERT_TRUE(broker.ok()) << broker.status();
@@ -577,12 +572,7 @@ TEST(ServerRefreshTest, FailedRefreshIsCountedAndTheServedModelStays) {
   ASSERT_TRUE(store.ok()) << store.status();
   auto model = TinyModel();
   ASSERT_NE(model, nullptr);
-  Snapshot good;
-  good.meta.id = "snap-good";
-  good.meta.origin = "bootstrap";
-  good.meta.model_config = ModelConfigToJson(model->config());
-  good.weights = model->SerializeWeights();
-  good.tokenizer = model->tokenizer().serialized();
+  Snapshot good = testing::ModelSnapshot(*model, "snap-good");
   ASSERT_TRUE((*store)->PutSnapshot(good, {kChampion}).ok());
   Config c;
   c.http = "127.0.0.1:0";
