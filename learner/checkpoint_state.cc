@@ -165,6 +165,27 @@ absl::Status GetRanks(const Json& state, std::map<int, RankState>* out) {
 
 }  // namespace
 
+Json OffsetsToJson(const std::map<int32_t, int64_t>& offsets) {
+  Json j = Json::object();
+  for (const auto& [p, off] : offsets) j[std::to_string(p)] = off;
+  return j;
+}
+
+Json RankStateToJson(const RankState& rank) {
+  return {{"pending_tokens", rank.pending_tokens},
+          {"pending_sources", SourceRunsToJson(rank.pending_sources)},
+          {"replay", absl::Base64Escape(rank.replay)},
+          {"dedup", absl::Base64Escape(rank.dedup)}};
+}
+
+absl::StatusOr<std::map<int32_t, int64_t>> DecodeOffsets(const Json& offsets,
+                                                        const char* field) {
+  std::map<int32_t, int64_t> out;
+  absl::Status s = GetOffsets(Json{{field, offsets}}, field, &out);
+  if (!s.ok()) return s;
+  return out;
+}
+
 absl::StatusOr<LearnerState> DecodeLearnerState(const Json& state) {
   LearnerState out;
   if (state.is_null()) return out;

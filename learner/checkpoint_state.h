@@ -56,6 +56,21 @@ struct LearnerState {
 // "learner checkpoint: field '<name>' is not <what it must be>".
 [[nodiscard]] absl::StatusOr<LearnerState> DecodeLearnerState(const Json& state);
 
+// The encodings DecodeLearnerState reads, for the fields the learner writes:
+// {"<partition>": offset}, [[source, tokens], ...] and one rank's state
+// (replay and dedup in base64).
+Json OffsetsToJson(const std::map<int32_t, int64_t>& offsets);
+template <typename Runs>
+Json SourceRunsToJson(const Runs& runs) {
+  Json j = Json::array();
+  for (const auto& [source, tokens] : runs) j.push_back({source, tokens});
+  return j;
+}
+Json RankStateToJson(const RankState& rank);
+// An offsets object on its own (`field` names it in the error).
+[[nodiscard]] absl::StatusOr<std::map<int32_t, int64_t>> DecodeOffsets(const Json& offsets,
+                                                                      const char* field);
+
 }  // namespace streamlm
 
 #endif  // STREAMLM_LEARNER_CHECKPOINT_STATE_H_

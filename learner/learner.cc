@@ -853,19 +853,13 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
     snap.tokenizer = trainer_->model().tokenizer().serialized();
     range_begin = c.next_offsets;
   }
-  Json range_json = Json::object();
-  for (const auto& [p, off] : range_begin) range_json[std::to_string(p)] = off;
   Lineage carried = with_snapshot ? Lineage() : since_snapshot_;
   std::map<int32_t, int64_t> feedback_next = feedback_start_offsets_;
   for (const auto& [p, off] : feedback_source_->positions()) feedback_next[p] = off;
-  Json feedback_json = Json::object();
-  for (const auto& [p, off] : feedback_next) feedback_json[std::to_string(p)] = off;
   const double next_pace = CyclePace();  // of the cycle a snapshot ends
-  Json source_runs = Json::array();
-  for (const auto& [src, n] : pending_sources_) source_runs.push_back({src, n});
   c.state = {{"pending_tokens", pending_tokens_},
-             {"feedback_offsets", feedback_json},
-             {"range_begin", range_json},
+             {"feedback_offsets", OffsetsToJson(feedback_next)},
+             {"range_begin", OffsetsToJson(range_begin)},
              {"snapshot", with_snapshot ? snap.meta.id : last_snapshot_},
              {"since_snapshot", LineageToJson(carried)},
              {"steps_since_snapshot", with_snapshot ? 0 : steps_since_snapshot_},
@@ -873,7 +867,7 @@ absl::Status Learner::Checkpoint(bool with_snapshot) {
              {"user_window", user_window_},
              {"reference", reference_id_},
              {"feedback_since", with_snapshot ? Json::object() : feedback_since_},
-             {"pending_sources", source_runs},
+             {"pending_sources", SourceRunsToJson(pending_sources_)},
              {"cycle_step", with_snapshot ? 0 : cycle_step_},
              // With a snapshot the next cycle starts (StartCycle below): its
              // length, so a restart right after resumes the same cycle.
@@ -935,7 +929,7 @@ absl::Status Learner::OpenTextSource(const std::string& brokers, Counters* count
   so.topic = config_.topic_text;
   so.rejects_topic = config_.topic_rejects;
   so.start_offsets = start_offsets_;
-  if (dp_ != nullptr) so.share = PartitionShare{dp_->rank(), dp_->world_size()};
+  so.share = Share();
   auto source = TextSource::Create(so, counters);
   if (!source.ok()) return source.status();
   source_ = std::move(*source);

@@ -134,6 +134,10 @@ class Learner {
                                              Json* ranks_state);
   // Rank 0, after a checkpoint: the other ranks commit and take rank 0's weights.
   [[nodiscard]] absl::Status DpCommitted();
+  // This rank's partitions of the text topic (all of them when alone).
+  PartitionShare Share() const;
+  // A rank above 0: the next offset of each of its partitions.
+  std::map<int32_t, int64_t> RankNextOffsets() const;
   // A rank above 0: its report for rank 0's checkpoint.
   std::string DpReport(const absl::Status& rejects);
   // The ingest pipeline and the text source, reading from start_offsets_

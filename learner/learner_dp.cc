@@ -3,42 +3,12 @@
 // README.md "Data-parallel learners" for the protocol and its guarantees.
 #include <cstring>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "learner/data_parallel.h"
 #include "learner/learner.h"
 
 namespace streamlm {
-namespace {
-
-Json OffsetsJson(const std::map<int32_t, int64_t>& offsets) {
-  Json j = Json::object();
-  for (const auto& [p, off] : offsets) j[std::to_string(p)] = off;
-  return j;
-}
-
-absl::StatusOr<std::map<int32_t, int64_t>> OffsetsFromJson(const Json& j, const char* what) {
-  std::map<int32_t, int64_t> out;
-  if (!j.is_object()) return absl::DataLossError(absl::StrCat(what, " is not an object"));
-  for (const auto& [key, off] : j.items()) {
-    int32_t p = 0;
-    if (!absl::SimpleAtoi(key, &p) || !off.is_number_integer()) {
-      return absl::DataLossError(absl::StrCat(what, " has a bad entry '", key, "'"));
-    }
-    out[p] = off.get<int64_t>();
-  }
-  return out;
-}
-
-Json SourceRunsJson(const std::deque<std::pair<std::string, int64_t>>& runs) {
-  Json j = Json::array();
-  for (const auto& [src, n] : runs) j.push_back({src, n});
-  return j;
-}
-
-}  // namespace
-
 int64_t Learner::DoubleBits(double v) {
   int64_t bits;
   std::memcpy(&bits, &v, sizeof bits);
@@ -56,6 +26,10 @@ bool Learner::leader() const {
 }
 
 bool Learner::worker() const { return dp_ != nullptr && dp_->rank() > 0; }
+
+PartitionShare Learner::Share() const {
+  return dp_ != nullptr ? PartitionShare{dp_->rank(), dp_->world_size()} : PartitionShare{};
+}
 
 absl::Status Learner::Run() {
   if (worker()) return RunWorker();
@@ -80,16 +54,12 @@ absl::Status Learner::DpHandOut(const LearnerState& st) {
   dp_ready_.assign(static_cast<size_t>(world), 0);
   Json hello = {{"world_size", world},
                 {"model_config", ModelConfigToJson(trainer_->model().config())},
-                {"next_offsets", OffsetsJson(start_offsets_)},
+                {"next_offsets", OffsetsToJson(start_offsets_)},
                 {"ranks", Json::object()}};
   // The ranks' own state, when the checkpoint was written by as many ranks.
   for (const auto& [rank, rs] : st.ranks) {
     if (rank >= world) continue;
-    Json r = {{"pending_tokens", rs.pending_tokens}, {"pending_sources", Json::array()}};
-    for (const auto& [src, n] : rs.pending_sources) r["pending_sources"].push_back({src, n});
-    r["replay"] = absl::Base64Escape(rs.replay);
-    r["dedup"] = absl::Base64Escape(rs.dedup);
-    hello["ranks"][std::to_string(rank)] = std::move(r);
+    hello["ranks"][std::to_string(rank)] = RankStateToJson(rs);
   }
   std::string bytes[] = {hello.dump(), trainer_->model().tokenizer().serialized(),
                          trainer_->model().SerializeWeights(), trainer_->SerializeOptimizer(),
@@ -147,7 +117,7 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::CreateWorker(const Config& con
     l->pending_tokens_ = mine->pending_tokens;
     for (const auto& run : mine->pending_sources) l->pending_sources_.push_back(run);
   }
-  auto offsets = OffsetsFromJson((*hello)["next_offsets"], "rank 0's next_offsets");
+  auto offsets = DecodeOffsets((*hello)["next_offsets"], "next_offsets");
   if (!offsets.ok()) return offsets.status();
   l->start_offsets_ = std::move(*offsets);
 
@@ -179,24 +149,29 @@ absl::Status Learner::DpGatherReady(bool own_error) {
   return absl::OkStatus();
 }
 
-std::string Learner::DpReport(const absl::Status& rejects) {
+std::map<int32_t, int64_t> Learner::RankNextOffsets() const {
+  // The consumer also knows the start offsets of the other ranks'
+  // partitions: they are not this rank's to report.
   std::map<int32_t, int64_t> next;
-  for (const auto& [p, off] : start_offsets_) {
-    if (PartitionShare{dp_->rank(), dp_->world_size()}.Has(p)) next[p] = off;
+  for (const auto& [p, off] : source_->positions()) {
+    if (Share().Has(p)) next[p] = off;
   }
-  for (const auto& [p, off] : source_->positions()) next[p] = off;
+  return next;
+}
+
+std::string Learner::DpReport(const absl::Status& rejects) {
   Lineage since = since_snapshot_;
   since.records_rejected += source_->rejected() - rejected_counted_;
-  Json report = {{"next_offsets", OffsetsJson(next)},
-                 {"first_seen", OffsetsJson(source_->first_seen())},
+  Json report = {{"next_offsets", OffsetsToJson(RankNextOffsets())},
+                 {"first_seen", OffsetsToJson(source_->first_seen())},
                  {"since", LineageToJson(since)},
                  {"heldout", pending_heldout_},
                  {"heldout_sources", pending_heldout_sources_},
-                 {"rank_state",
-                  {{"pending_tokens", pending_tokens_},
-                   {"pending_sources", SourceRunsJson(pending_sources_)},
-                   {"replay", absl::Base64Escape(replay_->Serialize())},
-                   {"dedup", dedup_ != nullptr ? absl::Base64Escape(dedup_->Serialize()) : ""}}}};
+                 {"rank_state", RankStateToJson(RankState{
+                                    pending_tokens_,
+                                    {pending_sources_.begin(), pending_sources_.end()},
+                                    replay_->Serialize(),
+                                    dedup_ != nullptr ? dedup_->Serialize() : ""})}};
   if (!rejects.ok()) report["error"] = rejects.ToString();
   return report.dump();
 }
@@ -216,10 +191,10 @@ absl::Status Learner::DpGatherReports(const absl::Status& own_rejects,
           "data-parallel rank ", r, " could not deliver its rejects: ",
           (*report)["error"].get<std::string>(), "; no checkpoint written"));
     }
-    auto next = OffsetsFromJson((*report)["next_offsets"], "a rank's next_offsets");
+    auto next = DecodeOffsets((*report)["next_offsets"], "next_offsets");
     if (!next.ok()) return next.status();
     for (const auto& [p, off] : *next) (*next_offsets)[p] = off;
-    auto seen = OffsetsFromJson((*report)["first_seen"], "a rank's first_seen");
+    auto seen = DecodeOffsets((*report)["first_seen"], "first_seen");
     if (!seen.ok()) return seen.status();
     for (const auto& [p, off] : *seen) first_seen->emplace(p, off);
     const Lineage since = LineageFromJson((*report)["since"]);
@@ -307,11 +282,7 @@ absl::Status Learner::RunWorker() {
         rejected_counted_ = source_->rejected();
         pending_heldout_.clear();
         pending_heldout_sources_.clear();
-        std::map<int32_t, int64_t> next;
-        for (const auto& [p, off] : source_->positions()) {
-          if (PartitionShare{dp_->rank(), dp_->world_size()}.Has(p)) next[p] = off;
-        }
-        absl::Status c = source_->Commit(next);
+        absl::Status c = source_->Commit(RankNextOffsets());
         if (!c.ok()) {
           SLM_LOG(kWarning) << "committing " << source_->topic()
                             << " offsets to Kafka failed (not fatal: rank 0's checkpoint "

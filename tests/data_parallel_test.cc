@@ -64,15 +64,17 @@ class DataParallelTest : public ::testing::Test {
 
   // Produces record i to partition i % 2; returns each partition's tokens
   // as the learner packs them (the records' tokens, each followed by eos).
-  std::vector<std::vector<int32_t>> ProduceStream(const LanguageModel& model) {
+  // Records [from, to) go to `partition`, or to partition i % 2 when it is -1.
+  std::vector<std::vector<int32_t>> ProduceStream(const LanguageModel& model, int from = 0,
+                                                  int to = kRecords, int32_t partition = -1) {
     auto producer = KafkaProducer::Create(broker_->bootstrap());
     EXPECT_TRUE(producer.ok());
     PipelineOptions po;
     po.clean = config_.clean_text;
     TextPipeline pipeline(po);
     std::vector<std::vector<int32_t>> tokens(2);
-    for (int i = 0; i < kRecords; ++i) {
-      const int32_t p = i % 2;
+    for (int i = from; i < to; ++i) {
+      const int32_t p = partition >= 0 ? partition : i % 2;
       const std::string record = testing::StreamRecord(i);
       EXPECT_TRUE((*producer)->Produce(config_.topic_text, "", record, p).ok());
       std::vector<IngestItem> item(1);
@@ -295,16 +297,26 @@ TEST_F(DataParallelTest, StoppedAndRestartedRanksStillEqualOneRank) {
   auto mid = store_->GetCheckpoint();
   ASSERT_TRUE(mid.ok());
   EXPECT_LT(mid->step, steps);
-  RunRanks(steps);
+  // After the restart each rank's consumer knows every partition's stored
+  // offset: records more on rank 0's partition show that rank 1 reports
+  // only its own partitions' progress, and no stale offset of its
+  // overwrites rank 0's. The reference trains on them too.
+  const auto more = ProduceStream(*champion_, kRecords, kRecords + 4, /*partition=*/0);
+  tokens_[0].insert(tokens_[0].end(), more[0].begin(), more[0].end());
+  reference_ = Reference(*store_, config_, tokens_, &steps_);
+  const int64_t steps_after = steps_;
+  ASSERT_GE(steps_after, steps);
+  RunRanks(steps_after);
   auto c = store_->GetCheckpoint();
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->step, steps);
-  EXPECT_EQ(c->next_offsets, (std::map<int32_t, int64_t>{{0, kRecords / 2}, {1, kRecords / 2}}));
+  EXPECT_EQ(c->step, steps_after);
+  EXPECT_EQ(c->next_offsets,
+            (std::map<int32_t, int64_t>{{0, kRecords / 2 + 4}, {1, kRecords / 2}}));
   auto trained = Trained(*store_);
   const double diff = ExpectEqualModels(*trained, *reference, tokens[1]);
   std::printf("data parallel: stopped at step %lld of %lld and restarted; largest weight "
               "difference from one rank with twice the batch: %.3g\n",
-              static_cast<long long>(mid->step), static_cast<long long>(steps), diff);
+              static_cast<long long>(mid->step), static_cast<long long>(steps_after), diff);
 }
 
 }  // namespace
