@@ -35,10 +35,15 @@ if [ "$sanitize" = thread ]; then
   rdkafka=$PWD/$dir/rdkafka-tsan
   bash scripts/tsan_rdkafka.sh "$rdkafka"
 fi
+# Debian's SentencePiece needs RTLD_DEEPBIND, which sanitizers refuse: link
+# a static one whose protobuf stays private.
+sentencepiece=$PWD/$dir/sentencepiece-static
+bash scripts/sanitizer_sentencepiece.sh "$sentencepiece"
 if [ ! -f "$dir/build.ninja" ] ||
+   ! grep -q "STREAMLM_SENTENCEPIECE_PREFIX:PATH=$sentencepiece\$" "$dir/CMakeCache.txt" ||
    { [ -n "$rdkafka" ] && ! grep -q "STREAMLM_RDKAFKA_PREFIX:PATH=$rdkafka\$" "$dir/CMakeCache.txt"; }; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMLM_SANITIZE="$sanitize" \
-    ${rdkafka:+-DSTREAMLM_RDKAFKA_PREFIX="$rdkafka"}
+    -DSTREAMLM_SENTENCEPIECE_PREFIX="$sentencepiece" ${rdkafka:+-DSTREAMLM_RDKAFKA_PREFIX="$rdkafka"}
 fi
 cmake --build "$dir" -j "$(nproc)"
 # The npm packages the parity tests read live in build/npm.

@@ -12,8 +12,10 @@ namespace {
 
 #ifdef STREAMLM_SANITIZED
 // The sanitizer runtimes refuse RTLD_DEEPBIND (google/sanitizers#611), so a
-// sanitized build loads the module without it; only a process that also
-// loads libtorch's libprotobuf can then bind the wrong protobuf copy.
+// sanitized build loads the module without it. Its module links a static
+// SentencePiece whose protobuf copy is private to it
+// (STREAMLM_SENTENCEPIECE_PREFIX, set by scripts/test.sh --sanitize), so
+// libtorch's libprotobuf cannot take its place.
 constexpr int kDeepBind = 0;
 #else
 constexpr int kDeepBind = RTLD_DEEPBIND;

@@ -7,6 +7,8 @@
 // SentencePiece calls live in a separate module (sentencepiece_module.cc,
 // built as streamlm_sentencepiece.so) that is dlopen'ed with RTLD_DEEPBIND,
 // binding it to its own protobuf copy while the process keeps libprotobuf.
+// Sanitized builds, which cannot use RTLD_DEEPBIND, link a static
+// SentencePiece into the module and keep all its symbols private instead.
 // The module also keeps Debian SentencePiece's absl::string_view (its own
 // type) away from Abseil's.
 #ifndef STREAMLM_MODEL_INTERNAL_SENTENCEPIECE_WRAPPER_H_
