@@ -13,25 +13,14 @@
 # Usage: scripts/sanitizer_sentencepiece.sh PREFIX   (a no-op when PREFIX has it)
 set -euo pipefail
 prefix=$(realpath -m "$1")
+scripts=$(cd "$(dirname "$0")" && pwd)
 [ -f "$prefix/lib/libsentencepiece_train.a" ] && exit 0
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 version=$(dpkg-query -W -f='${source:Version}' libsentencepiece-dev)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 # The source package comes from the Debian archive (deb-src).
-if ! apt-get source --download-only -qq "sentencepiece=$version" >/dev/null 2>&1; then
-  $SUDO tee /etc/apt/sources.list.d/streamlm-deb-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  $SUDO apt-get update -qq
-  apt-get source --download-only -qq "sentencepiece=$version"
-fi
+bash "$scripts/deb_source.sh" "sentencepiece=$version"
 tar xzf sentencepiece_*.orig.tar.gz
 tar xJf sentencepiece_*.debian.tar.xz
 cd sentencepiece-*/

@@ -8,24 +8,13 @@
 # Usage: scripts/tsan_rdkafka.sh PREFIX   (a no-op when PREFIX has it)
 set -euo pipefail
 prefix=$(realpath -m "$1")
+scripts=$(cd "$(dirname "$0")" && pwd)
 [ -f "$prefix/lib/librdkafka.so" ] && exit 0
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 # The source package comes from the Debian archive (deb-src).
-if ! apt-get source --download-only -qq librdkafka >/dev/null 2>&1; then
-  $SUDO tee /etc/apt/sources.list.d/streamlm-deb-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  $SUDO apt-get update -qq
-  apt-get source --download-only -qq librdkafka
-fi
+bash "$scripts/deb_source.sh" librdkafka
 tar xzf librdkafka_*.orig.tar.gz
 cd librdkafka-*/
 echo "streamlm: building $(basename "$PWD") with ThreadSanitizer into $prefix"
