@@ -6,6 +6,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -70,7 +71,9 @@ class DashboardTest : public ::testing::Test {
   httplib::Server http_;
   std::thread thread_;
   int port_ = 0;
-  bool require_token_ = false;
+  // Set by a test body, read by the server's connection threads (their
+  // ordering goes through a socket, which TSan does not see).
+  std::atomic<bool> require_token_{false};
 };
 
 TEST_F(DashboardTest, ServesEmbeddedPageAndAssets) {
