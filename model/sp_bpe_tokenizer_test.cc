@@ -243,7 +243,16 @@ TEST_F(SpBpeFixtureTest, LongSingleLineIsFast) {
             << " tokens in " << seconds * 1000 << " ms (SentencePiece: " << sp_seconds * 1000
             << " ms, " << seconds / sp_seconds << "x; a sixteenth of the line: "
             << sixteenth_seconds * 1000 << " ms, " << seconds / sixteenth_seconds << "x)\n";
-  EXPECT_LT(seconds, 5 * sp_seconds);
+#ifdef STREAMLM_SANITIZED
+  // Under a sanitizer this code is instrumented and the SentencePiece it is
+  // compared with is not (scripts/sanitizer_sentencepiece.sh): ThreadSanitizer
+  // alone made it 5.5x SentencePiece, against 0.3-0.7x in a normal build. The
+  // bound against itself compares instrumented code on both sides and stays.
+  constexpr double kInstrumentationSlowdown = 20;
+#else
+  constexpr double kInstrumentationSlowdown = 1;
+#endif
+  EXPECT_LT(seconds, 5 * kInstrumentationSlowdown * sp_seconds);
   EXPECT_LT(seconds, 100 * sixteenth_seconds);
   EXPECT_EQ(ids, sp_ids);
   EXPECT_EQ(json_->Decode(ids), line);
