@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -41,6 +42,29 @@ void Bump(Json& counts, const std::string& key, int64_t n = 1) {
 }
 // At most this many distinct user labels in /metrics; the rest are "other".
 constexpr size_t kMaxUserLabels = 100;
+
+// The newest rejected candidate that `snapshot` descends from since
+// `champion` (empty when none): the snapshots between them are the line
+// since the last promotion, usually a few, so the decisions are read once.
+absl::StatusOr<std::string> RejectedAncestor(const Store& store, const std::string& snapshot,
+                                             const std::string& champion) {
+  std::set<std::string> line;
+  for (std::string at = snapshot; !at.empty() && at != champion; ) {
+    if (!line.insert(at).second) break;  // a cycle: corrupt metadata
+    auto meta = store.GetSnapshotMeta(at);
+    if (!meta.ok()) break;  // deleted by retention: the line is walked as far as it goes
+    at = meta->lineage.parent;
+  }
+  if (line.empty()) return std::string();
+  auto decisions = store.ListDecisions();
+  if (!decisions.ok()) return decisions.status();
+  for (const Json& d : *decisions) {  // newest first
+    if (d.value("verdict", "") != "rejected") continue;
+    const std::string candidate = d.value("candidate", "");
+    if (line.count(candidate) > 0) return candidate;
+  }
+  return std::string();
+}
 }  // namespace
 
 Learner::Learner(const Config& config, Store* store, Counters* counters,
@@ -81,6 +105,21 @@ absl::StatusOr<std::unique_ptr<Learner>> Learner::Create(
   bool resume_model = checkpoint.ok();
   if (checkpoint.ok() && champion.ok()) {
     resume_model = InLineage(*store, st.snapshot, *champion);
+  }
+  if (resume_model && champion.ok() && config.learner.on_rejection == "reset") {
+    // A rejection is handed to the running learner (OnDecision) and applied
+    // at its next step; a process that died in between resumes a line that
+    // was rejected, whose every later candidate the evaluator refuses. The
+    // stored decisions say so: such a line starts again at the champion.
+    auto rejected = RejectedAncestor(*store, st.snapshot, *champion);
+    if (!rejected.ok()) return rejected.status();
+    if (!rejected->empty()) {
+      SLM_LOG(kWarning) << "learner: the checkpoint's snapshot " << st.snapshot
+                        << " descends from rejected " << *rejected
+                        << " (learner.on_rejection=reset): starting again from champion "
+                        << *champion;
+      resume_model = false;
+    }
   }
   const std::string base_id = resume_model ? st.snapshot : *champion;
   auto snap = store->GetSnapshot(base_id);

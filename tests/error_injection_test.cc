@@ -5,9 +5,12 @@
 //    the error before the records' offsets reach a checkpoint; a restarted
 //    learner reads and stores them;
 //  - a checkpoint whose state is corrupt is a DataLossError naming the field
-//    from Learner::Create, not an exception.
+//    from Learner::Create, not an exception;
+//  - a rejection stored but not yet applied when the learner died is
+//    applied on restart.
 // Consumer and commit errors are injected at the broker in
 // ingest/text_source_test.cc; serving refresh failures in server_test.cc.
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -175,6 +178,72 @@ TEST_F(ErrorInjectionTest, ACheckpointNeverPassesARejectThatWasNotDelivered) {
   std::set<std::string> keys;
   for (const KafkaMessage& m : *rejects) keys.insert(m.key);
   EXPECT_EQ(keys, std::set<std::string>{config.topic_text + "/0/1"});
+}
+
+// A rejection is handed to the running learner in memory and applied at its
+// next step. A learner that dies after the decision is stored but before it
+// resets must not resume the rejected line on restart: under
+// learner.on_rejection=reset every later candidate of that line is refused
+// by the evaluator, so the learner would never be promoted again (found by
+// the role crash suite killing `streamlm learn`). The decision is stored
+// here without telling the learner, as such a death leaves it.
+TEST_F(ErrorInjectionTest, ARejectionStoredBeforeACrashIsAppliedOnRestart) {
+  Config& config = config_;
+  Store* store = store_.get();
+  ASSERT_EQ(config.learner.on_rejection, "reset");
+  const std::string champion = *store->GetAlias(kChampion);
+  auto producer = KafkaProducer::Create(brokers_);
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  int produced = 0;
+  // Produces 200 more records and runs a learner until it stores a
+  // candidate it had not; returns that candidate's metadata.
+  auto next_candidate = [&](const std::set<std::string>& known) -> std::optional<SnapshotMeta> {
+    for (int n = 0; n < 200; ++n, ++produced) {
+      EXPECT_TRUE(
+          (*producer)->Produce(config.topic_text, "", testing::StreamRecord(produced)).ok());
+    }
+    EXPECT_TRUE((*producer)->Flush(10000).ok());
+    Counters counters;
+    auto learner = Learner::Create(config, brokers_, store, &counters, nullptr);
+    EXPECT_TRUE(learner.ok()) << learner.status();
+    if (!learner.ok()) return std::nullopt;
+    absl::Status result;
+    std::thread t([&] { result = (*learner)->Run(); });
+    std::optional<SnapshotMeta> found;
+    for (int i = 0; i < 1200 && !found; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      auto snapshots = store->ListSnapshots();
+      if (!snapshots.ok()) continue;
+      for (const SnapshotMeta& m : *snapshots) {
+        if (m.origin == "learner" && known.count(m.id) == 0) found = m;
+      }
+    }
+    (*learner)->Stop();
+    t.join();
+    EXPECT_TRUE(result.ok()) << result;
+    return found;
+  };
+  auto first = next_candidate({});
+  ASSERT_TRUE(first.has_value()) << "no candidate";
+  // The checkpoint resumes the candidate's line.
+  auto checkpoint = store->GetCheckpoint();
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  const std::string resumed = checkpoint->state.value("snapshot", "");
+  ASSERT_TRUE(InLineage(*store, resumed, first->id)) << resumed << " after " << first->id;
+
+  Json decision = {{"candidate", first->id}, {"champion", champion}, {"verdict", "rejected"},
+                   {"trigger", "test"}};
+  ASSERT_TRUE(store->AppendDecision(decision, /*promote=*/false).ok());
+  auto stored = store->ListSnapshots();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  std::set<std::string> known;
+  for (const SnapshotMeta& m : *stored) known.insert(m.id);
+  auto second = next_candidate(known);
+  ASSERT_TRUE(second.has_value()) << "no candidate after the restart";
+  // The new line starts at the champion, not at the rejected candidate.
+  EXPECT_FALSE(InLineage(*store, second->id, first->id))
+      << second->id << " descends from rejected " << first->id;
+  EXPECT_TRUE(InLineage(*store, second->id, champion));
 }
 
 }  // namespace
