@@ -52,7 +52,7 @@ absl::StatusOr<std::string> RejectedAncestor(const Store& store, const std::stri
   for (std::string at = snapshot; !at.empty() && at != champion; ) {
     if (!line.insert(at).second) break;  // a cycle: corrupt metadata
     auto meta = store.GetSnapshotMeta(at);
-    if (!meta.ok()) break;  // deleted by retention: the line is walked as far as it goes
+    if (!meta.ok()) break;  // no metadata (retention keeps it): walked as far as it goes
     at = meta->lineage.parent;
   }
   if (line.empty()) return std::string();
