@@ -364,7 +364,15 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
   // learner saw the rejection) is not judged: it is not what the learner
   // continues from.
   if (config_.learner.on_rejection == "reset") {
-    for (const std::string& rejected : rejected_) {
+    // A rejection judged against another champion than today's is gone: a
+    // promotion since ends every older line, and a proposed verdict judged
+    // against a champion that moved before it was committed is stale (never
+    // committed), so the learner never reset and its line goes on.
+    for (auto it = rejected_.begin(); it != rejected_.end();) {
+      it = it->second != *champion_id ? rejected_.erase(it) : std::next(it);
+    }
+    for (const auto& entry : rejected_) {
+      const std::string& rejected = entry.first;
       if (rejected != candidate_id && InLineage(*store_, candidate_id, rejected)) {
         if (held_.candidate == candidate_id) held_ = HeldCandidate();
         return absl::FailedPreconditionError(absl::StrCat(
@@ -605,7 +613,7 @@ absl::StatusOr<Json> Evaluator::Evaluate(const std::string& candidate_id) {
     if (s.ok()) s = decisions_->Flush(10000);
     if (!s.ok()) SLM_LOG(kWarning) << "cannot publish decision: " << s;
   }
-  if (gate.verdict == "rejected") rejected_.insert(candidate_id);
+  if (gate.verdict == "rejected") rejected_[candidate_id] = *champion_id;
   if (gate.verdict == "promoted") rejected_.clear();  // a new champion: older lines are gone
   if (gate.awaiting_evidence) {
     held_ = {candidate_id, *champion_id, gate.look, newest_seq};

@@ -95,9 +95,10 @@ class Evaluator {
     int64_t last_seq = -1;  // newest held-out record seen at its last look
   };
   HeldCandidate held_;
-  // Candidates rejected since the last promotion (worker-owned): under
-  // learner.on_rejection=reset their descendants are not judged.
-  std::set<std::string> rejected_;
+  // Candidates rejected since the last promotion, each with the champion it
+  // was judged against (worker-owned): under learner.on_rejection=reset
+  // their descendants are not judged while that champion stands.
+  std::map<std::string, std::string> rejected_;
   std::once_flag trusted_once_;
   absl::StatusOr<std::vector<Json>> trusted_;  // set once, under trusted_once_
 };

@@ -12,6 +12,10 @@
 #include <mutex>
 
 #include "absl/strings/str_split.h"
+#include "common/broker.h"
+#include "common/kafka.h"
+#include "common/metrics.h"
+#include "evaluator/verdicts.h"
 #include "gtest/gtest.h"
 #include "learner/bootstrap.h"
 #include "model/language_model.h"
@@ -226,6 +230,48 @@ TEST_F(EvaluatorTest, BaseCorpusFilesAreBaseSetsJudgedOneByOne) {
   EXPECT_NE((*d)["metrics"]["base_loss"]["origin"].get<std::string>().find("base corpus"),
             std::string::npos);
   EXPECT_EQ((*d)["verdict"], "rejected");
+}
+
+// A separate evaluator (`streamlm evaluate`) proposes verdicts that the
+// store's owner commits later. When it proposes a promotion and judges the
+// next candidate before the owner has committed it, that candidate is
+// judged against the old champion. If it is rejected, the owner finds the
+// rejection stale and never stores it, so the learner never resets and goes
+// on from it: the candidates that follow must be judged against the new
+// champion, not refused as descendants of a rejected line (the crash suite
+// found an evaluator that refused the learner's line until it restarted).
+TEST_F(EvaluatorTest, ARejectionTheOwnerFoundStaleDoesNotBlockTheLearnersLine) {
+  config_.gate.max_forgetting = 100;
+  ASSERT_EQ(config_.learner.on_rejection, "reset");
+  AddHeldout(store_.get(), UnseenDocuments(0, 30));
+  const std::string promoted = CopySnapshot(store_.get(), champion_, store_.get(), 0.001, kSeed);
+  const std::string damaged = CopySnapshot(store_.get(), promoted, store_.get(), 0.5, kSeed);
+  const std::string next = CopySnapshot(store_.get(), damaged, store_.get(), 0.001, kSeed + 1);
+  auto broker = EmbeddedBroker::Start(0, {config_.topic_verdicts}, 1);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  auto producer = KafkaProducer::Create((*broker)->bootstrap());
+  ASSERT_TRUE(producer.ok()) << producer.status();
+  auto follower = Store::OpenFollower(dir_.Sub("store"), dir_.Sub("follower"));
+  ASSERT_TRUE(follower.ok()) << follower.status();
+  Evaluator evaluator(config_, follower->get(), nullptr, nullptr);
+  evaluator.set_verdict_producer(producer->get());
+  auto first = evaluator.Evaluate(damaged);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ((*first)["verdict"], "rejected") << (*first)["reason"];
+  EXPECT_EQ((*first)["champion"], champion_);
+  // The owner commits the promotion proposed before, then the rejection,
+  // which it finds stale.
+  ASSERT_TRUE(store_->Promote(promoted).ok());
+  Counters counters;
+  VerdictCommitter committer(store_.get(), &counters);
+  ASSERT_TRUE(committer.Load().ok());
+  auto committed = committer.Commit(*first);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_FALSE(committed->has_value()) << "the rejection was committed";
+  auto second = evaluator.Evaluate(next);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)["candidate"], next);
+  EXPECT_EQ((*second)["champion"], promoted);
 }
 
 }  // namespace
